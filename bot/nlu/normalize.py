@@ -1,0 +1,56 @@
+"""Turn what residents type into one canonical form for matching.
+
+Residents write traditional characters (樓道燈壞了), full-width letters and digits (３栋), emoji, @-mentions
+and stray control characters. Understanding, the knowledge base and the dialogs all match against the
+output of :func:`normalize`, never against raw text. The original text is kept for the transcript and for
+appeal descriptions.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import opencc
+
+_T2S = opencc.OpenCC("t2s")
+
+# The bot's own names as they appear in @-mentions. Other mentions (@王阿姨) are stripped only when a
+# separator follows them, because Chinese has no spaces: "@回音3栋灯坏了" must keep "3栋灯坏了".
+_BOT_MENTION = re.compile(r"@(?:回音|小回|huiyin)(?:机器人|bot)?", re.IGNORECASE)
+_OTHER_MENTION = re.compile(r"@[^\s@\u2005]{1,24}[\s\u2005]")
+# Emoji and pictographs (So), modifier symbols, variation selectors, joiners, private use, surrogates.
+_DROP_CATEGORIES = frozenset({"So", "Sk", "Co", "Cs", "Cn"})
+_SPACE = re.compile(r"\s+")
+# Input longer than this is cut before normalization: nothing useful lies beyond it, and a 20 KB paste
+# must not cost 20 KB of work on every pass.
+MAX_NORMALIZED_CHARS = 1000
+
+
+def _keep(ch: str) -> str:
+    if ch in "\n\t":
+        return " "
+    cat = unicodedata.category(ch)
+    if cat in _DROP_CATEGORIES or ch in "\u200d\ufe0f\ufe0e":
+        return ""
+    if cat.startswith("C"):  # control and format characters from binary garbage
+        return " "
+    return ch
+
+
+@lru_cache(maxsize=4096)
+def normalize(text: str) -> str:
+    """Canonical form: simplified script, half-width, no emoji or @-mentions, single spaces, lower case.
+
+    Pure and cached: the same message is often normalized by several components.
+    """
+    if not text:
+        return ""
+    text = text[:MAX_NORMALIZED_CHARS]
+    text = unicodedata.normalize("NFKC", text)
+    text = _BOT_MENTION.sub(" ", text)
+    text = _OTHER_MENTION.sub(" ", text)
+    text = "".join(_keep(ch) for ch in text)
+    text = _T2S.convert(text)
+    return _SPACE.sub(" ", text).strip().lower()
