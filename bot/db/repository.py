@@ -1,0 +1,321 @@
+"""Domain-level reads and writes over one session. The core never builds SQL itself.
+
+Get-or-create of people, chats and conversations is race-safe across processes: it inserts with
+``ON CONFLICT DO NOTHING`` and reads back, so two processes meeting the same new resident at once both
+end with the same row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Select, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import (
+    Appeal,
+    AppealEvent,
+    AppealStatus,
+    Base,
+    Chat,
+    Community,
+    Conversation,
+    Counter,
+    OutboxEntry,
+    Person,
+    PlatformIdentity,
+    RoleGrant,
+    TranscriptMessage,
+    utcnow,
+)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=Base)
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRef:
+    """The database identities behind one conversation, resolved once per handled message."""
+
+    conversation_id: int
+    person_id: int
+    community_id: int
+    community_code: str
+    chat_pk: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewAppeal:
+    """Everything a confirmed appeal dialog collected. ``draft_key`` identifies the dialog instance."""
+
+    draft_key: str
+    description: str
+    origin_platform: str
+    origin_chat: str
+    origin_chat_type: str
+    building: str | None = None
+    unit: str | None = None
+    room: str | None = None
+    place: str | None = None
+    location: dict[str, Any] = field(default_factory=dict)
+    photos: list[Any] = field(default_factory=list)
+    contact_phone: str | None = None
+    category: str | None = None
+    kb_matter_id: str | None = None
+    responsible_party: str | None = None
+    responsible_sub: str | None = None
+    urgent: bool = False
+    relayed_by_id: int | None = None
+
+
+class Repository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- helpers -------------------------------------------------------------------------------------
+    def _insert(self, model: type[Base]) -> Any:
+        dialect = self.session.bind.dialect.name
+        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+    async def _first(self, stmt: Select[tuple[T]]) -> T | None:
+        return (await self.session.execute(stmt)).scalars().first()
+
+    async def _get_or_insert(self, model: type[M], lookup: Select[tuple[M]], values: dict[str, Any]) -> M:
+        found = await self._first(lookup)
+        if found is not None:
+            return found
+        await self.session.execute(self._insert(model).values(**values).on_conflict_do_nothing())
+        found = await self._first(lookup)
+        assert found is not None, f"{model.__name__} vanished right after insert"
+        return found
+
+    # --- communities, people, chats, conversations ---------------------------------------------------
+    async def community(self, code: str, name: str | None = None) -> Community:
+        return await self._get_or_insert(
+            Community, select(Community).where(Community.code == code), {"code": code, "name": name or code}
+        )
+
+    async def person_for(self, platform: str, external_id: str, display_name: str) -> Person:
+        identity = await self._first(
+            select(PlatformIdentity).where(
+                PlatformIdentity.platform == platform, PlatformIdentity.external_id == external_id
+            )
+        )
+        if identity is not None:
+            if display_name and identity.display_name != display_name:
+                identity.display_name = display_name
+            person = await self.session.get(Person, identity.person_id)
+            assert person is not None
+            return person
+        person = Person(display_name=display_name)
+        self.session.add(person)
+        await self.session.flush()
+        await self.session.execute(
+            self._insert(PlatformIdentity)
+            .values(
+                person_id=person.id, platform=platform, external_id=external_id, display_name=display_name
+            )
+            .on_conflict_do_nothing()
+        )
+        identity = await self._first(
+            select(PlatformIdentity).where(
+                PlatformIdentity.platform == platform, PlatformIdentity.external_id == external_id
+            )
+        )
+        assert identity is not None
+        if identity.person_id != person.id:  # another process won the race: use its person
+            await self.session.delete(person)
+            winner = await self.session.get(Person, identity.person_id)
+            assert winner is not None
+            return winner
+        return person
+
+    async def chat(
+        self, platform: str, external_id: str, chat_type: str, title: str, community_id: int, listen: bool
+    ) -> Chat:
+        chat = await self._get_or_insert(
+            Chat,
+            select(Chat).where(Chat.platform == platform, Chat.external_id == external_id),
+            {
+                "platform": platform,
+                "external_id": external_id,
+                "chat_type": chat_type,
+                "title": title,
+                "community_id": community_id,
+                "listen": listen,
+            },
+        )
+        if title and chat.title != title:
+            chat.title = title
+        return chat
+
+    async def find_chat(self, platform: str, external_id: str) -> Chat | None:
+        return await self._first(
+            select(Chat).where(Chat.platform == platform, Chat.external_id == external_id)
+        )
+
+    async def conversation(self, key: str, platform: str, chat: Chat, person: Person) -> Conversation:
+        conv = await self._get_or_insert(
+            Conversation,
+            select(Conversation).where(Conversation.key == key),
+            {
+                "key": key,
+                "platform": platform,
+                "chat_id": chat.id,
+                "person_id": person.id,
+                "community_id": chat.community_id,
+            },
+        )
+        conv.last_message_at = utcnow()
+        return conv
+
+    async def roles_of(self, person_id: int, community_id: int) -> dict[str, list[Any]]:
+        grants = (
+            await self.session.execute(
+                select(RoleGrant).where(
+                    RoleGrant.person_id == person_id, RoleGrant.community_id == community_id
+                )
+            )
+        ).scalars()
+        return {g.role: list(g.buildings or []) for g in grants}
+
+    async def set_phone(self, person_id: int, phone: str) -> None:
+        person = await self.session.get(Person, person_id)
+        if person is not None:
+            person.phone = phone
+
+    async def person(self, person_id: int) -> Person | None:
+        return await self.session.get(Person, person_id)
+
+    # --- transcript ----------------------------------------------------------------------------------
+    async def add_transcript(
+        self,
+        conversation_id: int,
+        *,
+        direction: str,
+        author: str,
+        text: str,
+        platform_message_id: str | None = None,
+        author_person_id: int | None = None,
+        intent: str | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        self.session.add(
+            TranscriptMessage(
+                conversation_id=conversation_id,
+                direction=direction,
+                author=author,
+                text=text,
+                platform_message_id=platform_message_id,
+                author_person_id=author_person_id,
+                intent=intent,
+                payload=payload or {},
+            )
+        )
+
+    async def transcript(self, conversation_id: int) -> list[TranscriptMessage]:
+        rows = await self.session.execute(
+            select(TranscriptMessage)
+            .where(TranscriptMessage.conversation_id == conversation_id)
+            .order_by(TranscriptMessage.id)
+        )
+        return list(rows.scalars())
+
+    # --- appeals -------------------------------------------------------------------------------------
+    async def next_sequence(self, name: str) -> int:
+        """Atomically increment and return a named counter (row-locked on PostgreSQL)."""
+        ins = self._insert(Counter).values(name=name, value=1)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[Counter.name], set_={"value": Counter.value + 1}
+        ).returning(Counter.value)
+        return cast(int, (await self.session.execute(stmt)).scalar_one())
+
+    async def appeal_by_draft(self, draft_key: str) -> Appeal | None:
+        return await self._first(select(Appeal).where(Appeal.draft_key == draft_key))
+
+    async def appeal_by_public_id(self, public_id: str) -> Appeal | None:
+        return await self._first(select(Appeal).where(Appeal.public_id == public_id))
+
+    async def create_appeal(
+        self,
+        new: NewAppeal,
+        ref: ConversationRef,
+        *,
+        public_id_prefix: str,
+        day: str,
+        first_response_due_at: datetime,
+    ) -> tuple[Appeal, bool]:
+        """Create the appeal, its first status event and its outbox row; idempotent on ``draft_key``.
+
+        Returns ``(appeal, created)``. The caller commits: all three rows land in one transaction.
+        """
+        existing = await self.appeal_by_draft(new.draft_key)
+        if existing is not None:
+            return existing, False
+        seq = await self.next_sequence(f"appeal:{day}")
+        appeal = Appeal(
+            public_id=f"{public_id_prefix}-{day}-{seq:04d}",
+            draft_key=new.draft_key,
+            community_id=ref.community_id,
+            reporter_id=ref.person_id,
+            relayed_by_id=new.relayed_by_id,
+            conversation_id=ref.conversation_id,
+            origin_platform=new.origin_platform,
+            origin_chat=new.origin_chat,
+            origin_chat_type=new.origin_chat_type,
+            description=new.description,
+            building=new.building,
+            unit=new.unit,
+            room=new.room,
+            place=new.place,
+            location=new.location,
+            photos=new.photos,
+            contact_phone=new.contact_phone,
+            category=new.category,
+            kb_matter_id=new.kb_matter_id,
+            responsible_party=new.responsible_party,
+            responsible_sub=new.responsible_sub,
+            urgent=new.urgent,
+            status=AppealStatus.SUBMITTED.value,
+            first_response_due_at=first_response_due_at,
+        )
+        self.session.add(appeal)
+        await self.session.flush()
+        self.session.add(
+            AppealEvent(
+                appeal_id=appeal.id,
+                kind="status",
+                status_to=AppealStatus.SUBMITTED.value,
+                actor=f"resident:{ref.person_id}",
+                note="居民通过回音提交",
+            )
+        )
+        self.session.add(
+            OutboxEntry(
+                appeal_id=appeal.id,
+                action="create",
+                idempotency_key=f"{appeal.public_id}:create",
+                payload={"public_id": appeal.public_id},
+            )
+        )
+        return appeal, True
+
+    async def appeals_of(self, person_id: int, limit: int = 5) -> list[Appeal]:
+        rows = await self.session.execute(
+            select(Appeal)
+            .where((Appeal.reporter_id == person_id) | (Appeal.relayed_by_id == person_id))
+            .order_by(Appeal.id.desc())
+            .limit(limit)
+        )
+        return list(rows.scalars())
+
+    async def latest_event(self, appeal_id: int) -> AppealEvent | None:
+        return await self._first(
+            select(AppealEvent)
+            .where(AppealEvent.appeal_id == appeal_id)
+            .order_by(AppealEvent.id.desc())
+            .limit(1)
+        )
