@@ -1,0 +1,232 @@
+"""Slot types: how a dialog turns a resident's message into a value, and a value back into words.
+
+Each type is registered by the name used in ``dialogs/*.yml`` (``type: place``). A type answers three
+questions: can the first message already fill me (``prefill``)? does this answer fill me (``parse``)? how
+do I show my value (``display``, masked when the reply goes to a group)?
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bot.dialog.spec import Responses
+from bot.message import AttachmentKind, IncomingMessage
+from bot.nlu.base import EntityType, Intent, Understanding
+from bot.nlu.normalize import normalize
+
+
+class _Skip:
+    def __repr__(self) -> str:
+        return "SKIP"
+
+
+SKIP = _Skip()  # an optional slot the resident chose to leave empty
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """The outcome of parsing one answer: ``ok`` with ``value`` (possibly SKIP), or not ok.
+
+    ``strong`` says the value came from unambiguous evidence (an entity, an attachment, a button), as
+    opposed to lenient free text; an interrupting question beats lenient free text but not strong values.
+    """
+
+    ok: bool
+    value: Any = None
+    strong: bool = False
+
+
+NOT_PARSED = Parsed(ok=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SlotContext:
+    """What a slot type may know beyond the message."""
+
+    options: dict[str, Any]
+    skip_words: frozenset[str]
+    saved_phone: str | None = None
+    explicit: bool = True  # the resident is answering this slot's own question
+
+
+class SlotType(Protocol):
+    def prefill(self, u: Understanding, message: IncomingMessage, ctx: SlotContext) -> Any | None: ...
+
+    def parse(self, u: Understanding, message: IncomingMessage, ctx: SlotContext) -> Parsed: ...
+
+    def display(self, value: Any, *, private: bool, words: Responses) -> str:
+        """``value`` in words; only called for filled slots (the engine words empty ones)."""
+        ...
+
+
+SLOT_TYPES: dict[str, SlotType] = {}
+
+
+def slot_type(name: str) -> Callable[[type[Any]], type[Any]]:
+    def register(cls: type[Any]) -> type[Any]:
+        SLOT_TYPES[name] = cls()
+        return cls
+
+    return register
+
+
+_PUNCT = re.compile(r"[\s,.!?;:、，。！？；：~～…\-—_()（）\[\]【】\"'“”‘’]+")
+
+
+def bare(text: str) -> str:
+    """Normalized text without punctuation or spaces: for matching whole-message words."""
+    return _PUNCT.sub("", normalize(text))
+
+
+def is_skip(u: Understanding, message: IncomingMessage, ctx: SlotContext) -> bool:
+    b = bare(message.text)
+    return message.text.strip() == "/skip" or b in ctx.skip_words or (len(b) <= 6 and b.startswith("不留"))
+
+
+# Phrases that only say "I want to report"; what remains after removing them is the actual problem.
+_TRIGGERS = re.compile(
+    r"^(?:/report|你好|您好|请问|麻烦|帮忙|帮我|我想|我要|我需|需要|想要|要|给|请|一下|反映|反应|报修|报个修|"
+    r"登记|投诉|举报|问题|个|一个|下)+"
+)
+_CJK_OR_ALNUM = re.compile(r"[\u4e00-\u9fff0-9a-z]")
+
+
+@slot_type("description")
+class DescriptionSlot:
+    """What happened, in the resident's own words (kept as written, minus @-mentions)."""
+
+    @staticmethod
+    def _content(message: IncomingMessage) -> str:
+        return _TRIGGERS.sub("", bare(message.text))
+
+    def prefill(self, u: Understanding, message: IncomingMessage, ctx: SlotContext) -> Any | None:
+        content = self._content(message)
+        # Only locations ("3栋2单元") is not a description of a problem.
+        entity_chars = sum(e.end - e.start for e in u.entities if e.type is not EntityType.TIME)
+        meaningful = len(_CJK_OR_ALNUM.findall(content)) - entity_chars
+        if meaningful >= int(ctx.options.get("min_chars", 4)):
+            return _clean_original(message.text)
+        return None
+
+    def parse(self, u: Understanding, message: IncomingMessage, ctx: SlotContext) -> Parsed:
+        content = self._content(message)
+        if len(_CJK_OR_ALNUM.findall(content)) >= int(ctx.options.get("min_chars", 4)):
+            return Parsed(ok=True, value=_clean_original(message.text))
+        if message.attachment(AttachmentKind.VOICE) and content:
+            return Parsed(ok=True, value=_clean_original(message.text))
+        return NOT_PARSED
+
+    def display(self, value: Any, *, private: bool, words: Responses) -> str:
+        text = str(value)
+        return text if len(text) <= 60 else text[:58] + "…"
+
+
+_MENTION = re.compile(r"@\S+?(?:\s|\u2005|$)")
+
+
+def _clean_original(text: str) -> str:
+    """The resident's words for the record: without @-mentions and surplus whitespace."""
+    return re.sub(r"\s+", " ", _MENTION.sub(" ", text)).strip()[:1000]
+
+
+@slot_type("place")
+class PlaceSlot:
+    """Where: building/unit/room in the estate, or a shared place ("地下车库"), or a shared location."""
+
+    @staticmethod
+    def _from_entities(u: Understanding) -> dict[str, Any] | None:
+        value: dict[str, Any] = {}
+        for kind in (EntityType.BUILDING, EntityType.UNIT, EntityType.ROOM, EntityType.PLACE):
+            ent = u.first(kind)
+            if ent is not None:
+                value[kind.value] = ent.value
+        return value or None
+
+    def prefill(self, u: Understanding, message: IncomingMessage, ctx: SlotContext) -> Any | None:
+        loc = message.attachment(AttachmentKind.LOCATION)
+        if loc is not None:
+            return _location_value(loc.latitude, loc.longitude, loc.label)
+        return self._from_entities(u)
+
+    def parse(self, u: Understanding, message: IncomingMessage, ctx: SlotContext) -> Parsed:
+        found = self.prefill(u, message, ctx)
+        if found:
+            return Parsed(ok=True, value=found, strong=True)
+        text = _clean_original(message.text)
+        b = bare(text)
+        if ctx.explicit and 2 <= len(b) <= 40 and not b.startswith("/") and b not in ctx.skip_words:
+            return Parsed(ok=True, value={"text": text})
+        return NOT_PARSED
+
+    def display(self, value: Any, *, private: bool, words: Responses) -> str:
+        return describe_place(value, private=private)
+
+
+def _location_value(lat: float | None, lng: float | None, label: str | None) -> dict[str, Any]:
+    return {"text": label or "共享的位置", "location": {"latitude": lat, "longitude": lng}}
+
+
+def describe_place(value: dict[str, Any], *, private: bool) -> str:
+    """"3栋2单元502室" in private; the room is masked when the text goes to a group."""
+    parts = []
+    if b := value.get("building"):
+        parts.append(f"{b}栋")
+    if u := value.get("unit"):
+        parts.append(f"{u}单元")
+    if r := value.get("room"):
+        parts.append(f"{r}室" if private else "***室")
+    text = "".join(parts)
+    if p := value.get("place"):
+        text = f"{text} {p}".strip()
+    if not text:
+        text = str(value.get("text", ""))
+    return text
+
+
+@slot_type("photo")
+class PhotoSlot:
+    def prefill(self, u: Understanding, message: IncomingMessage, ctx: SlotContext) -> Any | None:
+        photos = [a.to_dict() for a in message.attachments if a.kind is AttachmentKind.PHOTO]
+        return photos or None
+
+    def parse(self, u: Understanding, message: IncomingMessage, ctx: SlotContext) -> Parsed:
+        photos = self.prefill(u, message, ctx)
+        if photos:
+            return Parsed(ok=True, value=photos, strong=True)
+        if is_skip(u, message, ctx):
+            return Parsed(ok=True, value=SKIP, strong=True)
+        return NOT_PARSED
+
+    def display(self, value: Any, *, private: bool, words: Responses) -> str:
+        return words.get("appeal.photo_count", count=len(value))
+
+
+def mask_phone(phone: str) -> str:
+    return phone[:3] + "****" + phone[-4:] if len(phone) == 11 else phone[:-4] + "****"
+
+
+@slot_type("phone")
+class PhoneSlot:
+    def prefill(self, u: Understanding, message: IncomingMessage, ctx: SlotContext) -> Any | None:
+        ent = u.first(EntityType.PHONE)
+        return ent.value if ent else None
+
+    def parse(self, u: Understanding, message: IncomingMessage, ctx: SlotContext) -> Parsed:
+        phone = self.prefill(u, message, ctx)
+        if phone:
+            return Parsed(ok=True, value=phone, strong=True)
+        if message.text.strip() == "/use_saved" and ctx.saved_phone:
+            return Parsed(ok=True, value=ctx.saved_phone, strong=True)
+        if is_skip(u, message, ctx):
+            return Parsed(ok=True, value=SKIP, strong=True)
+        return NOT_PARSED
+
+    def display(self, value: Any, *, private: bool, words: Responses) -> str:
+        return str(value) if private else mask_phone(str(value))
+
+
+# Intents that, when the answer does not fit the form, mean "the resident asked something else".
+INTERRUPTING_INTENTS = frozenset({Intent.ASK_CONTACT, Intent.STATUS, Intent.HUMAN, Intent.GREET, Intent.THANKS})
