@@ -101,7 +101,7 @@ class IncomingMessage:
     mentions_bot: bool = False
     reply_to_bot: bool = False
     attachments: tuple[Attachment, ...] = ()
-    raw: Mapping[str, Any] = _EMPTY
+    raw: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     chat_title: str = ""
     received_at: datetime = field(default_factory=_utcnow)
 

@@ -216,6 +216,25 @@ class Repository:
             )
         )
 
+    async def recent_question(self, conversation_id: int, *, exclude_message_id: str | None = None) -> str | None:
+        """The resident's latest "who should I contact" question in this conversation, if any."""
+        stmt = (
+            select(TranscriptMessage.text)
+            .where(
+                TranscriptMessage.conversation_id == conversation_id,
+                TranscriptMessage.direction == "in",
+                TranscriptMessage.intent.in_(["ask_contact", "report"]),
+            )
+            .order_by(TranscriptMessage.id.desc())
+            .limit(2)
+        )
+        if exclude_message_id is not None:
+            stmt = stmt.where(
+                (TranscriptMessage.platform_message_id != exclude_message_id)
+                | TranscriptMessage.platform_message_id.is_(None)
+            )
+        return (await self.session.execute(stmt)).scalars().first()
+
     async def transcript(self, conversation_id: int) -> list[TranscriptMessage]:
         rows = await self.session.execute(
             select(TranscriptMessage)

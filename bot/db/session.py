@@ -74,13 +74,10 @@ class Database:
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        # Leaving the block closes the session, which rolls back whatever was not committed. (Closing
+        # rather than calling rollback() keeps loaded objects readable after the block.)
         async with self._sessions() as session:
-            uow = UnitOfWork(session)
-            try:
-                yield uow
-            finally:
-                if session.in_transaction():
-                    await session.rollback()
+            yield UnitOfWork(session)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

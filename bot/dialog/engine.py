@@ -188,7 +188,7 @@ class DialogEngine:
         state["state"] = st.name
         if st.private and ctx.in_group:
             turn.move_private = True
-            turn.prompts.append(Prompt(self.words.get("appeal.moved_private", name=ctx.sender_name or "您")))
+            turn.prompts.append(Prompt(self.words.get("appeal.moved_private")))
             intro = self.words.get("appeal.private_intro", chat_title=ctx.chat_title or "群聊")
             prompt = self._prompt(spec, st, state, ctx)
             turn.prompts.append(Prompt(f"{intro}\n{prompt.text}", prompt.buttons, private=True))
@@ -314,6 +314,6 @@ class DialogEngine:
         turn = Turn(state=state)
         if st.private and ctx.in_group:
             turn.move_private = True
-            turn.prompts.append(Prompt(self.words.get("appeal.moved_private", name=ctx.sender_name or "您")))
+            turn.prompts.append(Prompt(self.words.get("appeal.moved_private")))
         turn.prompts.append(self._prompt(spec, st, state, ctx))
         return turn

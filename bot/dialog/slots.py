@@ -82,8 +82,14 @@ def bare(text: str) -> str:
 
 
 def is_skip(u: Understanding, message: IncomingMessage, ctx: SlotContext) -> bool:
-    b = bare(message.text)
-    return message.text.strip() == "/skip" or b in ctx.skip_words or (len(b) <= 6 and b.startswith("不留"))
+    b = bare(message.text).removesuffix("了")
+    if message.text.strip() == "/skip" or b in ctx.skip_words:
+        return True
+    # "没有照片" / "不留电话" / "不用拍": a short refusal of what was just asked for.
+    return len(b) <= 6 and b.startswith(_SKIP_PREFIXES)
+
+
+_SKIP_PREFIXES = ("不留", "没有", "没", "不用", "不需要", "不拍", "不方便", "跳过", "无")
 
 
 # Phrases that only say "I want to report"; what remains after removing them is the actual problem.
@@ -103,11 +109,15 @@ class DescriptionSlot:
         return _TRIGGERS.sub("", bare(message.text))
 
     def prefill(self, u: Understanding, message: IncomingMessage, ctx: SlotContext) -> Any | None:
-        content = self._content(message)
-        # Only locations ("3栋2单元") is not a description of a problem.
-        entity_chars = sum(e.end - e.start for e in u.entities if e.type is not EntityType.TIME)
-        meaningful = len(_CJK_OR_ALNUM.findall(content)) - entity_chars
-        if meaningful >= int(ctx.options.get("min_chars", 4)):
+        # A first message is a description when, without its address ("3栋2单元502"), it still says
+        # enough, and something besides entities: "地下车库积水了" is; "3栋2单元" or "地下车库" is not.
+        address = {EntityType.BUILDING, EntityType.UNIT, EntityType.ROOM, EntityType.PHONE, EntityType.APPEAL_ID}
+        without_address = _TRIGGERS.sub("", _PUNCT.sub("", _cut(u.text, u, address)))
+        without_entities = _TRIGGERS.sub("", _PUNCT.sub("", _cut(u.text, u, None)))
+        if (
+            len(_CJK_OR_ALNUM.findall(without_address)) >= int(ctx.options.get("min_chars", 4))
+            and len(_CJK_OR_ALNUM.findall(without_entities)) >= 2
+        ):
             return _clean_original(message.text)
         return None
 
@@ -125,6 +135,17 @@ class DescriptionSlot:
 
 
 _MENTION = re.compile(r"@\S+?(?:\s|\u2005|$)")
+
+
+def _cut(text: str, u: Understanding, kinds: set[EntityType] | None) -> str:
+    """``text`` with the spans of entities of ``kinds`` (all but time, when None) removed."""
+    out, pos = [], 0
+    for e in sorted(u.entities, key=lambda e: e.start):
+        if (kinds is None and e.type is not EntityType.TIME) or (kinds is not None and e.type in kinds):
+            out.append(text[pos : e.start])
+            pos = max(pos, e.end)
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _clean_original(text: str) -> str:

@@ -1,0 +1,75 @@
+"""The HTTP app: channels' webhooks, the web chat page, and health checks.
+
+``create_app(settings)`` builds a FastAPI app whose lifespan starts the :class:`~bot.runtime.Runtime`.
+Platform connectors mount their routers here; the core stays transport-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from bot.runtime import Runtime
+from bot.settings import Settings
+from integrations.rest.channel import router as rest_router
+
+STATIC = Path(__file__).with_name("web") / "static"
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    """The app. Pass ``runtime`` to share an already started one (tests); otherwise it starts its own."""
+    settings = settings or (runtime.settings if runtime else Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = runtime is None
+        app.state.runtime = runtime or await Runtime.start(settings)
+        try:
+            yield
+        finally:
+            if own:
+                await app.state.runtime.close()
+
+    app = FastAPI(title="huiyin 回音", version="0.1.0", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
+    app.include_router(rest_router)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: the database and Redis answer; the NLU reports its own state (a fallback is ready)."""
+        rt: Runtime = request.app.state.runtime
+        checks: dict[str, str] = {}
+        ready = True
+        try:
+            await rt.db.ping()
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure means not ready; the reason is reported
+            checks["database"] = f"error: {exc.__class__.__name__}: {exc}"[:300]
+            ready = False
+        try:
+            await rt.store.ping()
+            checks["redis"] = "ok" if rt.settings.redis_url else "ok (in-process)"
+        except Exception as exc:
+            checks["redis"] = f"error: {exc.__class__.__name__}: {exc}"[:300]
+            ready = False
+        nlu_problem = await rt.nlu.health()
+        checks["nlu"] = f"{rt.nlu.name}: {nlu_problem}" if nlu_problem else f"{rt.nlu.name}: ok"
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    if STATIC.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+        @app.get("/", include_in_schema=False)
+        async def web_chat() -> FileResponse:
+            return FileResponse(STATIC / "index.html")
+
+    return app

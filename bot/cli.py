@@ -1,0 +1,127 @@
+"""The ``huiyin`` command: serve, chat, route, kb check, db upgrade."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import click
+
+from bot.settings import Settings, settings_help
+
+
+def _settings_epilog() -> str:
+    # "\b" keeps click from re-wrapping the table.
+    lines = ["\b", "Settings (environment variables, or a .env file in the working directory):"]
+    for block in settings_help().split("\n"):
+        lines.append(block)
+    return "\n".join(lines)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
+def main() -> None:
+    """回音 huiyin: the chatbot front door of a community appeals system."""
+
+
+@main.command(epilog=_settings_epilog())
+@click.option("--host", default=None, help="Listen address (overrides HUIYIN_HOST).")
+@click.option("--port", type=int, default=None, help="Listen port (overrides HUIYIN_PORT).")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the HTTP app: channels' webhooks, the web chat page at /, /healthz and /readyz.
+
+    With no settings it runs on embedded defaults: a SQLite file under ./var, an in-process Redis and
+    the embedded NLU. Open http://127.0.0.1:8080/ to try the web chat.
+    """
+    import uvicorn
+
+    from bot.app import create_app
+    from bot.logs import configure_logging
+
+    settings = Settings()
+    overrides: dict[str, Any] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    configure_logging(settings.log_level, json=settings.log_json)
+    click.echo(f"huiyin: web chat at http://{settings.host}:{settings.port}/", err=True)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+
+
+@main.command()
+@click.option("--group", "group_title", default="幸福里3栋业主群", show_default=True, help="Name of the simulated group.")
+@click.option("--as", "speaker", default="王阿姨", show_default=True, help="Who speaks first.")
+def chat(group_title: str, speaker: str) -> None:
+    """Chat with the bot in the terminal, as several residents of one group.
+
+    \b
+    Lines are sent to the group as the current resident. Start a line with @回音 to address the bot.
+    :as NAME       speak as another resident (created on first use)
+    :private       switch to the current resident's private chat with the bot
+    :group         switch back to the group
+    :who           show who is speaking where
+    :quit          leave (or Ctrl-D)
+    A number answers the buttons of the bot's last message.
+    """
+    from bot.logs import configure_logging
+    from bot.terminal import run_terminal_chat
+
+    settings = Settings()
+    configure_logging("warning")
+    asyncio.run(run_terminal_chat(settings, group_title=group_title, speaker=speaker))
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations to the configured database (DATABASE_URL or the embedded SQLite file)."""
+    from bot.db.session import Database
+
+    async def run() -> None:
+        settings = Settings()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        database = Database(settings.effective_database_url)
+        await database.migrate()
+        await database.dispose()
+
+    asyncio.run(run())
+    click.echo("database is up to date")
+
+
+def _add_optional_commands() -> None:
+    """Commands whose modules live with their feature (kb, nlu); registered here, imported lazily."""
+    try:
+        from kb.check import check_command
+    except ImportError as exc:  # pragma: no cover - only while a feature is absent
+        print(f"huiyin: kb commands unavailable: {exc}", file=sys.stderr)
+    else:
+
+        @main.group()
+        def kb() -> None:
+            """The knowledge base ("这事该找谁")."""
+
+        kb.add_command(check_command, name="check")
+
+    try:
+        from bot.nlu.route import route_command
+    except ImportError as exc:  # pragma: no cover
+        print(f"huiyin: route command unavailable: {exc}", file=sys.stderr)
+    else:
+        main.add_command(route_command, name="route")
+
+
+_add_optional_commands()

@@ -1,0 +1,87 @@
+"""Wiring: builds the long-lived parts (database, state store, NLU, knowledge base, dialogs, dispatcher)
+from settings, and tears them down. Every process (`serve`, `chat`, tests) starts through here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+
+from bot.db.models import Conversation
+from bot.db.session import Database
+from bot.dialog.spec import load_bundle
+from bot.dispatch import Dispatcher
+from bot.nlu.base import NLUBackend
+from bot.nlu.registry import build_nlu
+from bot.settings import Settings
+from bot.state import StateStore
+from kb import KnowledgeBase, load_knowledge_base
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    db: Database
+    store: StateStore
+    nlu: NLUBackend
+    kb: KnowledgeBase
+    dispatcher: Dispatcher
+    owns_nlu: bool = True
+
+    @classmethod
+    async def start(cls, settings: Settings, *, nlu: NLUBackend | None = None) -> Runtime:
+        """Start everything ``settings`` describe. ``nlu`` may be passed to share a trained backend."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.effective_database_url)
+        if settings.auto_migrate:
+            await db.migrate()
+        store = StateStore.from_url(
+            settings.redis_url, lock_timeout_s=settings.lock_timeout_s, lock_wait_s=settings.lock_wait_s
+        )
+        kb = load_knowledge_base()
+        owns_nlu = nlu is None
+        nlu = nlu or await build_nlu(settings)
+        dialogs = load_bundle()
+        dispatcher = Dispatcher(settings=settings, store=store, db=db, nlu=nlu, kb=kb, dialogs=dialogs)
+        runtime = cls(settings, db, store, nlu, kb, dispatcher, owns_nlu)
+        await runtime.restore_dialogs()
+        log.info(
+            "huiyin ready",
+            database=db.engine.url.render_as_string(hide_password=True),
+            redis=settings.redis_url or "in-process",
+            nlu=nlu.name,
+        )
+        return runtime
+
+    async def restore_dialogs(self) -> int:
+        """Put half-finished dialogs back into Redis when it lost them (in-process Redis after a restart,
+        or a Redis server that keeps nothing on disk). The database holds a durable copy of each."""
+        from sqlalchemy import select
+
+        restored = 0
+        async with self.db.unit_of_work() as uow:
+            rows = await uow.session.execute(
+                select(Conversation.key, Conversation.dialog_state).where(Conversation.dialog_state.is_not(None))
+            )
+            for key, state in rows:
+                name = f"hy:dlg:{key}"
+                if state and await self.store.redis.set(name, _dumps(state), nx=True, ex=7 * 24 * 3600):
+                    restored += 1
+        if restored:
+            log.info("restored half-finished dialogs from the database", count=restored)
+        return restored
+
+    async def close(self) -> None:
+        closer = getattr(self.nlu, "close", None)
+        if closer is not None and self.owns_nlu:
+            await closer()
+        await self.store.close()
+        await self.db.dispose()
+
+
+def _dumps(state: object) -> str:
+    import json
+
+    return json.dumps(state, ensure_ascii=False)
