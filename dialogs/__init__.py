@@ -1,0 +1,1 @@
+"""Guided dialogs, reply wording and NLU training data, as data files shipped with the package."""
