@@ -35,7 +35,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             if own:
                 await app.state.runtime.close()
 
-    app = FastAPI(title="huiyin 回音", version="0.1.0", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
+    app = FastAPI(
+        title="huiyin 回音", version="0.1.0", lifespan=lifespan, docs_url="/api/docs", redoc_url=None
+    )
     app.include_router(rest_router)
 
     @app.get("/healthz")

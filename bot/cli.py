@@ -59,7 +59,13 @@ def serve(host: str | None, port: int | None) -> None:
 
 
 @main.command()
-@click.option("--group", "group_title", default="幸福里3栋业主群", show_default=True, help="Name of the simulated group.")
+@click.option(
+    "--group",
+    "group_title",
+    default="幸福里3栋业主群",
+    show_default=True,
+    help="Name of the simulated group.",
+)
 @click.option("--as", "speaker", default="王阿姨", show_default=True, help="Who speaks first.")
 def chat(group_title: str, speaker: str) -> None:
     """Chat with the bot in the terminal, as several residents of one group.

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from bot.db.models import OPEN_STATUSES, AppealStatus, RoleGrant
+from bot.db.models import AppealStatus, RoleGrant
 from bot.db.repository import ConversationRef, NewAppeal, Repository
 from bot.db.session import Database
 from bot.dialog.engine import DialogEngine, Prompt, Turn, TurnContext
@@ -93,11 +93,16 @@ class Dispatcher:
         async with self.store.lock(key):
             cached = await self.store.seen(message.platform, message.message_id)
             if cached is not None:
-                log.info("duplicate message ignored", platform=message.platform, message_id=message.message_id)
+                log.info(
+                    "duplicate message ignored", platform=message.platform, message_id=message.message_id
+                )
                 return [_reply_from_dict(r) for r in cached]
             replies = await self._handle_locked(message, key)
             await self.store.mark_seen(
-                message.platform, message.message_id, [_reply_to_dict(r) for r in replies], self.settings.dedup_ttl_s
+                message.platform,
+                message.message_id,
+                [_reply_to_dict(r) for r in replies],
+                self.settings.dedup_ttl_s,
             )
         return replies
 
@@ -124,7 +129,9 @@ class Dispatcher:
             message.platform, message.chat_id, message.sender_id, self.settings.listen_offer_cooldown_s
         ):
             return []
-        return [self._to_reply(message, Prompt(self.words.get("listen.offer", bot_name=self.settings.bot_name)))]
+        return [
+            self._to_reply(message, Prompt(self.words.get("listen.offer", bot_name=self.settings.bot_name)))
+        ]
 
     async def _listening(self, message: IncomingMessage) -> bool:
         cached = await self.store.get_chat_settings(message.platform, message.chat_id)
@@ -133,7 +140,10 @@ class Dispatcher:
                 chat = await uow.repo.find_chat(message.platform.value, message.chat_id)
                 listen = chat.listen if chat else self.settings.group_listen_default
                 community = await self._community_code_of(uow.repo, chat.community_id) if chat else None
-            cached = {"listen": "1" if listen else "0", "community": community or self.settings.default_community}
+            cached = {
+                "listen": "1" if listen else "0",
+                "community": community or self.settings.default_community,
+            }
             await self.store.set_chat_settings(message.platform, message.chat_id, cached)
         return cached.get("listen") == "1"
 
@@ -168,7 +178,9 @@ class Dispatcher:
                 platform_message_id=message.message_id,
                 author_person_id=ref.person_id,
                 intent=u.intent.name.value,
-                payload={"attachments": [a.to_dict() for a in message.attachments]} if message.attachments else None,
+                payload={"attachments": [a.to_dict() for a in message.attachments]}
+                if message.attachments
+                else None,
             )
             state = await self.store.get_state(key)
             if state is None:
@@ -198,7 +210,9 @@ class Dispatcher:
         await self.store.set_state(key, out.state)
         return replies
 
-    async def _resolve(self, repo: Repository, message: IncomingMessage, key: ConversationKey) -> ConversationRef:
+    async def _resolve(
+        self, repo: Repository, message: IncomingMessage, key: ConversationKey
+    ) -> ConversationRef:
         chat_settings = await self.store.get_chat_settings(message.platform, message.chat_id)
         code = (chat_settings or {}).get("community") or self.settings.default_community
         community = await repo.community(code, self._community_name(code))
@@ -232,7 +246,9 @@ class Dispatcher:
         conv = await repo.session.get(Conversation, ref.conversation_id)
         return conv.dialog_state if conv else None
 
-    async def _save_durable(self, repo: Repository, conversation_id: int, state: dict[str, Any] | None) -> None:
+    async def _save_durable(
+        self, repo: Repository, conversation_id: int, state: dict[str, Any] | None
+    ) -> None:
         from bot.db.models import Conversation
 
         conv = await repo.session.get(Conversation, conversation_id)
@@ -241,7 +257,12 @@ class Dispatcher:
 
     # --- deciding what to do ---------------------------------------------------------------------------
     async def _turn(
-        self, repo: Repository, ref: ConversationRef, message: IncomingMessage, u: Understanding, out: _TurnOutput
+        self,
+        repo: Repository,
+        ref: ConversationRef,
+        message: IncomingMessage,
+        u: Understanding,
+        out: _TurnOutput,
     ) -> None:
         ctx = await self._context(repo, ref, message, out.state)
         state = out.state
@@ -250,7 +271,9 @@ class Dispatcher:
                 description = str(state["slots"].get("description") or "问题")[:20]
                 out.say(
                     self.words.get(
-                        "appeal.expired", description=description, minutes=self.settings.dialog_idle_timeout_s // 60
+                        "appeal.expired",
+                        description=description,
+                        minutes=self.settings.dialog_idle_timeout_s // 60,
                     )
                 )
                 out.state = state = None
@@ -302,7 +325,11 @@ class Dispatcher:
     ) -> None:
         """Carry out an engine turn: its prompts, its new state, its action, a move to private."""
         state = turn.state
-        if state is not None and state.get("slots", {}).get("description") and "kb" not in state.get("meta", {}):
+        if (
+            state is not None
+            and state.get("slots", {}).get("description")
+            and "kb" not in state.get("meta", {})
+        ):
             self._classify(state, ref.community_code)
             ctx = replace(ctx, party=state["meta"].get("party_name"))
             if state["state"] == "confirm" and turn.prompts:
@@ -430,7 +457,10 @@ class Dispatcher:
                 return
             if not arg:
                 # The "帮我登记这个问题" button under an answer: the question is the description.
-                arg = await repo.recent_question(ref.conversation_id, exclude_message_id=message.message_id) or ""
+                arg = (
+                    await repo.recent_question(ref.conversation_id, exclude_message_id=message.message_id)
+                    or ""
+                )
             self._start_appeal(ref, message, u, out, ctx, arg=arg or None)
             return
 
@@ -455,7 +485,9 @@ class Dispatcher:
             out.say(self.words.get("not_understood"))
 
     def _command(self, message: IncomingMessage) -> tuple[str | None, str]:
-        text = self._name_re.sub("", message.text.strip().lower(), count=1).strip() if message.is_group else ""
+        text = (
+            self._name_re.sub("", message.text.strip().lower(), count=1).strip() if message.is_group else ""
+        )
         text = text or message.text.strip()
         if text.startswith("/"):
             head, _, arg = text.partition(" ")
@@ -520,7 +552,9 @@ class Dispatcher:
         buttons = (Button("帮我登记这个问题", "/report"),) if answer.offer_appeal else ()
         out.say(answer.text, buttons)
 
-    async def _kb_choice(self, ref: ConversationRef, matter_id: str, out: _TurnOutput, *, in_dialog: bool) -> None:
+    async def _kb_choice(
+        self, ref: ConversationRef, matter_id: str, out: _TurnOutput, *, in_dialog: bool
+    ) -> None:
         try:
             answer = self.kb.answer(matter_id, ref.community_code)
         except KeyError:
@@ -543,7 +577,9 @@ class Dispatcher:
             out.say(answer.text)
         else:
             out.say(self.words.get("emergency"))
-        log.warning("emergency message", conversation=ref.conversation_id, kb=answer.matter_id if answer else None)
+        log.warning(
+            "emergency message", conversation=ref.conversation_id, kb=answer.matter_id if answer else None
+        )
 
     def _human(self, ref: ConversationRef, out: _TurnOutput) -> None:
         office = self.kb.community(ref.community_code).community
@@ -563,7 +599,11 @@ class Dispatcher:
         lines = [self.words.get("status.header")]
         for appeal in appeals:
             event = await repo.latest_event(appeal.id)
-            note = f"\n  {event.note}" if event and event.note and appeal.status != AppealStatus.SUBMITTED else ""
+            note = (
+                f"\n  {event.note}"
+                if event and event.note and appeal.status != AppealStatus.SUBMITTED
+                else ""
+            )
             lines.append(
                 self.words.get(
                     "status.item",
@@ -589,7 +629,9 @@ class Dispatcher:
         assert chat is not None
         chat.listen = arg == "on"
         await self.store.set_chat_settings(
-            message.platform, message.chat_id, {"listen": "1" if chat.listen else "0", "community": ref.community_code}
+            message.platform,
+            message.chat_id,
+            {"listen": "1" if chat.listen else "0", "community": ref.community_code},
         )
         out.say(self.words.get(f"listen.{arg}", bot_name=self.settings.bot_name))
 
@@ -602,7 +644,9 @@ class Dispatcher:
             return True
         anyone_in_charge = await repo.session.scalar(
             select(RoleGrant.id)
-            .where(RoleGrant.community_id == ref.community_id, RoleGrant.role.in_(["staff", "building_leader"]))
+            .where(
+                RoleGrant.community_id == ref.community_id, RoleGrant.role.in_(["staff", "building_leader"])
+            )
             .limit(1)
         )
         return anyone_in_charge is None
@@ -610,7 +654,9 @@ class Dispatcher:
     # --- rendering -------------------------------------------------------------------------------------
     def _to_reply(self, message: IncomingMessage, prompt: Prompt) -> Reply:
         if isinstance(prompt, _GroupNotice):
-            return Reply(prompt.text, chat_id=prompt.origin_chat, recipient_id=message.sender_id, target=Target.CHAT)
+            return Reply(
+                prompt.text, chat_id=prompt.origin_chat, recipient_id=message.sender_id, target=Target.CHAT
+            )
         if prompt.private and message.is_group:
             key = private_key_for(message)
             return Reply(prompt.text, chat_id=key.chat_id, recipient_id=message.sender_id, target=Target.PRIVATE,
@@ -632,7 +678,9 @@ def _entities_only(u: Understanding, text: str) -> Understanding:
     from bot.nlu.entities import extract_entities
 
     normalized = normalize(text)
-    return Understanding(text=normalized, intent=u.intent, entities=extract_entities(normalized), ranking=u.ranking)
+    return Understanding(
+        text=normalized, intent=u.intent, entities=extract_entities(normalized), ranking=u.ranking
+    )
 
 
 def _reply_to_dict(reply: Reply) -> dict[str, Any]:

@@ -57,7 +57,7 @@ class Attachment:
     transcript: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k in self.__slots__ if (v := getattr(self, k)) is not None}  # type: ignore[attr-defined]
+        return {k: v for k in self.__slots__ if (v := getattr(self, k)) is not None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Attachment:

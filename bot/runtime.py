@@ -63,7 +63,9 @@ class Runtime:
         restored = 0
         async with self.db.unit_of_work() as uow:
             rows = await uow.session.execute(
-                select(Conversation.key, Conversation.dialog_state).where(Conversation.dialog_state.is_not(None))
+                select(Conversation.key, Conversation.dialog_state).where(
+                    Conversation.dialog_state.is_not(None)
+                )
             )
             for key, state in rows:
                 name = f"hy:dlg:{key}"

@@ -44,7 +44,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("REDIS_URL", "HUIYIN_REDIS_URL"),
         description=(
             "Redis URL for conversation state, locks and dedup, e.g. redis://127.0.0.1:6379/0. "
-            "Unset: an in-process Redis (state is lost on restart)."
+            "Unset: an in-process Redis; half-finished dialogs are restored from the database at start-up."
         ),
     )
     auto_migrate: bool = Field(
@@ -80,7 +80,9 @@ class Settings(BaseSettings):
     dialog_idle_timeout_s: int = Field(
         default=1800, ge=30, description="A half-finished dialog expires after this many idle seconds."
     )
-    appeal_id_prefix: str = Field(default="HY", description="Prefix of readable appeal ids (HY-YYYYMMDD-NNNN).")
+    appeal_id_prefix: str = Field(
+        default="HY", description="Prefix of readable appeal ids (HY-YYYYMMDD-NNNN)."
+    )
     timezone: str = Field(default="Asia/Shanghai", description="Time zone for appeal ids and replies.")
     first_response_hours: int = Field(
         default=24, ge=1, description="Hours within which an appeal's first response is due (SLA)."
@@ -102,7 +104,8 @@ class Settings(BaseSettings):
         default="embedded", description="Understanding backend: embedded (default) or rasa."
     )
     rasa_url: str = Field(
-        default="http://127.0.0.1:5005", description="Base URL of the Rasa NLU service (with HUIYIN_NLU=rasa)."
+        default="http://127.0.0.1:5005",
+        description="Base URL of the Rasa NLU service (with HUIYIN_NLU=rasa).",
     )
     rasa_timeout_s: float = Field(default=2.0, gt=0, description="Timeout of one Rasa /model/parse call.")
 

@@ -100,7 +100,7 @@ class StateStore:
             f"{PREFIX}:lock:{key.part}",
             timeout=self._lock_timeout_s,
             blocking_timeout=self._lock_wait_s,
-            sleep=0.005,
+            sleep=0.01,
         )
         if not await lock.acquire():
             raise LockTimeout(str(key))
@@ -153,12 +153,12 @@ class StateStore:
         )
 
     async def get_chat_settings(self, platform: Platform, chat_id: str) -> dict[str, str] | None:
-        data = await self.redis.hgetall(f"{PREFIX}:chat:{platform.value}:{chat_id}")  # type: ignore[misc]
+        data = await self.redis.hgetall(f"{PREFIX}:chat:{platform.value}:{chat_id}")
         return cast(dict[str, str], data) or None
 
     async def set_chat_settings(self, platform: Platform, chat_id: str, values: dict[str, str]) -> None:
         name = f"{PREFIX}:chat:{platform.value}:{chat_id}"
-        await self.redis.hset(name, mapping=values)  # type: ignore[misc]
+        await self.redis.hset(name, mapping=dict(values))  # type: ignore[arg-type]
         await self.redis.expire(name, 3600)
 
 

@@ -47,7 +47,11 @@ class TerminalSession:
 
     def render(self, reply: Reply) -> str:
         self.buttons[reply.chat_id] = reply.buttons
-        where = f"[私聊→{self.speaker}]" if reply.target is Target.PRIVATE or reply.chat_id != self.group_id else "[群]"
+        where = (
+            f"[私聊→{self.speaker}]"
+            if reply.target is Target.PRIVATE or reply.chat_id != self.group_id
+            else "[群]"
+        )
         return f"回音 {where} {reply.as_text()}"
 
 
@@ -74,7 +78,9 @@ async def run_terminal_chat(settings: Settings, *, group_title: str, speaker: st
     runtime = await Runtime.start(settings)
     session = TerminalSession(group_id="term-group-" + hashlib.sha1(group_title.encode()).hexdigest()[:8],
                               group_title=group_title, speaker=speaker)  # fmt: skip
-    print(f"回音 terminal chat — 群「{group_title}」，你是「{speaker}」。@回音 开头和机器人说话；:quit 退出。")
+    print(
+        f"回音 terminal chat — 群「{group_title}」，你是「{speaker}」。@回音 开头和机器人说话；:quit 退出。"
+    )
     try:
         while True:
             prompt = f"{session.speaker}{'(私聊)' if session.in_private else ''}> "

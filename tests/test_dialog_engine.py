@@ -119,7 +119,9 @@ def test_interrupting_question_is_handed_back() -> None:
 
 
 def test_contact_is_asked_privately_from_a_group() -> None:
-    turn = ENGINE.start("appeal", understand("3栋2单元502厨房漏水"), msg("3栋2单元502厨房漏水", group=True), GROUP)
+    turn = ENGINE.start(
+        "appeal", understand("3栋2单元502厨房漏水"), msg("3栋2单元502厨房漏水", group=True), GROUP
+    )
     assert turn.state is not None
     turn = say(turn.state, "跳过", ctx=GROUP, group=True)
     assert turn.move_private

@@ -206,7 +206,9 @@ async def test_status_lists_only_own_appeals(runtime: Runtime, private_msg: Msg,
     assert private and APPEAL_ID.search(private[0].text)
 
 
-@pytest.mark.parametrize("text", ["", "   ", "😀😀😀", "\x00\x01garbage\xff", "a" * 5000, "漏水" * 1000, "Ｈｅｌｌｏ"])
+@pytest.mark.parametrize(
+    "text", ["", "   ", "😀😀😀", "\x00\x01garbage\xff", "a" * 5000, "漏水" * 1000, "Ｈｅｌｌｏ"]
+)
 async def test_odd_input_never_raises(runtime: Runtime, private_msg: Msg, text: str) -> None:
     replies = await runtime.dispatcher.handle(private_msg(text))
     assert replies

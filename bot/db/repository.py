@@ -77,13 +77,14 @@ class Repository:
 
     # --- helpers -------------------------------------------------------------------------------------
     def _insert(self, model: type[Base]) -> Any:
-        dialect = self.session.bind.dialect.name
+        bind = self.session.bind
+        dialect = bind.dialect.name if bind is not None else ""
         return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
-    async def _first(self, stmt: Select[tuple[T]]) -> T | None:
+    async def _first(self, stmt: Select[T]) -> T | None:
         return (await self.session.execute(stmt)).scalars().first()
 
-    async def _get_or_insert(self, model: type[M], lookup: Select[tuple[M]], values: dict[str, Any]) -> M:
+    async def _get_or_insert(self, model: type[M], lookup: Select[M], values: dict[str, Any]) -> M:
         found = await self._first(lookup)
         if found is not None:
             return found
@@ -216,7 +217,9 @@ class Repository:
             )
         )
 
-    async def recent_question(self, conversation_id: int, *, exclude_message_id: str | None = None) -> str | None:
+    async def recent_question(
+        self, conversation_id: int, *, exclude_message_id: str | None = None
+    ) -> str | None:
         """The resident's latest "who should I contact" question in this conversation, if any."""
         stmt = (
             select(TranscriptMessage.text)

@@ -81,12 +81,16 @@ class DialogEngine:
             "misses": 0,
         }
         for slot in spec.slots.values():
-            value = SLOT_TYPES[slot.type].prefill(u, message, self._slot_ctx(spec, slot.name, ctx, explicit=False))
+            value = SLOT_TYPES[slot.type].prefill(
+                u, message, self._slot_ctx(spec, slot.name, ctx, explicit=False)
+            )
             if value:
                 state["slots"][slot.name] = value
         return self._enter(spec, state, spec.start, ctx, Turn())
 
-    def step(self, state: dict[str, Any], u: Understanding, message: IncomingMessage, ctx: TurnContext) -> Turn:
+    def step(
+        self, state: dict[str, Any], u: Understanding, message: IncomingMessage, ctx: TurnContext
+    ) -> Turn:
         """One answer within a running dialog."""
         spec = self.bundle.dialogs[state["dialog"]]
         st = spec.state(state["state"])
@@ -148,7 +152,9 @@ class DialogEngine:
         return SLOT_TYPES[spec.slots[slot].type].display(value, private=private, words=self.words)
 
     # --- internals -------------------------------------------------------------------------------------
-    def _slot_ctx(self, spec: DialogSpec, slot: str, ctx: TurnContext, *, explicit: bool = True) -> SlotContext:
+    def _slot_ctx(
+        self, spec: DialogSpec, slot: str, ctx: TurnContext, *, explicit: bool = True
+    ) -> SlotContext:
         return SlotContext(
             options=spec.slots[slot].options,
             skip_words=spec.skip_words,
@@ -172,6 +178,7 @@ class DialogEngine:
         else:
             state["slots"][slot] = value
             state["skipped"] = [s for s in state["skipped"] if s != slot]
+        target: str | None
         if state.pop("return_to_confirm", False):
             target = self._confirm_state(spec)
         else:
@@ -180,7 +187,9 @@ class DialogEngine:
             return Turn(state=None)
         return self._enter(spec, state, target, ctx, Turn())
 
-    def _enter(self, spec: DialogSpec, state: dict[str, Any], name: str, ctx: TurnContext, turn: Turn) -> Turn:
+    def _enter(
+        self, spec: DialogSpec, state: dict[str, Any], name: str, ctx: TurnContext, turn: Turn
+    ) -> Turn:
         """Move to state ``name``, skipping states whose slot is already filled, and ask its question."""
         st = spec.state(name)
         while st.ask is not None and self._done(state, st.ask) and st.next is not None:
@@ -205,9 +214,15 @@ class DialogEngine:
         return tuple(Button(b.title, b.payload) for b in specs if b.when is None or flags.get(b.when, False))
 
     def _prompt(
-        self, spec: DialogSpec, st: StateSpec, state: dict[str, Any], ctx: TurnContext, *, key: str | None = None
+        self,
+        spec: DialogSpec,
+        st: StateSpec,
+        state: dict[str, Any],
+        ctx: TurnContext,
+        *,
+        key: str | None = None,
     ) -> Prompt:
-        key = key or st.prompt
+        key = key if key is not None else st.prompt
         private = st.private or not ctx.in_group
         if st.confirm:
             values = {name: self.slot_display(state, name, private=private) for name in spec.slots}
@@ -231,7 +246,7 @@ class DialogEngine:
         *,
         exclude: str | None,
     ) -> Turn | None:
-        """"不对，是4栋": a correction prefix plus a value that strongly fits an already-filled slot."""
+        """ "不对，是4栋": a correction prefix plus a value that strongly fits an already-filled slot."""
         b = bare(message.text)
         if not any(b.startswith(p) for p in self.bundle.rules.correction_prefixes):
             return None
@@ -279,7 +294,9 @@ class DialogEngine:
         if text == "/edit" or b in {"修改", "改", "改一下", "编辑"}:
             state["editing"] = True
             return Turn(
-                prompts=[Prompt(self.words.get(st.edit_prompt or st.prompt), self._buttons(st.edit_buttons, ctx))],
+                prompts=[
+                    Prompt(self.words.get(st.edit_prompt or st.prompt), self._buttons(st.edit_buttons, ctx))
+                ],
                 state=state,
             )
         target = self._edit_target(spec, text, b)

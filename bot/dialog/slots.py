@@ -111,7 +111,13 @@ class DescriptionSlot:
     def prefill(self, u: Understanding, message: IncomingMessage, ctx: SlotContext) -> Any | None:
         # A first message is a description when, without its address ("3栋2单元502"), it still says
         # enough, and something besides entities: "地下车库积水了" is; "3栋2单元" or "地下车库" is not.
-        address = {EntityType.BUILDING, EntityType.UNIT, EntityType.ROOM, EntityType.PHONE, EntityType.APPEAL_ID}
+        address = {
+            EntityType.BUILDING,
+            EntityType.UNIT,
+            EntityType.ROOM,
+            EntityType.PHONE,
+            EntityType.APPEAL_ID,
+        }
         without_address = _TRIGGERS.sub("", _PUNCT.sub("", _cut(u.text, u, address)))
         without_entities = _TRIGGERS.sub("", _PUNCT.sub("", _cut(u.text, u, None)))
         if (
@@ -191,7 +197,7 @@ def _location_value(lat: float | None, lng: float | None, label: str | None) -> 
 
 
 def describe_place(value: dict[str, Any], *, private: bool) -> str:
-    """"3栋2单元502室" in private; the room is masked when the text goes to a group."""
+    """ "3栋2单元502室" in private; the room is masked when the text goes to a group."""
     parts = []
     if b := value.get("building"):
         parts.append(f"{b}栋")
@@ -250,4 +256,6 @@ class PhoneSlot:
 
 
 # Intents that, when the answer does not fit the form, mean "the resident asked something else".
-INTERRUPTING_INTENTS = frozenset({Intent.ASK_CONTACT, Intent.STATUS, Intent.HUMAN, Intent.GREET, Intent.THANKS})
+INTERRUPTING_INTENTS = frozenset(
+    {Intent.ASK_CONTACT, Intent.STATUS, Intent.HUMAN, Intent.GREET, Intent.THANKS}
+)

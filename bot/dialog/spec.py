@@ -186,7 +186,9 @@ def load_bundle(root: Path = DIALOGS_DIR) -> DialogBundle:
     rules_raw = _load_yaml(root / "dialogs.yml")
     rules = ConversationRules(
         cancel_words=frozenset(str(w) for w in rules_raw["cancel_words"]),
-        correction_prefixes=tuple(sorted((str(w) for w in rules_raw["correction_prefixes"]), key=len, reverse=True)),
+        correction_prefixes=tuple(
+            sorted((str(w) for w in rules_raw["correction_prefixes"]), key=len, reverse=True)
+        ),
         commands={str(k): str(v) for k, v in rules_raw["commands"].items()},
         command_words={str(k): str(v) for k, v in rules_raw["command_words"].items()},
     )

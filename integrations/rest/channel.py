@@ -115,13 +115,16 @@ async def rest_webhook(request: Request) -> list[RestReply]:
         raise HTTPException(422, "message: must not be empty")
     if len(body.message) > settings.max_text_chars:
         raise HTTPException(
-            413, f"message: {len(body.message)} characters is longer than the {settings.max_text_chars} allowed"
+            413,
+            f"message: {len(body.message)} characters is longer than the {settings.max_text_chars} allowed",
         )
     message = to_incoming(body)
     try:
         replies = await request.app.state.runtime.dispatcher.handle(message)
     except LockTimeout:
-        raise HTTPException(503, "this conversation is busy; retry shortly", headers={"Retry-After": "2"}) from None
+        raise HTTPException(
+            503, "this conversation is busy; retry shortly", headers={"Retry-After": "2"}
+        ) from None
     return [to_rest(r) for r in replies]
 
 

@@ -1,0 +1,63 @@
+"""The ``huiyin`` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import main
+from bot.settings import Settings
+from bot.terminal import TerminalSession
+
+
+def test_serve_help_documents_every_setting() -> None:
+    result = CliRunner().invoke(main, ["serve", "--help"])
+    assert result.exit_code == 0
+    for name in Settings.model_fields:
+        var = (
+            "DATABASE_URL"
+            if name == "database_url"
+            else "REDIS_URL"
+            if name == "redis_url"
+            else f"HUIYIN_{name.upper()}"
+        )
+        assert var in result.output, var
+    assert "--host" in result.output and "--port" in result.output
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for name in Settings.model_fields:
+        var = (
+            "DATABASE_URL"
+            if name == "database_url"
+            else "REDIS_URL"
+            if name == "redis_url"
+            else f"HUIYIN_{name.upper()}"
+        )
+        assert var in readme, var
+
+
+def test_db_upgrade_creates_the_embedded_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUIYIN_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(main, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "huiyin.db").exists()
+
+
+def test_terminal_session_switches_speakers_and_answers_buttons_by_number() -> None:
+    from bot.cli import chat  # noqa: F401  (the command exists)
+    from bot.message import Button, ChatType, Reply
+    from bot.terminal import _command
+
+    session = TerminalSession(group_id="g", group_title="3栋群", speaker="王阿姨")
+    assert session.message("你好").chat_type is ChatType.GROUP
+    _command(session, ":as 李先生")
+    _command(session, ":private")
+    msg = session.message("hi")
+    assert msg.sender_name == "李先生" and msg.chat_type is ChatType.PRIVATE and msg.chat_id == msg.sender_id
+    session.render(Reply("请确认", chat_id=msg.chat_id, recipient_id=msg.sender_id,
+                         buttons=(Button("确认提交", "/confirm"), Button("取消", "/cancel"))))  # fmt: skip
+    assert session.message("2").text == "/cancel"

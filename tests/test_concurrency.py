@@ -1,0 +1,158 @@
+"""Concurrent messages of one conversation: serialized by the conversation lock, exactly one appeal."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from bot.db.models import Appeal, TranscriptMessage
+from bot.message import IncomingMessage, Platform
+from bot.runtime import Runtime
+from bot.state import ConversationKey, StateStore
+from tests.conftest import REAL_DATABASE_URL, REAL_REDIS_URL, _reset_real_services, make_settings
+
+Msg = Callable[..., IncomingMessage]
+
+
+async def _count(rt: Runtime, model: type) -> int:
+    async with rt.db.unit_of_work() as uow:
+        return int(await uow.session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_lock_serializes_holders(runtime: Runtime) -> None:
+    key = ConversationKey(Platform.REST, "c", "u")
+    inside = 0
+    peak = 0
+
+    async def hold() -> None:
+        nonlocal inside, peak
+        async with runtime.store.lock(key):
+            inside += 1
+            peak = max(peak, inside)
+            await asyncio.sleep(0.002)
+            inside -= 1
+
+    await asyncio.gather(*(hold() for _ in range(20)))
+    assert peak == 1
+
+
+async def test_fifty_concurrent_confirmations_make_one_appeal(runtime: Runtime, private_msg: Msg) -> None:
+    h = runtime.dispatcher.handle
+    await h(private_msg("地下车库积水了"))
+    await h(private_msg("跳过"))
+    await h(private_msg("不留"))
+    results = await asyncio.gather(*(h(private_msg("/confirm", message_id=f"c{i}")) for i in range(50)))
+    assert all(results), "every message is answered"
+    assert await _count(runtime, Appeal) == 1
+    created = [r for rs in results for r in rs if re.search(r"HY-\d{8}-\d{4}", r.text)]
+    assert len(created) == 1, "exactly one message saw the appeal being created"
+    assert await runtime.store.get_state(ConversationKey.of(private_msg("x"))) is None
+
+
+async def test_fifty_concurrent_messages_keep_a_consistent_transcript(
+    runtime: Runtime, private_msg: Msg
+) -> None:
+    h = runtime.dispatcher.handle
+    await asyncio.gather(*(h(private_msg(f"第{i}条：楼道灯坏了", message_id=f"t{i}")) for i in range(50)))
+    async with runtime.db.unit_of_work() as uow:
+        rows = (
+            await uow.session.execute(
+                select(TranscriptMessage.platform_message_id).where(TranscriptMessage.direction == "in")
+            )
+        ).scalars()
+        assert sorted(rows) == sorted(f"t{i}" for i in range(50))
+
+
+async def test_dedup_and_offer_slots(runtime: Runtime) -> None:
+    store: StateStore = runtime.store
+    assert await store.seen(Platform.REST, "m1") is None
+    await store.mark_seen(Platform.REST, "m1", [{"text": "x"}], ttl_s=60)
+    assert await store.seen(Platform.REST, "m1") == [{"text": "x"}]
+    assert await store.take_offer_slot(Platform.REST, "g", "u", 60)
+    assert not await store.take_offer_slot(Platform.REST, "g", "u", 60)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def two_servers(tmp_path: Path) -> Iterator[list[str]]:
+    settings = make_settings(tmp_path)
+    asyncio.run(_reset_real_services(settings))
+    env = {
+        **os.environ,
+        "DATABASE_URL": REAL_DATABASE_URL,
+        "REDIS_URL": REAL_REDIS_URL,
+        "HUIYIN_DATA_DIR": str(tmp_path / "data"),
+        "HUIYIN_LOG_LEVEL": "warning",
+    }
+    procs, urls = [], []
+    for _ in range(2):
+        port = _free_port()
+        cmd = [sys.executable, "-m", "bot", "serve", "--port", str(port)]
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        urls.append(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.time() + 90
+        for url, proc in zip(urls, procs, strict=True):
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server died")
+                try:
+                    if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.time() > deadline:
+                    raise TimeoutError(url)
+                time.sleep(0.2)
+        yield urls
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=20)
+
+
+@pytest.mark.real_services
+async def test_two_processes_fifty_concurrent_messages_one_appeal(
+    two_servers: list[str], tmp_path: Path
+) -> None:
+    a, b = two_servers
+    url = "/webhooks/rest/webhook"
+    async with httpx.AsyncClient(timeout=60) as client:
+        for text, server in (("地下车库积水了", a), ("跳过", b), ("不留", a)):
+            r = await client.post(server + url, json={"sender": "two-proc", "message": text})
+            assert r.status_code == 200, r.text
+        posts = [
+            client.post(
+                (a if i % 2 else b) + url,
+                json={"sender": "two-proc", "message": "/confirm", "metadata": {"message_id": f"tp{i}"}},
+            )
+            for i in range(50)
+        ]
+        responses = await asyncio.gather(*posts)
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses if r.status_code != 200]
+    created = [x for r in responses for x in r.json() if re.search(r"HY-\d{8}-\d{4}", x["text"])]
+    assert len(created) == 1
+    rt = await Runtime.start(make_settings(tmp_path))
+    try:
+        assert await _count(rt, Appeal) == 1
+        state = await rt.store.get_state(ConversationKey(Platform.REST, "two-proc", "two-proc"))
+        assert state is None
+    finally:
+        await rt.close()
