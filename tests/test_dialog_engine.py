@@ -48,11 +48,19 @@ def test_first_message_fills_what_it_says_and_asks_the_rest() -> None:
 def test_bare_report_asks_what_happened_then_where() -> None:
     turn = ENGINE.start("appeal", understand("我要报修"), msg("我要报修"), PRIVATE)
     assert turn.state is not None and turn.state["state"] == "description"
-    turn = say(turn.state, "楼道的灯不亮了")
+    turn = say(turn.state, "灯不亮了，晚上黑漆漆的")
     assert turn.state is not None and turn.state["state"] == "place"
     turn = say(turn.state, "三号楼")
     assert turn.state is not None and turn.state["slots"]["place"] == {"building": "3"}
     assert turn.state["state"] == "photo"
+
+
+def test_an_answer_that_also_says_where_fills_both() -> None:
+    turn = ENGINE.start("appeal", understand("我要报修"), msg("我要报修"), PRIVATE)
+    assert turn.state is not None
+    turn = say(turn.state, "5栋外墙瓷砖掉下来了")
+    assert turn.state is not None and turn.state["state"] == "photo"
+    assert turn.state["slots"]["place"] == {"building": "5", "place": "外墙"}
 
 
 def test_shared_place_and_free_text_place() -> None:
@@ -109,7 +117,7 @@ def test_correction_keeps_unit_and_room() -> None:
 def test_interrupting_question_is_handed_back() -> None:
     turn = ENGINE.start("appeal", understand("我要报修"), msg("我要报修"), PRIVATE)
     assert turn.state is not None
-    turn = ENGINE.step(turn.state, understand("楼道的灯不亮了"), msg("楼道的灯不亮了"), PRIVATE)
+    turn = ENGINE.step(turn.state, understand("灯不亮了"), msg("灯不亮了"), PRIVATE)
     assert turn.state is not None and turn.state["state"] == "place"
     question = "物业电话多少"
     turn2 = ENGINE.step(turn.state, understand(question, Intent.ASK_CONTACT), msg(question), PRIVATE)

@@ -191,7 +191,7 @@ class Conversation(Base):
     handoff_holder_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     # The durable copy of the resident's dialog state (Redis holds the working copy). Written in the same
     # transaction as the turn's transcript, so a half-finished appeal survives losing Redis or a restart.
-    dialog_state: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    dialog_state: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_message_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -172,6 +172,23 @@ class Repository:
         )
         conv.last_message_at = utcnow()
         return conv
+
+    async def dialog_state(self, conversation_id: int) -> dict[str, Any] | None:
+        """The durable copy of the conversation's dialog state."""
+        return cast(
+            dict[str, Any] | None,
+            await self.session.scalar(
+                select(Conversation.dialog_state).where(Conversation.id == conversation_id)
+            ),
+        )
+
+    async def touch_conversation(self, conversation_id: int, dialog_state: dict[str, Any] | None) -> None:
+        """Record activity and the durable copy of the dialog state, in one UPDATE."""
+        await self.session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(last_message_at=utcnow(), dialog_state=dialog_state)
+        )
 
     async def roles_of(self, person_id: int, community_id: int) -> dict[str, list[Any]]:
         grants = (

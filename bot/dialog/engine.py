@@ -113,12 +113,11 @@ class DialogEngine:
         if correction is not None:
             return correction
         parsed = SLOT_TYPES[slot_spec.type].parse(u, message, self._slot_ctx(spec, slot_spec.name, ctx))
-        if parsed.ok and parsed.strong:
+        if parsed.ok and (parsed.strong or not self._interrupting(u)):
+            state = self._prefill_others(spec, state, slot_spec.name, u, message, ctx)
             return self._fill(spec, state, slot_spec.name, parsed.value, ctx)
         if self._interrupting(u):
             return Turn(state=state, interrupted=True)
-        if parsed.ok:
-            return self._fill(spec, state, slot_spec.name, parsed.value, ctx)
         state["misses"] = int(state.get("misses", 0)) + 1
         return Turn(prompts=[self._prompt(spec, st, state, ctx, key=st.invalid)], state=state)
 
@@ -161,6 +160,25 @@ class DialogEngine:
             saved_phone=ctx.saved_phone,
             explicit=explicit,
         )
+
+    def _prefill_others(
+        self,
+        spec: DialogSpec,
+        state: dict[str, Any],
+        current: str,
+        u: Understanding,
+        message: IncomingMessage,
+        ctx: TurnContext,
+    ) -> dict[str, Any]:
+        """An answer may say more than was asked ("楼道的灯不亮了" also says where): keep it."""
+        slots = dict(state["slots"])
+        for name, slot in spec.slots.items():
+            if name == current or self._done(state, name):
+                continue
+            value = SLOT_TYPES[slot.type].prefill(u, message, self._slot_ctx(spec, name, ctx, explicit=False))
+            if value:
+                slots[name] = value
+        return {**state, "slots": slots}
 
     @staticmethod
     def _interrupting(u: Understanding) -> bool:
