@@ -58,7 +58,7 @@ async def _prepare(database_url: str, redis_url: str) -> None:
 
 def _percentile(values: list[float], q: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
 async def _chatter(client: httpx.AsyncClient, base: str, total: int) -> float:
@@ -161,7 +161,7 @@ async def main() -> int:
         "HUIYIN_DATA_DIR": data_dir,
         "HUIYIN_LOG_LEVEL": "warning",
     }
-    server = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], env=env)
+    server = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], env=env)  # noqa: ASYNC220 - started once, before any load
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as client:
