@@ -3,7 +3,10 @@ from settings, and tears them down. Every process (`serve`, `chat`, tests) start
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -13,6 +16,7 @@ from bot.dialog.spec import load_bundle
 from bot.dispatch import Dispatcher
 from bot.nlu.base import NLUBackend
 from bot.nlu.registry import build_nlu
+from bot.outbound import Outbound
 from bot.settings import Settings
 from bot.state import StateStore
 from kb import KnowledgeBase, load_knowledge_base
@@ -29,6 +33,16 @@ class Runtime:
     kb: KnowledgeBase
     dispatcher: Dispatcher
     owns_nlu: bool = True
+    outbound: Outbound = field(default_factory=Outbound)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run a background job (a poller, a forwarder) for the life of the runtime; it is cancelled and
+        awaited on :meth:`close`. A job that crashes is logged, not silently lost."""
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(_log_crash)
+        self.tasks.append(task)
+        return task
 
     @classmethod
     async def start(cls, settings: Settings, *, nlu: NLUBackend | None = None) -> Runtime:
@@ -76,11 +90,21 @@ class Runtime:
         return restored
 
     async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks.clear()
         closer = getattr(self.nlu, "close", None)
         if closer is not None and self.owns_nlu:
             await closer()
         await self.store.close()
         await self.db.dispose()
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background job crashed", job=task.get_name(), error=repr(task.exception()))
 
 
 def _dumps(state: object) -> str:
