@@ -61,3 +61,40 @@ def test_terminal_session_switches_speakers_and_answers_buttons_by_number() -> N
     session.render(Reply("请确认", chat_id=msg.chat_id, recipient_id=msg.sender_id,
                          buttons=(Button("确认提交", "/confirm"), Button("取消", "/cancel"))))  # fmt: skip
     assert session.message("2").text == "/cancel"
+
+
+def test_terminal_chat_files_an_appeal_end_to_end(tmp_path: Path) -> None:
+    """`huiyin chat` as a person uses it: lines typed on standard input, replies printed."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("HUIYIN_") and k not in {"DATABASE_URL", "REDIS_URL"}
+    }
+    env["HUIYIN_DATA_DIR"] = str(tmp_path)
+    lines = [
+        "今天天气真好",  # chatter: the bot stays quiet
+        "@回音 3栋2单元楼道灯坏了",
+        "1",  # the first button: skip the photo
+        ":private",
+        "13812345678",
+        "1",  # 确认提交
+        ":quit",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "chat"],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "回音 [群] @王阿姨" in out
+    assert "回音 [私聊→王阿姨]" in out and "手机号" in out
+    assert re.search(r"HY-\d{8}-\d{4}", out), out
