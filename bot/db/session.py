@@ -86,7 +86,8 @@ class Database:
 def _upgrade(connection: Connection, url: str) -> None:
     cfg = alembic_config(url)
     cfg.attributes["connection"] = connection
-    command.upgrade(cfg, "head")
+    # "heads": features may add migrations on independent branches (merged later); apply them all.
+    command.upgrade(cfg, "heads")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
