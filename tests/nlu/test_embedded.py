@@ -1,0 +1,279 @@
+"""The embedded NLU backend: understanding, rules, bad input, cache."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.nlu.base import EntityType, Intent, NLUBackend
+from bot.nlu.embedded import (
+    LOW_CONFIDENCE,
+    EmbeddedNLU,
+    build,
+    cache_key,
+    create,
+    emergency_kind,
+    features,
+    is_short_cancel,
+    load_or_train,
+    load_training_data,
+    train,
+)
+from bot.nlu.normalize import normalize
+from bot.nlu.registry import build_nlu
+from bot.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def nlu(shared_nlu: NLUBackend) -> EmbeddedNLU:
+    assert isinstance(shared_nlu, EmbeddedNLU)
+    return shared_nlu
+
+
+# Representative messages (written for this test; neither training nor held-out data).
+CASES = [
+    ("5号楼的楼道灯不亮了 好几天了", Intent.REPORT),
+    ("@回音 我要报修 厨房水管漏水", Intent.REPORT),
+    ("小区门口的垃圾堆了一个星期没人收", Intent.REPORT),
+    ("樓上天天半夜吵 受不了了", Intent.REPORT),
+    ("楼道灯坏了找谁修", Intent.ASK_CONTACT),
+    ("物业的电话是多少啊", Intent.ASK_CONTACT),
+    ("停电了应该打哪个电话", Intent.ASK_CONTACT),
+    ("小区外面的路灯归谁管", Intent.ASK_CONTACT),
+    ("我报的那个单子处理得怎么样了", Intent.STATUS),
+    ("查一下HY-20261122-0001的进度", Intent.STATUS),
+    ("给我转人工吧", Intent.HUMAN),
+    ("我想跟工作人员直接说", Intent.HUMAN),
+    ("快来人 三楼着火了", Intent.EMERGENCY),
+    ("家里一股煤气味 好浓", Intent.EMERGENCY),
+    ("电梯坏在半路 我被困在里面了", Intent.EMERGENCY),
+    ("楼下有人拿刀砍人", Intent.EMERGENCY),
+    ("您好 在吗", Intent.GREET),
+    ("早上好 回音", Intent.GREET),
+    ("谢谢你 帮了大忙", Intent.THANKS),
+    ("好的 多谢啦", Intent.THANKS),
+    ("算了", Intent.CANCEL),
+    ("取消 不报了", Intent.CANCEL),
+    ("今晚谁家做饭这么香", Intent.OTHER),
+    ("有人拼团买橙子吗", Intent.OTHER),
+]
+
+
+@pytest.mark.parametrize(("text", "intent"), CASES)
+async def test_understands_representative_messages(nlu: EmbeddedNLU, text: str, intent: Intent) -> None:
+    understanding = await nlu.parse(text)
+    assert understanding.intent.name is intent, understanding.ranking[:3]
+    assert understanding.backend == "embedded"
+    assert understanding.text == normalize(text)
+    assert understanding.ranking[0] == understanding.intent
+    assert abs(sum(s.confidence for s in understanding.ranking) - 1.0) < 1e-6
+    assert {s.name for s in understanding.ranking} == set(Intent)
+
+
+async def test_entities_come_from_the_shared_extractor(nlu: EmbeddedNLU) -> None:
+    understanding = await nlu.parse("三号楼2单元502漏水了 电话13812345678")
+    values = {(e.type, e.value) for e in understanding.entities}
+    assert {
+        (EntityType.BUILDING, "3"),
+        (EntityType.UNIT, "2"),
+        (EntityType.ROOM, "502"),
+        (EntityType.PHONE, "13812345678"),
+    } <= values
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "😀😀🔥👍",
+        "\x00\x01\xff\xfe" * 50,
+        bytes(range(256)).decode("latin-1"),
+        "啊" * 20_000,
+        "楼道灯坏了" * 4_000,
+        "Ｈｅｌｌｏ　世界 mixed 樓道 العربية русский 🙂",
+        "\ud800 lone surrogate",
+        "@回音",
+    ],
+)
+async def test_bad_input_never_raises(nlu: EmbeddedNLU, text: str) -> None:
+    understanding = await nlu.parse(text)
+    assert understanding.intent.name in set(Intent)
+    assert 0.0 <= understanding.intent.confidence <= 1.0
+
+
+@pytest.mark.parametrize("text", ["", "😀😀", "\x00\x00\x00", "@回音", "！？。…"])
+async def test_nothing_to_understand_is_other_with_low_confidence(nlu: EmbeddedNLU, text: str) -> None:
+    understanding = await nlu.parse(text)
+    assert understanding.intent.name is Intent.OTHER
+    assert understanding.intent.confidence == LOW_CONFIDENCE
+
+
+async def test_non_string_input_does_not_raise(nlu: EmbeddedNLU) -> None:
+    understanding = await nlu.parse(None)  # type: ignore[arg-type]
+    assert understanding.intent.name is Intent.OTHER
+
+
+async def test_health_is_none_when_trained(nlu: EmbeddedNLU) -> None:
+    assert await nlu.health() is None
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("楼道里一股煤气味", "gas"),
+        ("液化气罐的阀门坏了一直在漏气", "gas"),
+        ("着火了", "fire"),
+        ("电动车充电冒烟了", "fire"),
+        ("有人被困电梯", "trapped"),
+        ("老人晕倒了", "injury"),
+        ("有人拿刀打人", "violence"),
+        ("万一着火了怎么办", None),
+        ("消防通道堵了 有火灾隐患", None),
+        ("上次电梯困人以后一直没修", None),
+        ("楼下饭店油烟好大", None),
+        ("最近被噪音困扰好久", None),
+        ("钥匙掉进下水道了", None),
+        ("听说隔壁小区着火了", None),
+    ],
+)
+def test_emergency_rule_is_about_danger_now(text: str, kind: str | None) -> None:
+    assert emergency_kind(normalize(text)) == kind
+
+
+async def test_emergency_rule_overrides_the_model(nlu: EmbeddedNLU) -> None:
+    # Phrased like a question about responsibility, but a gas smell is an emergency first.
+    understanding = await nlu.parse("闻到燃气味了 这个归谁管")
+    assert understanding.intent.name is Intent.EMERGENCY
+    assert understanding.intent.confidence >= 0.9
+
+
+@pytest.mark.parametrize(
+    ("text", "cancel"),
+    [
+        ("算了", True),
+        ("取消吧", True),
+        ("不用了谢谢", True),
+        ("算了算了", True),
+        ("算了 楼道灯还是坏的", False),
+    ],
+)
+def test_short_cancel_rule(text: str, cancel: bool) -> None:
+    assert is_short_cancel(normalize(text)) is cancel
+
+
+def test_features_fold_digits_and_mark_boundaries() -> None:
+    grams = features(normalize("3栋502"))
+    assert "^0栋" in grams and "0$" in grams and "#len4" in grams
+    assert not any(ch.isdigit() and ch != "0" for g in grams for ch in g if not g.startswith("#"))
+
+
+def test_training_matches_a_reference_optimum() -> None:
+    """The numpy L-BFGS reaches the optimum of the regularized loss (the gradient vanishes)."""
+    examples = load_training_data()[::4]
+    model = train(examples)
+    assert model.coef_t.shape == (len(model.vocabulary), len(model.classes))
+    # On its own training data a well-fitted model is almost always right.
+    nlu = EmbeddedNLU(model)
+    right = sum(nlu.understand(e.text).intent.name is e.intent for e in examples)
+    assert right / len(examples) > 0.97
+
+
+def test_cache_is_written_and_reused(tmp_path: Path) -> None:
+    first = build(tmp_path)
+    assert first.origin == "trained"
+    cached = list(tmp_path.glob("nlu-embedded-*.npz"))
+    assert [p.name for p in cached] == [f"nlu-embedded-{cache_key()}.npz"]
+    second = build(tmp_path)
+    assert second.origin == "cache"
+    for text in ("楼道灯坏了找谁", "着火了", "谢谢"):
+        a, b = first.understand(text), second.understand(text)
+        assert a.intent.name is b.intent.name
+        assert np.isclose(a.intent.confidence, b.intent.confidence)
+
+
+TINY_DATA = (
+    'version: "3.1"\nnlu:\n'
+    "- intent: greet\n  examples: |\n    - 你好\n    - 在吗\n    - 早上好\n"
+    "- intent: thanks\n  examples: |\n    - 谢谢\n    - 多谢\n    - 感谢你\n"
+)
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> Path:
+    """A two-intent training set: the cache tests are about files, not accuracy, and train in ms."""
+    data = tmp_path / "nlu"
+    data.mkdir()
+    (data / "smalltalk.yml").write_text(TINY_DATA, encoding="utf-8")
+    return data
+
+
+def test_unreadable_cache_means_training_again(tmp_path: Path, tiny_data: Path) -> None:
+    cache = tmp_path / "cache"
+    load_or_train(cache, tiny_data)
+    (path,) = cache.glob("nlu-embedded-*.npz")
+    path.write_bytes(b"not a numpy archive")
+    model, origin = load_or_train(cache, tiny_data)
+    assert origin == "trained"
+    assert EmbeddedNLU(model).understand("谢谢你").intent.name is Intent.THANKS
+    assert load_or_train(cache, tiny_data)[1] == "cache"  # and the cache was repaired
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_read_only_cache_dir_still_serves(tmp_path: Path, tiny_data: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        _model, origin = load_or_train(locked / "cache", tiny_data)
+    finally:
+        locked.chmod(0o700)
+    assert origin == "trained"
+
+
+def test_cache_location_that_is_a_file_still_serves(tmp_path: Path, tiny_data: Path) -> None:
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    _model, origin = load_or_train(blocker, tiny_data)
+    assert origin == "trained"
+
+
+def test_training_data_change_invalidates_the_cache(tmp_path: Path) -> None:
+    data = tmp_path / "nlu"
+    data.mkdir()
+    body = 'version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - 你好\n- intent: thanks\n  examples: |\n    - 谢谢\n'
+    (data / "a.yml").write_text(body)
+    key = cache_key(data)
+    (data / "a.yml").write_text(body + "    - 多谢\n")
+    assert cache_key(data) != key
+
+
+async def test_registry_builds_it_from_settings(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    nlu = await build_nlu(settings)
+    assert isinstance(nlu, EmbeddedNLU)
+    assert (tmp_path / "cache").is_dir()
+    again = await create(settings)
+    assert isinstance(again, EmbeddedNLU) and again.origin == "cache"
+
+
+def test_warm_start_is_fast(nlu_cache_dir: Path, shared_nlu: NLUBackend) -> None:
+    started = time.process_time()
+    warm = build(nlu_cache_dir / "cache")
+    assert warm.origin == "cache"
+    assert time.process_time() - started < 1.0
+
+
+def test_understanding_is_fast(nlu: EmbeddedNLU) -> None:
+    texts = [text for text, _ in CASES] * 20
+    costs = []
+    for text in texts:
+        started = time.thread_time()
+        nlu.understand(text + "。")  # defeat the normalize cache
+        costs.append(time.thread_time() - started)
+    costs.sort()
+    assert costs[len(costs) // 2] < 0.002  # CPU time, generous: measured ~0.1-0.3 ms
