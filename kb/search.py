@@ -36,6 +36,9 @@ UNIGRAM_WEIGHT = 1.0  # weight of single characters relative to 2- and 3-grams
 KEYWORD_BONUS = 0.08  # per distinct keyword of a matter found verbatim in the message (x2 for emergencies)
 OPTION_PREFERENCE = 0.85  # see MatterIndex._best
 EMERGENCY_PREFERENCE = 0.9  # see MatterIndex._best
+PAST_EMERGENCY_FACTOR = 0.5
+"""An emergency matter's score is scaled by this when the message tells of a danger that is over (see
+:data:`_PAST_DANGER`): "去年发生过一场火灾，楼道到现在还是黑的" is about the corridor, not a fire now."""
 MAX_QUERY_CHARS = 200
 """Only the start of a long message is matched: residents state the problem first, and the cost of a
 lookup grows with the message (a 20 KB paste must not cost 20 KB of n-grams)."""
@@ -47,6 +50,7 @@ _FILLERS = (
     "这种情况|这个情况|这种事情|这种事|这事儿|这事|这个事|"
     "应该找谁|该找谁|找谁管|找谁|谁来管|谁管|归谁管|哪个部门管|找哪个部门|找什么部门|找哪里|哪个部门|"
     "怎么办啊|怎么办|咋办|怎么处理|如何处理|怎么弄|咋弄|有没有人管|有人管吗|没人管|"
+    "我想投诉|想投诉|我要投诉|要投诉|投诉一下|我想反映|想反映|我要反映|反映一下|我要举报|想举报|举报一下|"
     "怎么|咋|吗|呢|吧|啊|呀|哦|嘛|啦|哈|呐|的|了|"
     "小回|回音|机器人"
 )
@@ -72,6 +76,23 @@ _SERVICE_NUMBERS = {
 _SERVICE_NUMBER = re.compile(
     r"(?<!\d)(12345|95598|12315|12369|96333|12348|12333)(?!\d)|(?<=[打拨叫报])(110|119|120)(?!\d)"
 )
+
+
+# A danger told as a past event or one that did not happen: a past-time word, the outcome told, "差点".
+# Simpler than the emergency rule of the understanding (bot.nlu.embedded), which decides the intent: here
+# it only stops an emergency matter from answering "去年着过火，楼道灯到现在还坏着". An urgent word ("救命",
+# "快来", "现在又冒烟") keeps emergency matters as they are, and an emergency intent gets an emergency
+# answer in any case (bot.nlu.route).
+_PAST_DANGER = re.compile(
+    r"发生过|着过火|失过火|去年|前年|上个月|上月|上周|上星期|上次|上回|曾经|那次|当时|几个月前|年前|"
+    r"才没|没出大事|没出事|进了医院|住院|出院|抢救过来|脱离危险|差点|险些|没砸到|没伤到|没伤着|没人受伤|没有人受伤"
+)
+_PRESENT_DANGER = re.compile(r"救命|快来|快救|赶紧|现在又|正在|又着|又冒")
+
+
+def tells_past_danger(text: str) -> bool:
+    """Whether normalized ``text`` tells of a danger that is over rather than one happening now."""
+    return _PAST_DANGER.search(text) is not None and _PRESENT_DANGER.search(text) is None
 
 
 def _name_number(match: re.Match[str]) -> str:
@@ -217,6 +238,8 @@ class MatterIndex:
         for i, required in self._requirements:
             if required.search(prepared) is None:
                 scores[i] = 0.0
+        if self._emergencies.size and tells_past_danger(text[: MAX_QUERY_CHARS * 2]):
+            scores[self._emergencies] *= PAST_EMERGENCY_FACTOR
         return scores
 
     def _best(self, scores: npt.NDArray[np.float64]) -> int:

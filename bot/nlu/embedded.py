@@ -13,7 +13,10 @@ How it works
   ``LogisticRegression``, without its import cost (over a second and ~70 MB in the bot process).
 * **Rules on top**, because some mistakes cost more than others: a keyword rule for emergencies (fire,
   smoke, gas smell, someone trapped, injured or attacked *now*; hypothetical or past mentions such as
-  "万一着火" are left to the model), and an exact rule for short cancel words (取消 / 算了 / 不报了).
+  "万一着火", "上个月食物中毒进了医院" are left to the model), an exact rule for short cancel words
+  (取消 / 算了 / 不报了), and a rule for an outright "who handles this / what is the number" question.
+  When the model alone says "emergency" (no danger word at all) but the knowledge base plainly knows the
+  message as an ordinary matter, it is a report or a question instead.
 * **Inference** is a few dictionary look-ups and one small numpy product (~0.1 ms a message).
 * **Cache**: those arrays are saved as ``<data_dir>/cache/nlu-embedded-<hash>.npz`` (no pickle), keyed by
   the training files, :data:`FEATURE_VERSION` and the regularization. A missing or unreadable cache means
@@ -31,7 +34,7 @@ import re
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -49,7 +52,7 @@ from bot.settings import Settings
 
 log = structlog.get_logger()
 
-FEATURE_VERSION = "2"
+FEATURE_VERSION = "3"
 """Bump when :func:`features` or the training recipe changes, so stale caches are not reused."""
 
 LOW_CONFIDENCE = 0.05
@@ -497,44 +500,111 @@ EMERGENCY_PATTERNS: dict[str, re.Pattern[str]] = {
     ),
     "fire": re.compile(
         r"着火|著火|失火|起火|着了火|烧起来|烧着了|冒火|火苗|火光|发生火灾|爆炸|浓烟|冒黑烟|冒烟|"
-        r"(?<!油)烟(?:好大|很大|太大|特别大)|全是烟|都是烟"
+        r"(?<!油)烟(?:好大|很大|太大|特别大)|全是烟|都是烟|火(?:往上窜|越烧越|蔓延)|火势|火花|"
+        r"(?:电线|插座|开关|电箱|电表箱|配电箱|闸盒)[^。!?]{0,8}(?:焦味|糊味|烧焦)|"
+        r"(?:焦味|糊味|烧焦)[^。!?]{0,8}(?:电线|插座|开关|电箱|电表箱|配电箱|闸盒)"
     ),
     "trapped": re.compile(
         r"困电梯|困在电梯|电梯困人|电梯里困|被困(?!扰)|关在电梯|卡在电梯|电梯里出不来|电梯\S{0,6}(?:往下掉|下坠|坠落|掉下去)|"
-        r"电梯卡住了?\S{0,6}(?:里面有人|有人在里面)|卡在两层"
+        r"电梯卡住了?\S{0,6}(?:里面有人|有人在里面)|卡在两层|"
+        r"电梯[^。!?]{0,12}(?:卡|停在|不动|打不开|坏)[^。!?]{0,14}"
+        r"(?:里面有(?:人|个|小孩|孩子|老人|我)|(?:人|孩子|小孩|老人|儿子|女儿|我妈|我爸|我)在里面|出不来)"
     ),
     "injury": re.compile(
         r"晕倒|昏倒|昏迷|晕过去|不省人事|流血|出血|血流|受伤了|受了伤|摔伤|骨折|摔下来|摔下去|坠楼|跳楼|"
         r"(?:人|孩子|小孩|老人|娃|宝宝)\S{0,6}(?:掉下去|掉下来|掉进)|掉进\S{0,4}(?:河|湖|池塘|水池|水里|井里)|"
         r"溺水|触电|没有呼吸|没呼吸|没了呼吸|抽搐|心脏病|一动不动|摔倒\S{0,6}起不来|砸伤|咬伤|"
-        r"中毒|卡在防盗窗|锁在车里|反锁在车"
+        r"中毒|卡在防盗窗|锁在车里|反锁在车|倒地|倒在(?:地上|楼梯|路边|门口|楼道|家里|卫生间)|摔破|磕破|头破|"
+        r"血止不住|止不住血|叫不醒|叫了不应|叫不应|误吞|误食|误喝|噎住|喘不上气|呼吸困难|口吐白沫|休克|中风|"
+        r"脑梗|心梗|摔倒了|跌倒了|摔了一跤"
     ),
     "violence": re.compile(
         r"打人|打架|斗殴|持刀|拿刀|拿着刀|动刀|砍人|杀人|伤人|家暴|打老婆|打老公|打孩子|抢劫|抢东西|撬门|撬锁|"
-        r"入室|砸门|动手了|绑架|非礼|猥亵|救命"
+        r"入室|砸门|动手了|绑架|非礼|猥亵|救命|撬\S{0,4}(?:门|锁)|砍刀|菜刀|抢包|抢手机|抢钱|尾随|一直跟着我|"
+        r"跟踪我|打起来了|有人在偷|正在偷|在偷东西|小偷还在|小偷就在"
     ),
 }
-# Words that make a danger word hypothetical, past or merely a risk: leave those messages to the model.
-_NOT_NOW = re.compile(
-    r"万一|如果|要是|假如|假设|一旦|隐患|防止|预防|演练|演习|培训|宣传|上次|上回|去年|以前|之前|曾经|发生过|差点|险些|"
-    r"听说|据说|才没|没出事|没出大事|住院|进了医院|送医院了|送去医院了|出院|"
-    r"容易|可能会|会不会|怎么预防|报警器|报警按钮|报警铃|报警装置|警铃坏|电影|新闻|视频|游戏|笑死|吓死我了哈"
+# When is the danger? Residents tell stories ("上个月食物中毒进了医院", "老人心脏病突发，发现及时才没出大事")
+# and ask hypotheticals ("万一着火怎么办") in the same words as a cry for help. Recall comes first: a danger
+# word counts unless something *before it in the same sentence* moves it out of the present, or the
+# message says the danger is over — and an explicit word of the present or of urgency wins back.
+_HYPOTHETICAL_OR_PAST = re.compile(
+    r"万一|如果|要是|假如|假设|一旦|上次|上回|去年|前年|曾经|发生过|差点|险些|听说|据说|"
+    r"上个月|上个星期|上月|上周|上星期|上礼拜|几个月前|年前|那次|那回|那天|当时|小时候"
 )
+"""Hypothetical or clearly past: holds from where it appears to the end of the sentence."""
+_RECENT_PAST = re.compile(
+    r"(?<![来到])之前|(?<![来到])以前|昨天|昨晚|昨日|前天|前晚|前几天|前些天|前阵子|前段时间"
+)
+"""Recent past: like the above, except for a gas smell, which is likely still there (recall first)."""
+_PRESENT = re.compile(r"现在|正在|还在|刚刚|刚才|此刻|这会儿|今天|今晚|一直|开始|又在|越来越|仍然|依然")
+"""A word of the present after a past marker brings the sentence back to now ("上次着火的地方现在又冒烟了")."""
+_RISK_OR_FICTION = re.compile(
+    r"隐患|防止|预防|演练|演习|培训|宣传|容易|可能会|会不会|报警器|报警按钮|报警铃|报警装置|警铃坏|"
+    r"电影|新闻|视频|游戏|笑死|吓死我了哈"
+)
+"""A risk, a drill or a story on a screen: the whole clause is not an event."""
+_OVER = re.compile(
+    r"才没|没出事|没出大事|住院|进了医院|送医院了|送去医院了|送到医院了|出院|抢救过来|脱离危险|已经没事|"
+    r"火灭了|火已经灭|扑灭了"
+)
+"""The outcome is told: the danger is over, whatever the tense (unless the message is also urgent)."""
+_URGENT = re.compile(r"救命|快来人|快来|快救|赶紧来|赶快来|快报警|快打")
+_ANY_DANGER = re.compile("|".join(f"(?:{p.pattern})" for p in EMERGENCY_PATTERNS.values()))
+_NEGATED = re.compile(r"(?:没|没有|并没有|不是|未|无)$")
+"""Just before a danger word: "也没着火", "不是着火" tell that there is none."""
+_SENTENCE_END = re.compile(r"[。!?！？;；]+")
+_CLAUSE_END = re.compile(r"[\s,，、:：]+")
+_TENSES = (("past", _HYPOTHETICAL_OR_PAST), ("recent", _RECENT_PAST), ("present", _PRESENT))
+
+
+def _dangers_now(sentence: str) -> set[str]:
+    """Kinds of danger that ``sentence`` tells as happening now.
+
+    Each danger word takes the tense of the latest tense marker before it in the sentence (present
+    when there is none); a risk or fiction word anywhere in its clause, or a negation right before it,
+    discards it.
+    """
+    markers = sorted((m.start(), tense) for tense, pattern in _TENSES for m in pattern.finditer(sentence))
+    clause_ends = [m.start() for m in _CLAUSE_END.finditer(sentence)] + [len(sentence)]
+    kinds: set[str] = set()
+    for kind, pattern in EMERGENCY_PATTERNS.items():
+        for m in pattern.finditer(sentence):
+            tense = "present"
+            for position, marker in markers:
+                if position >= m.start():
+                    break
+                tense = marker
+            if tense == "past" or (tense == "recent" and kind != "gas"):
+                continue
+            if _NEGATED.search(sentence, max(0, m.start() - 3), m.start()):
+                continue
+            clause_start = max((e for e in clause_ends if e < m.start()), default=0)
+            clause_end = next(e for e in clause_ends if e >= m.end() or e == len(sentence))
+            if _RISK_OR_FICTION.search(sentence, clause_start, clause_end):
+                continue
+            kinds.add(kind)
+            break
+    return kinds
 
 
 def emergency_kind(normalized: str) -> str | None:
     """The kind of danger (gas, fire, trapped, injury, violence) the text reports as happening now.
 
-    None when there is no danger word, or only hypothetical/past/risk mentions ("万一着火", "上次困电梯").
-    The first matching kind in the order above wins: gas before fire (a gas leak must not be answered
-    with "call 119 and use water"), trapped before injury.
+    None when there is no danger word, or only hypothetical, past or risk mentions ("万一着火",
+    "上次困电梯", "上个月食物中毒进了医院", "才没出大事"). A later word of the present ("上次着火的地方现在又
+    冒烟了") keeps the emergency, and an urgent call for help ("救命", "快来人") overrides "the danger is
+    over". When several kinds are present the first kind in :data:`EMERGENCY_PATTERNS` order wins: gas
+    before fire (a gas leak must not be answered with "call 119 and use water"), trapped before injury.
     """
-    if _NOT_NOW.search(normalized):
+    if _ANY_DANGER.search(normalized) is None:  # most messages: no danger word at all
         return None
-    for kind, pattern in EMERGENCY_PATTERNS.items():
-        if pattern.search(normalized):
-            return kind
-    return None
+    if _OVER.search(normalized) and not _URGENT.search(normalized):
+        return None
+    kinds: set[str] = set()
+    for sentence in _SENTENCE_END.split(normalized):
+        kinds |= _dangers_now(sentence)
+    return next((kind for kind in EMERGENCY_PATTERNS if kind in kinds), None)
 
 
 _CANCEL_WORDS = re.compile(
@@ -549,7 +619,53 @@ def is_short_cancel(normalized: str) -> bool:
     return len(compact) <= _CANCEL_MAX_CHARS and bool(_CANCEL_WORDS.match(compact))
 
 
+# "Who handles it / whom do I call" said outright. A long message that describes the problem and ends
+# with such a question ("……这种该找哪个部门") reads to the n-gram model like a report; the question decides.
+# Precise on the training data (every match is ask_contact except one status question, which
+# _ABOUT_MY_APPEAL excludes).
+_WHO_TO_CONTACT = re.compile(
+    r"找谁|该找|应该找|归谁|谁管|谁来管|谁负责|哪个部门|什么部门|哪个单位|找哪|能找哪|可以找|谁能帮|该向|向谁|向哪|归哪|"
+    r"(?:去|到)哪里?(?:举报|投诉|反映|申请|办|问|报)|打什么电话|打哪个电话|什么电话|(?:电话|号码)(?:是)?多少|"
+    r"联系方式|怎么联系"
+)
+_ABOUT_MY_APPEAL = re.compile(
+    r"进度|到哪一步|处理到|我(?:的|提交的|报的|反映的)(?:诉求|投诉|工单|单子|问题)|工单|受理"
+)
+_ASK_OVERRIDES = frozenset({Intent.REPORT, Intent.OTHER, Intent.GREET})
+"""Intents the who-to-contact rule may overrule (never emergency, status, human, thanks or cancel)."""
+
+
+def asks_who_to_contact(normalized: str) -> bool:
+    """Whether the text asks outright who handles something or how to reach them."""
+    return _WHO_TO_CONTACT.search(normalized) is not None and _ABOUT_MY_APPEAL.search(normalized) is None
+
+
 _MEANINGFUL = re.compile(r"[0-9a-z\u3400-\u9fff]")
+
+MatterLookup = Callable[[str], tuple[float, bool] | None]
+"""Normalized text → (similarity, is an emergency matter) of the closest knowledge-base matter, or None."""
+
+CLEAR_MATTER_SCORE = 0.5
+"""A knowledge-base match this similar says plainly what a message is about (see kb/search.py: ≥ 0.5 is
+a confident match)."""
+
+# Words that may signal danger even without the strict emergency words: while any is present, the
+# model's "emergency" stands (recall first).
+_DANGER_HINT = re.compile(
+    r"火|烟|烧|爆|煤气|燃气|天然气|漏气|伤|血|晕|昏|疼|痛|摔|倒下|倒在|呼吸|抽筋|救|紧急|急救|很急|快来|"
+    r"刀|枪|棍|打|抢|砸|威胁|跟着|困|出不来|不动了|危险|报警|110|119|120"
+)
+
+
+def shipped_matter_lookup(normalized: str) -> tuple[float, bool] | None:
+    """:data:`MatterLookup` over the shipped knowledge base (loaded once per process, on first use)."""
+    from kb import load_knowledge_base  # here, not at import: tests and tools use the model without it
+
+    knowledge_base = load_knowledge_base()
+    hits = knowledge_base.rank(normalized, 1)
+    if not hits:
+        return None
+    return hits[0].score, knowledge_base.matter(hits[0].matter_id).emergency
 
 
 # --- the backend -----------------------------------------------------------------------------------
@@ -560,9 +676,17 @@ class EmbeddedNLU:
 
     name = "embedded"
 
-    def __init__(self, model: LinearModel, *, origin: str = "trained") -> None:
+    def __init__(
+        self,
+        model: LinearModel,
+        *,
+        origin: str = "trained",
+        matters: MatterLookup | None = shipped_matter_lookup,
+    ) -> None:
         self.model = model
         self.origin = origin  # "cache" or "trained": how this instance got its model
+        # Consulted only when the model alone says "emergency" (see _understand); None switches that off.
+        self.matters = matters
 
     async def parse(self, text: str) -> Understanding:
         return self.understand(text)
@@ -593,13 +717,32 @@ class EmbeddedNLU:
             decided = Intent.EMERGENCY
         elif is_short_cancel(normalized):
             decided = Intent.CANCEL
+        elif ranking[0].name in _ASK_OVERRIDES and asks_who_to_contact(normalized):
+            decided = Intent.ASK_CONTACT
         if decided is not None and ranking[0].name is not decided:
             current = next(s for s in ranking if s.name is decided)
             promoted = IntentScore(decided, max(current.confidence, RULE_CONFIDENCE))
             ranking = [promoted, *(s for s in ranking if s.name is not decided)]
+        elif decided is None and ranking[0].name is Intent.EMERGENCY and self._plainly_not_urgent(normalized):
+            # No danger word, and the knowledge base knows the message as an ordinary matter ("有人遛狗不牵绳
+            # 把孩子吓哭了", "举报有人聚众赌博"): a report or a question, not a call for 110/119/120.
+            instead = Intent.ASK_CONTACT if asks_who_to_contact(normalized) else Intent.REPORT
+            current = next(s for s in ranking if s.name is instead)
+            swapped = IntentScore(instead, ranking[0].confidence)
+            demoted = IntentScore(Intent.EMERGENCY, current.confidence)
+            rest = (s for s in ranking[1:] if s.name is not instead)
+            ranking = [swapped, *sorted((demoted, *rest), key=lambda s: s.confidence, reverse=True)]
         return Understanding(
             text=normalized, intent=ranking[0], entities=entities, ranking=tuple(ranking), backend=self.name
         )
+
+    def _plainly_not_urgent(self, normalized: str) -> bool:
+        """Whether a message the model calls an emergency is, by the knowledge base, an ordinary matter
+        and has no word that could signal danger."""
+        if self.matters is None or _DANGER_HINT.search(normalized):
+            return False
+        found = self.matters(normalized)
+        return found is not None and found[0] >= CLEAR_MATTER_SCORE and not found[1]
 
 
 def _unknown(normalized: str) -> Understanding:

@@ -27,6 +27,30 @@ _SPACE = re.compile(r"\s+")
 # must not cost 20 KB of work on every pass.
 MAX_NORMALIZED_CHARS = 1000
 
+# Typos and homophones residents often type (pinyin input picks the wrong character), corrected so that
+# "物叶""着伙" match like "物业""着火". Curated, not guessed: each one turns a non-word into the word it
+# must mean, with look-arounds where the wrong form is also part of a real word ("植物叶子", "跟着伙伴",
+# "一楼到三楼", "取暖器"). Replacements keep the length, so entity offsets stay valid.
+_TYPOS = {
+    "物叶": "物业",
+    "电悌": "电梯",
+    "着伙": "着火",
+    "楼到": "楼道",
+    "下水到": "下水道",
+    "燥音": "噪音",
+    "躁音": "噪音",
+    "天燃气": "天然气",
+    "燃汽": "燃气",
+    "煤汽": "煤气",
+    "拉圾": "垃圾",
+    "水笼头": "水龙头",
+    "暖器": "暖气",
+}
+_TYPO = re.compile(
+    r"(?<![植动生作谷])物叶(?![子片脉])|电悌|着伙(?![伴计食同])|楼到(?=灯|里|口|内|堆|门)|"
+    r"下水到(?=堵|不通|反水|返水|冒|口|井|管|疏通)|燥音|躁音|天燃气|燃汽|煤汽|拉圾|水笼头|(?<!取)暖器"
+)
+
 
 def _keep(ch: str) -> str:
     if ch in "\n\t":
@@ -53,4 +77,5 @@ def normalize(text: str) -> str:
     text = _OTHER_MENTION.sub(" ", text)
     text = "".join(_keep(ch) for ch in text)
     text = _T2S.convert(text)
+    text = _TYPO.sub(lambda m: _TYPOS[m.group(0)], text)
     return _SPACE.sub(" ", text).strip().lower()

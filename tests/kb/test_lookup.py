@@ -39,7 +39,8 @@ PHRASINGS: list[tuple[str, str, str]] = [
     ("家里没电了，邻居家有电", "power_outage_own_flat", "owner"),
     ("这一片都停水了什么时候来水", "water_outage_area", "utility/water"),
     ("高层水压太低了，热水器都打不着", "water_outage_building", "property"),
-    ("自来水黄黄的有铁锈味", "water_quality", "property"),
+    ("自来水黄黄的有铁锈味", "water_quality", "utility/water"),
+    ("楼顶水箱好久没清洗了 水里有虫", "water_quality_secondary_supply", "property"),
     ("暖气片一点都不热", "heating_not_warm", "utility/heating"),
     ("宽带断网两天了", "broadband_tv_fault", "utility/telecom"),
     ("楼上装修电钻声吵死了，周日早上七点就开始", "noise_renovation", "property"),
@@ -68,7 +69,7 @@ PHRASINGS: list[tuple[str, str, str]] = [
     ("物业不作为 报修没人理", "property_poor_service", "property"),
     ("不交物业费物业就把我家水停了", "property_cut_utilities_for_fees", "department/housing"),
     ("想成立业委会", "set_up_owners_committee", "street"),
-    ("维修基金怎么查余额", "maintenance_fund_balance", "department/housing"),
+    ("维修基金怎么查余额", "maintenance_fund_balance", "owners_committee"),
     ("低保怎么办理", "subsistence_allowance", "community"),
     ("小区门口马路上的路灯坏了", "street_light_municipal", "department/urban_management"),
     ("小区门口有小贩摆摊", "street_vendors", "department/urban_management"),
@@ -87,6 +88,18 @@ PHRASINGS: list[tuple[str, str, str]] = [
     ("孩子打疫苗在哪里打", "vaccination_health", "department/health"),
     ("燃气公司说要入户安检是真的吗", "gas_service", "utility/gas"),
     ("物业的账目从来不公开", "property_accounts_opaque", "property"),
+    ("卫生间坐便器堵了", "drain_blocked_in_flat", "property"),
+    ("整个片区都停水了 什么时候恢复", "water_outage_area", "utility/water"),
+    ("附近一大片都没电了", "power_outage_area", "utility/power"),
+    ("大马路上路灯坏了好几盏", "street_light_municipal", "department/urban_management"),
+    ("跟楼下邻居吵起来了 想找人调解", "neighbour_dispute", "community"),
+    ("物业停了我家的电逼我交物业费", "property_cut_utilities_for_fees", "department/housing"),
+    ("楼下棋牌室洗牌声吵到半夜", "mahjong_parlour", "department/environment"),
+    ("楼门口的遮雨棚塌下来一块", "canopy_damaged", "property"),
+    ("小区只能装一家的宽带 别的运营商不让进", "broadband_access_monopoly", "department/communications"),
+    ("垃圾房臭得不行 苍蝇乱飞", "garbage_station_nuisance", "property"),
+    ("一套房隔成了八个单间出租", "group_renting", "property"),
+    ("物叶的座机号码多少", "contact_property", "property"),
     # Emergencies
     ("閘到一股煤氣味", "gas_leak", "utility/gas"),
     ("楼道有很浓的天然气味道", "gas_leak", "utility/gas"),
@@ -97,7 +110,7 @@ PHRASINGS: list[tuple[str, str, str]] = [
     ("老人摔倒了起不来", "injury_medical", "emergency/ambulance"),
     ("楼下有人打架还动刀了", "violence_fight", "emergency/police"),
     ("我家水管爆了 水哗哗地流", "pipe_burst_flooding", "property"),
-    ("邻居家的狗把我孩子咬了", "dog_bite", "department/health"),
+    ("邻居家的狗把我孩子咬了", "dog_bite", "emergency/police"),
 ]
 
 
@@ -127,6 +140,7 @@ def test_phrasing_routes_to_the_right_party(
         ("噪音太大了", "noise", {"noise_renovation", "noise_neighbour", "noise_commercial"}),
         ("路灯不亮", "street_light", {"street_light_estate", "street_light_municipal"}),
         ("停车的事找谁", "parking", {"parking_disorder_estate", "parking_illegal_road"}),
+        ("井盖被人偷走了", "manhole_cover", {"estate_manhole_cover", "manhole_municipal"}),
     ],
 )
 def test_ambiguous_messages_ask_first(

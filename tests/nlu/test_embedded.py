@@ -13,6 +13,7 @@ from bot.nlu.base import EntityType, Intent, NLUBackend
 from bot.nlu.embedded import (
     LOW_CONFIDENCE,
     EmbeddedNLU,
+    asks_who_to_contact,
     build,
     cache_key,
     create,
@@ -139,10 +140,86 @@ async def test_health_is_none_when_trained(nlu: EmbeddedNLU) -> None:
         ("最近被噪音困扰好久", None),
         ("钥匙掉进下水道了", None),
         ("听说隔壁小区着火了", None),
+        # Stories about a danger that is over: not an emergency now.
+        ("上个月食物中毒进了医院 那家饭店该找谁", None),
+        ("楼下饭店吃坏了肚子 上个月食物中毒", None),
+        ("老人心脏病突发 幸好发现及时才没出大事", None),
+        ("上周有人被困电梯 到现在还没修", None),
+        ("前几天楼下有人打架", None),
+        ("楼道里的烟感一直在响 也没着火", None),
+        ("老人摔倒了已经送医院了 物业的地太滑了", None),
+        # ... but a word of the present, or an urgent call for help, brings it back (recall first).
+        ("上次着火的地方现在又冒烟了", "fire"),
+        ("去年着过火。三楼着火了", "fire"),
+        ("楼上着火了 要是不来人就烧到我家了", "fire"),
+        ("之前说过楼道有隐患 现在真的着火了", "fire"),
+        ("有人晕倒了 已经打了120 还没来", "injury"),
+        ("救护车来之前该怎么办 老人晕倒了", "injury"),
+        # A gas smell mentioned earlier is likely still there.
+        ("之前就有煤气味 越来越重了", "gas"),
+        ("昨天开始一直闻到煤气味", "gas"),
+        # Danger words beyond the obvious ones, and a danger word split from its object by a space.
+        ("液化气罐的阀门关不上了 一直在漏", "gas"),
+        ("电梯停在半路 门打不开 我儿子在里面", "trapped"),
+        ("我爸突然倒地了 叫不醒", "injury"),
+        ("孩子误吞了一颗纽扣电池", "injury"),
+        ("有人在撬隔壁的门", "violence"),
+        ("配电箱冒烟了", "fire"),
+        # Sparks or a burning smell from wiring are treated as fire (brief R6), burnt food is not.
+        ("插座打火花", "fire"),
+        ("闻到一股烧焦味 好像是电线", "fire"),
+        ("饭烧焦了 一屋子糊味", None),
+        # A typo fixed by normalize().
+        ("着伙了 快来人啊 三楼", "fire"),
     ],
 )
 def test_emergency_rule_is_about_danger_now(text: str, kind: str | None) -> None:
     assert emergency_kind(normalize(text)) == kind
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("最近楼下新开了一家酒吧 天天放音乐到凌晨 这种该找哪个部门", True),
+        ("停车费乱涨价能向哪里反映", True),
+        ("物业的座机号码是多少", True),
+        ("顶楼漏水好几年了 现在应该找谁", True),
+        ("我提交的投诉现在到哪个部门了", False),  # the resident's own appeal: status
+        ("楼道灯坏了好几天了", False),
+    ],
+)
+def test_who_to_contact_rule(text: str, asks: bool) -> None:
+    assert asks_who_to_contact(normalize(text)) is asks
+
+
+async def test_who_to_contact_question_after_a_long_description(nlu: EmbeddedNLU) -> None:
+    understanding = await nlu.parse(
+        "我们楼下那家烧烤店每天营业到凌晨 油烟和吵闹声都很大 跟老板说过好几次也不改 这种情况应该找哪个部门"
+    )
+    assert understanding.intent.name is Intent.ASK_CONTACT
+
+
+def test_knowledge_base_overrules_a_model_only_emergency(nlu: EmbeddedNLU) -> None:
+    """No danger word and a plain ordinary matter: not an emergency. With any danger hint, it stays one."""
+    model = nlu.model
+    ordinary = EmbeddedNLU(model, matters=lambda text: (0.8, False))
+    urgent_matter = EmbeddedNLU(model, matters=lambda text: (0.8, True))
+    unsure = EmbeddedNLU(model, matters=lambda text: (0.3, False))
+    probe = next(
+        text
+        for text in ("有人在电梯口", "有人在楼顶", "有人在小区里", "有人在楼下叫", "有个人在单元门口")
+        if EmbeddedNLU(model, matters=None).understand(text).intent.name is Intent.EMERGENCY
+    )
+    assert ordinary.understand(probe).intent.name in (Intent.REPORT, Intent.ASK_CONTACT)
+    assert urgent_matter.understand(probe).intent.name is Intent.EMERGENCY
+    assert unsure.understand(probe).intent.name is Intent.EMERGENCY
+    # A danger word keeps the emergency whatever the knowledge base says.
+    assert ordinary.understand("有人在楼下打人").intent.name is Intent.EMERGENCY
+
+
+async def test_shipped_knowledge_base_corrects_a_complaint_read_as_emergency(nlu: EmbeddedNLU) -> None:
+    understanding = await nlu.parse("有人在楼道里遛狗不牵绳 把小朋友吓坏了")
+    assert understanding.intent.name is Intent.REPORT
 
 
 async def test_emergency_rule_overrides_the_model(nlu: EmbeddedNLU) -> None:
