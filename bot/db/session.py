@@ -86,8 +86,8 @@ class Database:
 def _upgrade(connection: Connection, url: str) -> None:
     cfg = alembic_config(url)
     cfg.attributes["connection"] = connection
-    # "heads": features may add migrations on independent branches (merged later); apply them all.
-    command.upgrade(cfg, "heads")
+    # One head: parallel feature branches are joined by merge revisions (see 0004).
+    command.upgrade(cfg, "head")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

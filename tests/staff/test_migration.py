@@ -59,13 +59,15 @@ async def test_staff_migration_matches_the_models_and_reverses(database_url: str
     engine = create_async_engine(database_url)
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(_alembic, database_url, "upgrade", "heads")
+            await conn.run_sync(_alembic, database_url, "upgrade", "head")
         async with engine.connect() as conn:
             up = await conn.run_sync(_state)
         assert up["diff"] == [], up["diff"]
         assert STAFF_TABLES <= up["tables"] and "purpose" in up["chat"] and "community_id" in up["audit"]
 
         async with engine.begin() as conn:
+            # Down past the merge revision 0004, then take the staff branch (0003) off alone.
+            await conn.run_sync(_alembic, database_url, "downgrade", "0002")
             await conn.run_sync(_alembic, database_url, "downgrade", "0003@-1")
         async with engine.connect() as conn:
             down = await conn.run_sync(_state)
@@ -73,7 +75,7 @@ async def test_staff_migration_matches_the_models_and_reverses(database_url: str
         assert "purpose" not in down["chat"] and "community_id" not in down["audit"]
 
         async with engine.begin() as conn:
-            await conn.run_sync(_alembic, database_url, "upgrade", "heads")
+            await conn.run_sync(_alembic, database_url, "upgrade", "head")
         async with engine.connect() as conn:
             again = await conn.run_sync(_state)
         assert again["diff"] == [] and STAFF_TABLES <= again["tables"]
