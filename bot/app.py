@@ -16,7 +16,12 @@ from fastapi.staticfiles import StaticFiles
 
 from bot.runtime import Runtime
 from bot.settings import Settings
+from bot.staff import create_console, start_staff_jobs
+from integrations import backend, telegram, wechat, wecom
+from integrations.backend.events import router as backend_events_router
 from integrations.rest.channel import router as rest_router
+from integrations.rest.inbox import InboxHint
+from integrations.rest.inbox import router as inbox_router
 
 STATIC = Path(__file__).with_name("web") / "static"
 
@@ -30,6 +35,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         own = runtime is None
         app.state.runtime = runtime or await Runtime.start(settings)
         try:
+            # Each platform switches itself on only when configured (its token is set).
+            await telegram.setup(app, app.state.runtime)
+            await wechat.setup(app, app.state.runtime)
+            await wecom.setup(app, app.state.runtime)
+            # After the platforms: their senders are registered when the forwarder starts.
+            await backend.setup(app, app.state.runtime)
+            # Staff handoff: held conversations back into Redis, notices to staff chats, auto-release.
+            await start_staff_jobs(app.state.runtime)
             yield
         finally:
             if own:
@@ -39,6 +52,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         title="huiyin 回音", version="0.1.0", lifespan=lifespan, docs_url="/api/docs", redoc_url=None
     )
     app.include_router(rest_router)
+    app.mount("/staff", create_console(lambda: app.state.runtime))
+    app.include_router(inbox_router)
+    app.include_router(backend_events_router)
+    app.add_middleware(InboxHint)
+    for platform_router in (telegram.router, wechat.router, wecom.router):
+        app.include_router(platform_router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import Any
 
 import click
 
+from bot.admin import admin
+from bot.nlu.route import route_command
 from bot.settings import Settings, settings_help
+from kb.check import check_command
 
 
 def _settings_epilog() -> str:
@@ -30,7 +32,7 @@ def main() -> None:
 def serve(host: str | None, port: int | None) -> None:
     """Run the HTTP app: channels' webhooks, the web chat page at /, /healthz and /readyz.
 
-    With no settings it runs on embedded defaults: a SQLite file under ./var, an in-process Redis and
+    With no settings it runs on embedded defaults: a SQLite file under ~/.local/share/huiyin, an in-process Redis and
     the embedded NLU. Open http://127.0.0.1:8080/ to try the web chat.
     """
     import uvicorn
@@ -87,6 +89,26 @@ def chat(group_title: str, speaker: str) -> None:
     asyncio.run(run_terminal_chat(settings, group_title=group_title, speaker=speaker))
 
 
+@main.command()
+@click.option("--once", is_flag=True, help="Deliver what is due now, then exit (for cron or a check).")
+def worker(once: bool) -> None:
+    """Run the forwarder alone: send confirmed appeals to the city's case backend, poll it for status
+    changes, deliver notifications, flag overdue appeals. Several workers may run at once.
+
+    `huiyin serve` runs one inside it too; set HUIYIN_FORWARDER=false there when workers do the job.
+    The backend is chosen per community (HUIYIN_BACKEND, HUIYIN_OPEN311_*, HUIYIN_BACKEND_WEBHOOK_*,
+    HUIYIN_BACKEND_COMMUNITIES): see `huiyin serve --help` and docs/backend.md.
+    """
+    from bot.logs import configure_logging
+    from integrations.backend.forwarder import run_worker
+
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    sent = asyncio.run(run_worker(settings, once=once))
+    if once:
+        click.echo(f"delivered {sent}")
+
+
 @main.group()
 def db() -> None:
     """Database maintenance."""
@@ -108,26 +130,11 @@ def db_upgrade() -> None:
     click.echo("database is up to date")
 
 
-def _add_optional_commands() -> None:
-    """Commands whose modules live with their feature (kb, nlu); registered here, imported lazily."""
-    try:
-        from kb.check import check_command
-    except ImportError as exc:  # pragma: no cover - only while a feature is absent
-        print(f"huiyin: kb commands unavailable: {exc}", file=sys.stderr)
-    else:
-
-        @main.group()
-        def kb() -> None:
-            """The knowledge base ("这事该找谁")."""
-
-        kb.add_command(check_command, name="check")
-
-    try:
-        from bot.nlu.route import route_command
-    except ImportError as exc:  # pragma: no cover
-        print(f"huiyin: route command unavailable: {exc}", file=sys.stderr)
-    else:
-        main.add_command(route_command, name="route")
+@main.group()
+def kb() -> None:
+    """The knowledge base ("这事该找谁")."""
 
 
-_add_optional_commands()
+kb.add_command(check_command, name="check")
+main.add_command(route_command, name="route")
+main.add_command(admin, name="admin")

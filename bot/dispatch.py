@@ -25,12 +25,14 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from bot.appeals.flow import FollowUp
 from bot.db.models import AppealStatus, RoleGrant
 from bot.db.repository import ConversationRef, NewAppeal, Repository
 from bot.db.session import Database
 from bot.dialog.engine import DialogEngine, Prompt, Turn, TurnContext
 from bot.dialog.slots import bare
 from bot.dialog.spec import DialogBundle
+from bot.handoff import HandoffDesk, Verdict
 from bot.message import Button, ChatType, IncomingMessage, Reply, Target
 from bot.nlu.base import Intent, NLUBackend, Understanding
 from bot.nlu.normalize import normalize
@@ -58,6 +60,8 @@ class _TurnOutput:
     state: dict[str, Any] | None = None
     private_state: dict[str, Any] | None = None  # a dialog moving into the resident's private chat
     intent: str | None = None
+    handoff: str | None = None  # this turn asks for staff: asked | emergency (see bot/handoff)
+    not_understood: bool = False
 
     def say(self, text: str, buttons: tuple[Button, ...] = (), *, private: bool = False) -> None:
         self.prompts.append(Prompt(text, buttons, private))
@@ -86,12 +90,21 @@ class Dispatcher:
         names = sorted({n.lower() for n in settings.bot_names}, key=len, reverse=True)
         self._name_re = re.compile("|".join(re.escape(n) for n in names))
         self._refs: dict[str, ConversationRef] = {}
+        self.handoff = HandoffDesk(settings=settings, store=store, kb=kb, words=self.words)
+        self.follow_up = FollowUp(
+            settings=settings, store=store, words=self.words, bot_names=settings.bot_names
+        )
 
     # --- the entry point -------------------------------------------------------------------------------
     async def handle(self, message: IncomingMessage) -> list[Reply]:
         """Handle one incoming message and return the replies to send. Safe to call concurrently."""
         key = ConversationKey.of(message)
-        if message.is_group and not self._addressed(message) and not await self.store.has_state(key):
+        if (
+            message.is_group
+            and not self._addressed(message)
+            and not await self.store.has_state(key)
+            and not await self.handoff.held(key)  # staff hold it: the resident's replies reach them
+        ):
             return await self._unaddressed_group_message(message)
         async with self.store.lock(key):
             cached = await self.store.seen(message.platform, message.message_id)
@@ -189,7 +202,13 @@ class Dispatcher:
             if state is None:
                 state = await repo.dialog_state(ref.conversation_id)
             out = _TurnOutput(state=state, intent=u.intent.name.value)
-            await self._turn(repo, ref, message, u, out)
+            # Staff commands, invites, building leaders' relays, conversations staff hold: bot/handoff.
+            verdict = await self.handoff.intercept(repo, ref, message, u, out)
+            if verdict is Verdict.HELD and self._is_emergency(u, ref):
+                await self._emergency(ref, u, out)  # safety first, even while staff hold it
+            elif verdict is Verdict.PASS:
+                await self._turn(repo, ref, message, u, out)
+                await self.handoff.after_turn(repo, ref, message, out)
 
             private_key = private_key_for(message)
             moved = out.private_state is not None and private_key != key
@@ -273,6 +292,12 @@ class Dispatcher:
     ) -> None:
         ctx = await self._context(repo, ref, message, out.state)
         state = out.state
+        # Ratings and their comments, answers to a duplicate offer: bot/appeals.
+        handled = await self.follow_up.intercept(repo, ref, message, u, state)
+        if handled is not None:
+            out.prompts.extend(handled.prompts)
+            out.state = handled.state
+            return
         if state is not None and state.get("dialog"):
             if self.engine.expired(state, self.settings.dialog_idle_timeout_s):
                 description = str(state["slots"].get("description") or "问题")[:20]
@@ -373,6 +398,11 @@ class Dispatcher:
         state: dict[str, Any],
         out: _TurnOutput,
     ) -> None:
+        offer = await self.follow_up.offer_duplicate(repo, ref, message, state)
+        if offer is not None:  # an open appeal at the same place: offer to join it (bot/appeals)
+            out.prompts.extend(offer)
+            out.state = state
+            return
         slots, meta, origin = state["slots"], state.get("meta", {}), state["origin"]
         place = slots.get("place") or {}
         now = datetime.now(self._tz)
@@ -486,7 +516,7 @@ class Dispatcher:
         elif intent is Intent.CANCEL:
             out.say(self.words.get("appeal.nothing_to_cancel"))
         elif not self._answer_question(ref, u, message, out, only_if_confident=True):
-            out.say(self.words.get("not_understood"))
+            self._not_understood(out)
 
     def _command(self, message: IncomingMessage) -> tuple[str | None, str]:
         text = (
@@ -547,12 +577,16 @@ class Dispatcher:
         answer = self.kb.lookup(u.text, ref.community_code)
         if answer is None:
             if not only_if_confident:
-                out.say(self.words.get("not_understood"))
+                self._not_understood(out)
             return not only_if_confident
         if only_if_confident and answer.score < 0.5:
             return False
         self._say_answer(answer, out)
         return True
+
+    def _not_understood(self, out: _TurnOutput) -> None:
+        out.say(self.words.get("not_understood"))
+        out.not_understood = True  # repeated failures queue the conversation for staff (bot/handoff)
 
     def _say_answer(self, answer: KBAnswer, out: _TurnOutput) -> None:
         if answer.clarify is not None:
@@ -568,7 +602,7 @@ class Dispatcher:
         try:
             answer = self.kb.answer(matter_id, ref.community_code)
         except KeyError:
-            out.say(self.words.get("not_understood"))
+            self._not_understood(out)
             return
         self._say_answer(answer, out)
 
@@ -587,14 +621,13 @@ class Dispatcher:
             out.say(answer.text)
         else:
             out.say(self.words.get("emergency"))
+        out.handoff = "emergency"
         log.warning(
             "emergency message", conversation=ref.conversation_id, kb=answer.matter_id if answer else None
         )
 
     def _human(self, ref: ConversationRef, out: _TurnOutput) -> None:
-        office = self.kb.community(ref.community_code).community
-        contact = "，".join(x for x in (office.name, office.phone, office.hours, office.location) if x)
-        out.say(self.words.get("human.contact", community_contact=contact))
+        out.handoff = "asked"  # queued for staff, or the community office's contact (bot/handoff)
 
     async def _status(
         self, repo: Repository, ref: ConversationRef, message: IncomingMessage, out: _TurnOutput
@@ -608,12 +641,8 @@ class Dispatcher:
             return
         lines = [self.words.get("status.header")]
         for appeal in appeals:
-            event = await repo.latest_event(appeal.id)
-            note = (
-                f"\n  {event.note}"
-                if event and event.note and appeal.status != AppealStatus.SUBMITTED
-                else ""
-            )
+            latest = await self.follow_up.progress_note(repo, appeal)
+            note = f"\n  {latest}" if latest and appeal.status != AppealStatus.SUBMITTED else ""
             lines.append(
                 self.words.get(
                     "status.item",

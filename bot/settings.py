@@ -9,12 +9,34 @@ this list with descriptions, generated from the fields below, so the field descr
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommunityBackend(BaseModel):
+    """One community's case backend, from ``HUIYIN_BACKEND_COMMUNITIES``; unset fields fall back to the
+    global backend settings (``HUIYIN_OPEN311_*``, ``HUIYIN_BACKEND_WEBHOOK_*``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["open311", "webhook", "none"]
+    url: str | None = None
+    api_key: SecretStr | None = None
+    jurisdiction: str | None = None
+    service_codes: dict[str, str] = Field(default_factory=dict)
+    default_service_code: str | None = None
+    secret: SecretStr | None = None
+
+
+def default_data_dir() -> Path:
+    """Per-user data folder, independent of the working directory (``huiyin route`` runs anywhere)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "huiyin"
 
 
 class Settings(BaseSettings):
@@ -28,8 +50,11 @@ class Settings(BaseSettings):
 
     # --- where things live -------------------------------------------------------------------------
     data_dir: Path = Field(
-        default=Path("var"),
-        description="Folder for the embedded SQLite database, uploaded photos and caches.",
+        default_factory=lambda: default_data_dir(),
+        description=(
+            "Folder for the embedded SQLite database, downloaded photos and caches "
+            "(default: $XDG_DATA_HOME/huiyin, i.e. ~/.local/share/huiyin)."
+        ),
     )
     database_url: str | None = Field(
         default=None,
@@ -108,6 +133,246 @@ class Settings(BaseSettings):
         description="Base URL of the Rasa NLU service (with HUIYIN_NLU=rasa).",
     )
     rasa_timeout_s: float = Field(default=2.0, gt=0, description="Timeout of one Rasa /model/parse call.")
+
+    # --- platforms: Telegram, WeChat Official Account, WeCom (see docs/platforms.md) ---------------
+    telegram_token: SecretStr | None = Field(
+        default=None, description="Telegram bot token from @BotFather. Setting it switches Telegram on."
+    )
+    telegram_mode: Literal["webhook", "polling"] = Field(
+        default="polling",
+        description=(
+            "How updates arrive: polling (asks Telegram, no public URL needed; for small setups) or "
+            "webhook (Telegram posts to /webhooks/telegram/webhook; needs HUIYIN_TELEGRAM_SECRET)."
+        ),
+    )
+    telegram_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Webhook secret token (1-256 of A-Z a-z 0-9 _ -). Telegram sends it in "
+            "X-Telegram-Bot-Api-Secret-Token; requests without it are refused with 403. Required in webhook mode."
+        ),
+    )
+    telegram_webhook_url: str | None = Field(
+        default=None,
+        description=(
+            "Public HTTPS URL of /webhooks/telegram/webhook. When set in webhook mode, huiyin registers it "
+            "with Telegram (setWebhook) at start-up."
+        ),
+    )
+    telegram_api_base: str = Field(
+        default="https://api.telegram.org",
+        description="Bot API server, e.g. a local telegram-bot-api server (files under <base>/file/bot<token>/).",
+    )
+    telegram_rate_per_s: float = Field(
+        default=30.0, ge=0, description="Most messages the bot sends per second overall (0: no limit)."
+    )
+    telegram_group_rate_per_min: float = Field(
+        default=20.0, ge=0, description="Most messages the bot sends into one group per minute (0: no limit)."
+    )
+    wechat_token: SecretStr | None = Field(
+        default=None,
+        description="WeChat Official Account server Token (服务器配置 · 令牌). Setting it switches WeChat on.",
+    )
+    wechat_app_id: str | None = Field(
+        default=None, description="WeChat Official Account AppID (for safe mode and the send API)."
+    )
+    wechat_app_secret: SecretStr | None = Field(
+        default=None,
+        description="WeChat Official Account AppSecret, for the access token of the customer-service API.",
+    )
+    wechat_aes_key: SecretStr | None = Field(
+        default=None,
+        description="EncodingAESKey (43 characters). When set, safe-mode (AES) callbacks are accepted and answered.",
+    )
+    wechat_api_base: str = Field(
+        default="https://api.weixin.qq.com", description="WeChat API server (tests point it at a local one)."
+    )
+    wechat_reply_deadline_s: float = Field(
+        default=4.0,
+        gt=0,
+        le=4.8,
+        description=(
+            "How long a callback waits for the answer before replying 'success' and sending it through "
+            "the customer-service API instead (WeChat gives up after 5 s)."
+        ),
+    )
+    wecom_corp_id: str | None = Field(default=None, description="WeCom CorpID (我的企业 · 企业ID).")
+    wecom_agent_id: int | None = Field(default=None, description="WeCom self-built app AgentId.")
+    wecom_secret: SecretStr | None = Field(
+        default=None, description="WeCom self-built app Secret, for the access token of the app message API."
+    )
+    wecom_token: SecretStr | None = Field(
+        default=None,
+        description="Token of the self-built app's callback (接收消息 · API接收). Switches app callbacks on.",
+    )
+    wecom_aes_key: SecretStr | None = Field(
+        default=None, description="EncodingAESKey of the self-built app's callback (43 characters)."
+    )
+    wecom_robot_token: SecretStr | None = Field(
+        default=None,
+        description="Token of the intelligent group robot's API-mode callback. Switches robot callbacks on.",
+    )
+    wecom_robot_aes_key: SecretStr | None = Field(
+        default=None, description="EncodingAESKey of the intelligent group robot's callback (43 characters)."
+    )
+    wecom_staff_webhook: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Group robot (消息推送) webhook URL of the staff group, "
+            "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=..., for notifications to staff."
+        ),
+    )
+    wecom_api_base: str = Field(
+        default="https://qyapi.weixin.qq.com", description="WeCom API server (tests point it at a local one)."
+    )
+    wecom_reply_deadline_s: float = Field(
+        default=4.0,
+        gt=0,
+        le=4.8,
+        description=(
+            "How long a callback waits for the answer before answering empty and sending it later "
+            "(app message API, or the robot's response_url)."
+        ),
+    )
+
+    # --- the city's case backend (see docs/backend.md) ----------------------------------------------
+    backend: Literal["auto", "none", "open311", "webhook"] = Field(
+        default="auto",
+        description=(
+            "Case backend of communities without an entry in HUIYIN_BACKEND_COMMUNITIES: open311, webhook, "
+            "none (appeals stay with the community's staff), or auto: open311 when HUIYIN_OPEN311_URL is "
+            "set, else webhook when HUIYIN_BACKEND_WEBHOOK_URL is set, else none."
+        ),
+    )
+    backend_communities: dict[str, CommunityBackend] = Field(
+        default_factory=dict,
+        description=(
+            'Per-community backends, a JSON object: community code → {"kind": "open311"|"webhook"|"none", '
+            '"url", "api_key", "jurisdiction", "service_codes", "default_service_code", "secret"}; '
+            "unset fields fall back to the global settings."
+        ),
+    )
+    open311_url: str | None = Field(
+        default=None,
+        description="Base URL of an Open311 GeoReport v2 server (where services.json and requests.json live).",
+    )
+    open311_api_key: SecretStr | None = Field(
+        default=None, description="Open311 api_key sent with every request the bot files."
+    )
+    open311_jurisdiction: str | None = Field(
+        default=None, description="Open311 jurisdiction_id, for servers that serve several cities."
+    )
+    open311_service_codes: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            'Knowledge-base category → Open311 service_code (JSON object, e.g. {"repairs": "001"}). '
+            "Unmapped categories are matched against the discovered services' names, groups and keywords."
+        ),
+    )
+    open311_default_service_code: str | None = Field(
+        default=None,
+        description="service_code for appeals no category maps to (unset: the first discovered service).",
+    )
+    open311_updates: bool = Field(
+        default=True,
+        description=(
+            "Send supporters (+1) and ratings to Open311 through the servicerequestupdates.json extension "
+            "(mySociety/FixMyStreet); off: they are kept in huiyin only."
+        ),
+    )
+    backend_webhook_url: str | None = Field(
+        default=None, description="URL the signed JSON webhook backend receives appeals and updates at."
+    )
+    backend_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Shared secret of the webhook backend: signs what huiyin sends and verifies POST /backend/events "
+            "(HMAC-SHA256 over timestamp + '.' + body)."
+        ),
+    )
+    backend_webhook_tolerance_s: int = Field(
+        default=300,
+        ge=1,
+        description="Signed events whose timestamp is further than this from now are refused (replays).",
+    )
+    backend_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one call to the backend.")
+    forwarder: bool = Field(
+        default=True,
+        description="Run the forwarder inside `huiyin serve` (false when `huiyin worker` processes do it).",
+    )
+    forwarder_batch: int = Field(default=100, ge=1, description="Outbox rows a forwarder claims at once.")
+    forwarder_concurrency: int = Field(
+        default=16, ge=1, description="Calls to the backend a forwarder has in flight at once."
+    )
+    forwarder_idle_s: float = Field(
+        default=1.0, gt=0, description="How often an idle forwarder looks for new work."
+    )
+    forwarder_lease_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="A claimed row whose worker has not finished within this time (it died) is retried.",
+    )
+    forwarder_max_attempts: int = Field(
+        default=8,
+        ge=1,
+        description="After this many failed deliveries the appeal is flagged to staff; delivery goes on.",
+    )
+    forwarder_backoff_s: float = Field(
+        default=2.0, gt=0, description="First retry delay; doubled on each failure, with jitter."
+    )
+    forwarder_backoff_max_s: float = Field(
+        default=1800.0, gt=0, description="Longest delay between two delivery attempts."
+    )
+    status_poll_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often an open appeal's status is asked from a backend that must be polled (Open311).",
+    )
+    duplicate_window_days: int = Field(
+        default=14,
+        ge=0,
+        description="Open appeals this recent, at the same place with similar content, are offered to join.",
+    )
+
+    # --- staff: console, handoff, roles (see docs/staff.md) -----------------------------------------
+    staff_secret_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Secret that signs staff console session cookies. Unset: one is generated and kept in "
+            "<data_dir>/staff_secret.key; set it when several machines serve the console."
+        ),
+    )
+    staff_session_hours: float = Field(
+        default=12.0, gt=0, description="A staff console session ends this many hours after login."
+    )
+    staff_cookie_secure: bool = Field(
+        default=False,
+        description="Send the console cookies only over HTTPS (set true behind a TLS-terminating proxy).",
+    )
+    staff_login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed console logins per user name in 15 minutes before further tries are refused.",
+    )
+    handoff_quiet_release_s: int = Field(
+        default=1800,
+        ge=60,
+        description=(
+            "A conversation taken over by staff goes back to the bot after this many seconds without a "
+            "message from either side; the resident is told."
+        ),
+    )
+    handoff_check_interval_s: float = Field(
+        default=30.0, gt=0, description="How often the auto-release job looks for quiet conversations."
+    )
+    handoff_not_understood_limit: int = Field(
+        default=2,
+        ge=1,
+        description="Failed understandings in a row after which the conversation is queued for staff.",
+    )
+    invite_ttl_hours: int = Field(
+        default=72, ge=1, description="An invite code (staff, building leader) expires after this many hours."
+    )
 
     # --- logging -----------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")

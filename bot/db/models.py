@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -87,6 +88,7 @@ class AppealStatus(StrEnum):
     RESOLVED = "resolved"
     REJECTED = "rejected"
     CLOSED = "closed"
+    REOPENED = "reopened"  # the resident was not satisfied with the result: handled again
 
     @property
     def label(self) -> str:
@@ -101,6 +103,7 @@ _STATUS_LABELS = {
     AppealStatus.RESOLVED: "已办结",
     AppealStatus.REJECTED: "未受理",
     AppealStatus.CLOSED: "已关闭",
+    AppealStatus.REOPENED: "重新办理中",
 }
 
 OPEN_STATUSES = (
@@ -108,6 +111,7 @@ OPEN_STATUSES = (
     AppealStatus.ACCEPTED,
     AppealStatus.ASSIGNED,
     AppealStatus.IN_PROGRESS,
+    AppealStatus.REOPENED,
 )
 
 
@@ -174,6 +178,9 @@ class Chat(Base):
     title: Mapped[str] = mapped_column(String(200), default="")
     community_id: Mapped[int] = mapped_column(ForeignKey("community.id"), index=True)
     listen: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "residents" (a building group or a resident's private chat) or "staff" (a staff group of the
+    # community: staff commands and notices about waiting conversations; see bot/handoff).
+    purpose: Mapped[str] = mapped_column(String(16), default="residents", server_default="residents")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -255,8 +262,42 @@ class Appeal(Base):
     first_response_due_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # The city's case backend (bot/appeals, integrations/backend): which configured backend took the
+    # appeal, the id (or Open311 token) it gave, what it last reported, and when to ask it again.
+    backend: Mapped[str | None] = mapped_column(String(32))
+    backend_token: Mapped[str | None] = mapped_column(String(128))
+    backend_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    next_poll_at: Mapped[datetime | None] = mapped_column(index=True)
+    # SLA and staff attention: the first response from the backend, an overdue first response, and a
+    # flag (with its latest reason) that puts the appeal on the staff's list.
+    first_responded_at: Mapped[datetime | None] = mapped_column()
+    overdue_at: Mapped[datetime | None] = mapped_column()
+    flagged_at: Mapped[datetime | None] = mapped_column(index=True)
+    flag_reason: Mapped[str | None] = mapped_column(String(32))
+    # The resident's rating of the result (satisfied | basic | unsatisfied).
+    rating: Mapped[str | None] = mapped_column(String(16))
+    rating_requested_at: Mapped[datetime | None] = mapped_column()
+    rated_at: Mapped[datetime | None] = mapped_column()
 
     events: Mapped[list[AppealEvent]] = relationship(back_populates="appeal", order_by="AppealEvent.id")
+
+
+class AppealSupporter(Base):
+    """A resident who reported the same problem and joined an open appeal instead of filing a new one.
+
+    Where they joined from is kept so that status changes reach them there too.
+    """
+
+    __tablename__ = "appeal_supporter"
+    __table_args__ = (UniqueConstraint("appeal_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    appeal_id: Mapped[int] = mapped_column(ForeignKey("appeal.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    origin_platform: Mapped[str] = mapped_column(String(16))
+    origin_chat: Mapped[str] = mapped_column(String(128))
+    origin_chat_type: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AppealEvent(Base):
@@ -266,7 +307,8 @@ class AppealEvent(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     appeal_id: Mapped[int] = mapped_column(ForeignKey("appeal.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # status | note | rating | supporter
+    # status | note | rating | comment | supporter | forwarded | overdue | flag
+    kind: Mapped[str] = mapped_column(String(16))
     status_from: Mapped[str | None] = mapped_column(String(16))
     status_to: Mapped[str | None] = mapped_column(String(16))
     note: Mapped[str] = mapped_column(Text, default="")
@@ -274,20 +316,29 @@ class AppealEvent(Base):
         String(64), default=""
     )  # "resident:12" | "bot" | "backend" | "staff:3"
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The backend's own id of the event this row records (inbound webhook): a replay changes nothing.
+    source_event_id: Mapped[str | None] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     appeal: Mapped[Appeal] = relationship(back_populates="events")
 
 
 class OutboxEntry(Base):
-    """Work for the backend forwarder, written in the same transaction as the change it announces."""
+    """Work for the backend forwarder, written in the same transaction as the change it announces.
+
+    Rows without ``platform`` go to the city's case backend; rows with a ``platform`` (action
+    ``notify``) are messages to residents, sent by a process that has a sender for that platform.
+    """
 
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_pending", "delivered_at", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     appeal_id: Mapped[int] = mapped_column(ForeignKey("appeal.id", ondelete="CASCADE"), index=True)
-    action: Mapped[str] = mapped_column(String(32))  # create | update | rating
+    action: Mapped[str] = mapped_column(String(32))  # create | update | rating | comment | notify
+    platform: Mapped[str | None] = mapped_column(String(16))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    failed_at: Mapped[datetime | None] = mapped_column()  # a notification given up on (never backend rows)
     idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -313,8 +364,124 @@ class AuditEntry(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    # The community the action concerns, so staff see only their own communities' entries.
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("community.id"), index=True)
     action: Mapped[str] = mapped_column(String(64))
     target_type: Mapped[str] = mapped_column(String(32))
     target_id: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- staff, roles and handoff (bot/roles.py, bot/handoff/, bot/staff/) ----------------------------------
+
+
+class StaffAccount(Base):
+    """A staff member's console login. The communities they serve are their ``staff`` role grants."""
+
+    __tablename__ = "staff_account"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), unique=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))  # argon2id, never the password
+    display_name: Mapped[str] = mapped_column(String(100))  # signs the replies residents receive
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column()
+
+
+class InviteCode(Base):
+    """A one-time code that makes whoever redeems it (in a private chat) staff or building leader.
+
+    Only a hash of the code is stored. A staff invite may be tied to a console account: redeeming it
+    links the chat identity to that account's person, so "staff in chat" acts as the same person.
+    """
+
+    __tablename__ = "invite_code"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("community.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    buildings: Mapped[list[Any]] = mapped_column(default=list)
+    staff_account_id: Mapped[int | None] = mapped_column(ForeignKey("staff_account.id", ondelete="CASCADE"))
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    expires_at: Mapped[datetime] = mapped_column()
+    redeemed_at: Mapped[datetime | None] = mapped_column()
+    redeemed_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HandoffStatus(StrEnum):
+    WAITING = "waiting"  # in the queue; the bot still answers
+    ACTIVE = "active"  # a person holds the conversation; the bot is silent
+    CLOSED = "closed"
+
+
+class Handoff(Base):
+    """One stretch of a conversation handed to people: queued, taken over, released.
+
+    At most one open (waiting or active) handoff per conversation, enforced by a partial unique index.
+    ``conversation.handoff_holder_id`` mirrors the holder of the active one, for the per-turn check.
+    """
+
+    __tablename__ = "handoff"
+    __table_args__ = (
+        Index("ix_handoff_community_status", "community_id", "status"),
+        Index(
+            "uq_handoff_open_conversation",
+            "conversation_id",
+            unique=True,
+            sqlite_where=sql_text("status != 'closed'"),
+            postgresql_where=sql_text("status != 'closed'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversation.id", ondelete="CASCADE"), index=True
+    )
+    community_id: Mapped[int] = mapped_column(ForeignKey("community.id"))
+    status: Mapped[str] = mapped_column(String(16), default=HandoffStatus.WAITING.value)
+    reason: Mapped[str] = mapped_column(String(16))  # asked | not_understood | emergency | staff
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    holder_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    # Where the holder works from when they took over in a chat ({"platform", "chat_id"}): the
+    # resident's messages are forwarded there.
+    holder_chat: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    taken_at: Mapped[datetime | None] = mapped_column()
+    last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column()
+    close_reason: Mapped[str | None] = mapped_column(String(16))  # released | auto | withdrawn
+
+
+class HandoffNote(Base):
+    """An internal note by staff on a conversation. Kept apart from the transcript: never sent."""
+
+    __tablename__ = "handoff_note"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversation.id", ondelete="CASCADE"), index=True
+    )
+    author_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CannedReply(Base):
+    """A prepared answer staff can send with one click (console) or ``/reply N #k`` (chat)."""
+
+    __tablename__ = "canned_reply"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("community.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -8,6 +8,7 @@
   const BOT_NAME = "回音";
   const STORE_KEY = "huiyin-webchat-v1";
   const WEBHOOK = "webhooks/rest/webhook";
+  const INBOX_POLL_MS = 3000; // how often messages the bot sends on its own (appeal progress) are collected
   const PRESET = [["wang", "王阿姨"], ["li", "李先生"], ["zhang", "小张"]];
   const $ = (id) => document.getElementById(id);
 
@@ -241,6 +242,7 @@
       const data = await resp.json().catch(() => null);
       if (!resp.ok) throw new Error(describeError(data, resp.status));
       if (!Array.isArray(data)) throw new Error("回音的答复格式不对");
+      if (resp.headers.get("X-Huiyin-Inbox")) startInbox();
       retireChoices(key, senderId);
       deliver(key, senderId, data);
       return true;
@@ -288,6 +290,40 @@
       push(dest, { from: "bot", text: reply.text || "", buttons, to, used: false });
     }
     renderComposer();
+  }
+
+  // --- messages the bot sends on its own -------------------------------------------------------
+  // Progress of an appeal, a request for a rating: the server keeps them in a mailbox per resident
+  // (GET webhooks/rest/inbox). Polled only once the server has said it has mailboxes (a header on the
+  // webhook's answers), so the page stays quiet against a server without them.
+  let inboxTimer = null;
+  function startInbox() {
+    if (!state.inbox) { state.inbox = true; save(); }
+    if (inboxTimer === null) inboxTimer = setInterval(pollInbox, INBOX_POLL_MS);
+  }
+
+  let polling = false;
+  async function pollInbox() {
+    if (polling || document.hidden) return;
+    polling = true;
+    try {
+      const query = state.residents.map((r) => `sender=${encodeURIComponent(r.id)}`).join("&");
+      const resp = await fetch(`webhooks/rest/inbox?${query}`);
+      if (!resp.ok) return;
+      const replies = await resp.json();
+      if (!Array.isArray(replies)) return;
+      for (const reply of replies) {
+        if (!reply || !reply.recipient_id) continue;
+        // Where it belongs: the group, or that resident's private chat.
+        const key = reply.target !== "private" && reply.chat_id === state.groupId ? GROUP : reply.recipient_id;
+        deliver(key, reply.recipient_id, [reply]);
+      }
+      if (replies.length) save();
+    } catch (_) {
+      /* offline for a moment: the mailbox keeps them for the next poll */
+    } finally {
+      polling = false;
+    }
   }
 
   // --- wiring -----------------------------------------------------------------------------------
@@ -360,4 +396,5 @@
     for (const m of c.messages) renderMessage(key, m);
   }
   showChat(state.active in state.chats ? state.active : GROUP);
+  if (state.inbox) startInbox();
 })();

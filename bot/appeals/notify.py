@@ -1,0 +1,190 @@
+"""Who hears about a status change, and what they read.
+
+Everyone connected to the appeal hears about it where they are: the resident who reported it, in the chat
+they reported from; the building leader who relayed it, privately; residents who joined it as
+supporters, where they joined. In a group the line is short and carries no personal data — no notes, no
+address, no description (a note may name a flat or a phone number); in a private chat it has the details.
+When the case is resolved, the reporter's message asks for a rating with three buttons.
+
+The messages are not sent here: each becomes an outbox row (action ``notify``, with its platform), written
+in the same transaction as the status change and delivered by the forwarder through the platform's
+:class:`~bot.outbound.Sender`. So a crash cannot lose a notification, and a redelivery of the status
+change (same backend event) cannot send it twice (the key includes the status event's id).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import (
+    Appeal,
+    AppealEvent,
+    AppealStatus,
+    AppealSupporter,
+    OutboxEntry,
+    Person,
+    PlatformIdentity,
+)
+from bot.dialog.spec import Responses
+from bot.message import Button, ChatType, Reply, Target
+
+RATINGS = ("satisfied", "basic", "unsatisfied")
+SUMMARY_CHARS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    person_id: int
+    role: str  # reporter | relayer | supporter
+    platform: str
+    chat_id: str
+    chat_type: str
+    external_id: str
+    name: str
+
+
+def rating_buttons(words: Responses, public_id: str) -> tuple[Button, ...]:
+    return tuple(Button(words.get(f"progress.rate_buttons.{r}"), f"/rate {public_id} {r}") for r in RATINGS)
+
+
+def summary_of(appeal: Appeal) -> str:
+    text = appeal.description
+    return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
+
+
+async def _identity(session: AsyncSession, person_id: int, platform: str) -> tuple[str, str] | None:
+    row = (
+        await session.execute(
+            select(PlatformIdentity.external_id, PlatformIdentity.display_name)
+            .where(PlatformIdentity.person_id == person_id, PlatformIdentity.platform == platform)
+            .order_by(PlatformIdentity.id)
+            .limit(1)
+        )
+    ).first()
+    return (str(row[0]), str(row[1] or "")) if row else None
+
+
+async def recipients(session: AsyncSession, appeal: Appeal) -> list[Recipient]:
+    """Everyone to tell about ``appeal``, once each, where each of them is."""
+    found: list[Recipient] = []
+    seen: set[int] = set()
+
+    async def add(person_id: int, role: str, platform: str, chat_id: str | None, chat_type: str) -> None:
+        if person_id in seen:
+            return
+        identity = await _identity(session, person_id, platform)
+        if identity is None:  # e.g. a neighbour a building leader reported for, with no chat of their own
+            return
+        external_id, name = identity
+        seen.add(person_id)
+        found.append(
+            Recipient(person_id, role, platform, chat_id or external_id, chat_type, external_id, name)
+        )
+
+    await add(
+        appeal.reporter_id, "reporter", appeal.origin_platform, appeal.origin_chat, appeal.origin_chat_type
+    )
+    if appeal.relayed_by_id is not None:
+        await add(appeal.relayed_by_id, "relayer", appeal.origin_platform, None, ChatType.PRIVATE.value)
+    supporters = await session.execute(
+        select(AppealSupporter).where(AppealSupporter.appeal_id == appeal.id).order_by(AppealSupporter.id)
+    )
+    for s in supporters.scalars():
+        await add(s.person_id, "supporter", s.origin_platform, s.origin_chat, s.origin_chat_type)
+    return found
+
+
+def status_message(
+    appeal: Appeal, status: AppealStatus, note: str, who: Recipient, words: Responses, reporter_name: str
+) -> Reply:
+    """The message ``who`` gets about ``appeal`` reaching ``status``."""
+    line = words.get(f"progress.lines.{status.value}")
+    ask_rating = status is AppealStatus.RESOLVED and who.role == "reporter"
+    buttons = rating_buttons(words, appeal.public_id) if ask_rating else ()
+    if who.role == "relayer":
+        text = words.get(
+            "progress.relayer",
+            reporter=reporter_name or "居民",
+            public_id=appeal.public_id,
+            status=status.label,
+            summary=summary_of(appeal),
+            note_line=words.get("progress.note_line", note=note) if note else "",
+        )
+        return Reply(text, chat_id=who.external_id, recipient_id=who.external_id, target=Target.PRIVATE)
+    if who.chat_type == ChatType.GROUP.value:
+        key = "progress.group" if who.role == "reporter" else "progress.group_supporter"
+        text = words.get(key, name=who.name or "您", public_id=appeal.public_id, line=line)
+        if note and status is not AppealStatus.RESOLVED:
+            text = f"{text}{words.get('progress.group_details')}"
+        if ask_rating:
+            text = f"{text}\n{words.get('progress.rate_ask')}"
+        return Reply(text, chat_id=who.chat_id, recipient_id=who.external_id, buttons=buttons)
+    key = "progress.private" if who.role == "reporter" else "progress.private_supporter"
+    text = words.get(
+        key,
+        public_id=appeal.public_id,
+        status=status.label,
+        summary=summary_of(appeal),
+        note_line=words.get("progress.note_line", note=note) if note else "",
+    )
+    if ask_rating:
+        text = f"{text}\n{words.get('progress.rate_ask')}"
+    return Reply(text, chat_id=who.chat_id, recipient_id=who.external_id, buttons=buttons)
+
+
+async def queue_status_notifications(
+    session: AsyncSession,
+    appeal: Appeal,
+    event: AppealEvent,
+    words: Responses,
+    *,
+    skip: set[int] | None = None,
+) -> int:
+    """One outbox row per person to tell about status ``event``; returns how many were queued."""
+    assert event.status_to is not None and event.id is not None
+    status = AppealStatus(event.status_to)
+    people = await recipients(session, appeal)
+    reporter_name = next((p.name for p in people if p.role == "reporter"), "")
+    if not reporter_name:  # e.g. a neighbour a building leader relayed for: no chat, but a name
+        reporter = await session.get(Person, appeal.reporter_id)
+        reporter_name = reporter.display_name if reporter is not None else ""
+    queued = 0
+    for who in people:
+        if skip and who.person_id in skip:
+            continue
+        reply = status_message(appeal, status, event.note, who, words, reporter_name)
+        session.add(
+            OutboxEntry(
+                appeal_id=appeal.id,
+                action="notify",
+                platform=who.platform,
+                idempotency_key=f"{appeal.public_id}:notify:{event.id}:{who.person_id}",
+                payload={"reply": reply_to_json(reply), "role": who.role, "person_id": who.person_id},
+            )
+        )
+        queued += 1
+    return queued
+
+
+def reply_to_json(reply: Reply) -> dict[str, Any]:
+    return {
+        "text": reply.text,
+        "chat_id": reply.chat_id,
+        "recipient_id": reply.recipient_id,
+        "target": reply.target.value,
+        "buttons": [[b.title, b.payload] for b in reply.buttons],
+    }
+
+
+def reply_from_json(data: dict[str, Any]) -> Reply:
+    return Reply(
+        text=str(data["text"]),
+        chat_id=str(data["chat_id"]),
+        recipient_id=str(data["recipient_id"]),
+        target=Target(data.get("target", Target.CHAT.value)),
+        buttons=tuple(Button(str(t), str(p)) for t, p in data.get("buttons", [])),
+    )

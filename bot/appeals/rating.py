@@ -1,0 +1,163 @@
+"""The resident's rating of a resolved appeal (满意 / 基本满意 / 不满意) and an optional comment.
+
+Only the resident who reported the appeal rates it, once per resolution. The rating goes to the backend
+through the outbox (action ``rating``), the comment as a separate update (action ``comment``). 不满意
+reopens the case: its status becomes ``reopened``, the first-response clock starts again, the appeal is
+put on the staff's list, and the relaying building leader and supporters are told.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.appeals.status import change_status, flag, lock_appeal, record_note
+from bot.db.models import Appeal, AppealStatus, OutboxEntry, utcnow
+from bot.dialog.spec import Responses
+
+SATISFIED, BASIC, UNSATISFIED = "satisfied", "basic", "unsatisfied"
+RATING_VALUES = (SATISFIED, BASIC, UNSATISFIED)
+
+# Whole-message words that answer "请您评价一下处理结果" (after normalization, punctuation removed).
+RATING_WORDS = {
+    "满意": SATISFIED,
+    "很满意": SATISFIED,
+    "非常满意": SATISFIED,
+    "满意的": SATISFIED,
+    "基本满意": BASIC,
+    "还行": BASIC,
+    "一般": BASIC,
+    "还可以": BASIC,
+    "不满意": UNSATISFIED,
+    "不太满意": UNSATISFIED,
+    "很不满意": UNSATISFIED,
+    "非常不满意": UNSATISFIED,
+    "没解决": UNSATISFIED,
+    "没有解决": UNSATISFIED,
+}
+FLAG_UNSATISFIED = "unsatisfied"
+
+
+@dataclass(frozen=True, slots=True)
+class Rated:
+    """``outcome``: rated | reopened | not_reporter | already | not_resolved | unknown."""
+
+    outcome: str
+    appeal: Appeal | None = None
+
+
+def awaiting(appeal: Appeal) -> bool:
+    """Resolved, asked for a rating, and not rated since."""
+    return (
+        appeal.status == AppealStatus.RESOLVED.value
+        and appeal.rating_requested_at is not None
+        and (appeal.rated_at is None or appeal.rated_at < appeal.rating_requested_at)
+    )
+
+
+async def awaiting_rating(session: AsyncSession, person_id: int) -> Appeal | None:
+    """The reporter's most recently resolved appeal still waiting for their rating."""
+    rows = await session.execute(
+        select(Appeal)
+        .where(
+            Appeal.reporter_id == person_id,
+            Appeal.status == AppealStatus.RESOLVED.value,
+            Appeal.rating_requested_at.is_not(None),
+            or_(Appeal.rated_at.is_(None), Appeal.rated_at < Appeal.rating_requested_at),
+        )
+        .order_by(Appeal.rating_requested_at.desc())
+        .limit(1)
+    )
+    return rows.scalars().first()
+
+
+async def rate(
+    session: AsyncSession,
+    appeal_id: int,
+    person_id: int,
+    rating: str,
+    *,
+    words: Responses,
+    first_response_hours: int,
+) -> Rated:
+    """Record ``person_id``'s ``rating`` of appeal ``appeal_id``, queue it for the backend, and reopen
+    the case on ``unsatisfied``. The caller commits."""
+    if rating not in RATING_VALUES:
+        raise ValueError(f"unknown rating {rating!r}")
+    appeal = await lock_appeal(session, appeal_id)
+    if appeal is None:
+        return Rated("unknown")
+    if appeal.reporter_id != person_id:
+        return Rated("not_reporter", appeal)
+    if not awaiting(appeal):
+        return Rated("already" if appeal.rated_at is not None else "not_resolved", appeal)
+    now = utcnow()
+    appeal.rating, appeal.rated_at = rating, now
+    label = words.get(f"rating.labels.{rating}")
+    reopen = rating == UNSATISFIED
+    event = record_note(
+        session,
+        appeal,
+        kind="rating",
+        note=label,
+        actor=f"resident:{person_id}",
+        payload={"rating": rating},
+    )
+    await session.flush()
+    text = words.get("rating.backend_reopen") if reopen else words.get("rating.backend_text", label=label)
+    session.add(
+        OutboxEntry(
+            appeal_id=appeal.id,
+            action="rating",
+            idempotency_key=f"{appeal.public_id}:rating:{event.id}",
+            payload={"kind": "rating", "rating": rating, "reopen": reopen, "text": text, "case_open": reopen},
+        )
+    )
+    if not reopen:
+        return Rated("rated", appeal)
+    await change_status(
+        session,
+        appeal,
+        AppealStatus.REOPENED,
+        note="居民评价不满意，重新办理",
+        actor=f"resident:{person_id}",
+        words=words,
+        notify_except={person_id},  # the resident is answered in the conversation itself
+    )
+    # A reopened case is a new request for a response: the SLA starts again, and staff look at it.
+    appeal.first_response_due_at = now + timedelta(hours=first_response_hours)
+    appeal.first_responded_at = None
+    appeal.overdue_at = None
+    if appeal.backend_id is not None:
+        appeal.next_poll_at = now
+    flag(session, appeal, FLAG_UNSATISFIED, "居民对处理结果不满意，已重新打开")
+    return Rated("reopened", appeal)
+
+
+async def comment(
+    session: AsyncSession, appeal_id: int, person_id: int, text: str, *, words: Responses
+) -> Appeal | None:
+    """Record the resident's comment on the result and queue it for the backend."""
+    appeal = await lock_appeal(session, appeal_id)
+    if appeal is None or appeal.reporter_id != person_id:
+        return None
+    text = text.strip()[:1000]
+    event = record_note(session, appeal, kind="comment", note=text, actor=f"resident:{person_id}")
+    await session.flush()
+    session.add(
+        OutboxEntry(
+            appeal_id=appeal.id,
+            action="comment",
+            idempotency_key=f"{appeal.public_id}:comment:{event.id}",
+            payload={
+                "kind": "comment",
+                "comment": text,
+                "text": words.get("rating.backend_comment", comment=text),
+                "case_open": appeal.status != AppealStatus.RESOLVED.value,
+            },
+        )
+    )
+    return appeal

@@ -1,0 +1,205 @@
+"""Status changes, staff flags and the first-response SLA.
+
+A status change is one transaction: the appeal's new status, an ``appeal_event`` row, and one outbox row
+per resident to tell (see :mod:`bot.appeals.notify`). Backends report out of order and repeat themselves,
+so :func:`may_change` only lets a case move forward — except that a finished case may be reopened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import OPEN_STATUSES, Appeal, AppealEvent, AppealStatus, utcnow
+from bot.dialog.spec import Responses
+
+TERMINAL = frozenset({AppealStatus.RESOLVED, AppealStatus.REJECTED, AppealStatus.CLOSED})
+_RANK = {
+    AppealStatus.SUBMITTED: 0,
+    AppealStatus.ACCEPTED: 1,
+    AppealStatus.REOPENED: 1,
+    AppealStatus.ASSIGNED: 2,
+    AppealStatus.IN_PROGRESS: 3,
+    AppealStatus.RESOLVED: 4,
+    AppealStatus.REJECTED: 4,
+    AppealStatus.CLOSED: 5,
+}
+
+# Why an appeal is on the staff's list (``appeal.flag_reason``).
+FLAG_DELIVERY_FAILED = "delivery_failed"
+FLAG_BACKEND_REJECTED = "backend_rejected"
+FLAG_NO_BACKEND = "no_backend"
+FLAG_OVERDUE = "overdue"
+FLAG_NOTIFY_FAILED = "notify_failed"
+
+
+def may_change(current: AppealStatus, new: AppealStatus) -> bool:
+    """Whether a case at ``current`` may move to ``new``.
+
+    Forward only while open (a late "accepted" after "in progress" is stale); a finished case may go
+    anywhere but back to "submitted" (the backend reopened or corrected it); a case the resident reopened
+    takes any status the backend reports next.
+    """
+    if new is current or new is AppealStatus.SUBMITTED:
+        return False
+    if current in TERMINAL or current is AppealStatus.REOPENED:
+        return True
+    return _RANK[new] > _RANK[current]
+
+
+async def lock_appeal(session: AsyncSession, appeal_id: int) -> Appeal | None:
+    """Load an appeal for changing it, serialized against other processes changing it.
+
+    PostgreSQL: ``SELECT … FOR UPDATE``. SQLite has no row locks; a write first takes the database's
+    write lock, so the read that follows cannot be overtaken by another writer (which would otherwise
+    fail this transaction with "database is locked" when it writes).
+    """
+    bind = session.get_bind()
+    stmt = select(Appeal).where(Appeal.id == appeal_id).execution_options(populate_existing=True)
+    if bind.dialect.name == "sqlite":
+        await session.execute(
+            update(Appeal)
+            .where(Appeal.id == appeal_id)
+            .values(updated_at=Appeal.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+    else:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def change_status(
+    session: AsyncSession,
+    appeal: Appeal,
+    new: AppealStatus,
+    *,
+    note: str,
+    actor: str,
+    words: Responses,
+    source_event_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+    notify_except: Iterable[int] = (),
+) -> AppealEvent | None:
+    """Move ``appeal`` (loaded with :func:`lock_appeal`) to ``new`` and queue the notifications.
+
+    Returns the status event, or None when the change is not allowed (nothing is written then).
+    """
+    from bot.appeals.notify import queue_status_notifications
+
+    current = AppealStatus(appeal.status)
+    if not may_change(current, new):
+        return None
+    now = utcnow()
+    appeal.status = new.value
+    if new is not AppealStatus.REOPENED and appeal.first_responded_at is None:
+        appeal.first_responded_at = now
+    if new is AppealStatus.RESOLVED:
+        appeal.rating_requested_at = now
+    event = AppealEvent(
+        appeal_id=appeal.id,
+        kind="status",
+        status_from=current.value,
+        status_to=new.value,
+        note=note,
+        actor=actor,
+        payload=payload or {},
+        source_event_id=source_event_id,
+    )
+    session.add(event)
+    await session.flush()
+    await queue_status_notifications(session, appeal, event, words, skip=set(notify_except))
+    return event
+
+
+def record_note(
+    session: AsyncSession,
+    appeal: Appeal,
+    *,
+    kind: str,
+    note: str,
+    actor: str,
+    source_event_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> AppealEvent:
+    """An event that is not a status change (a backend note, a rating, a supporter joining)."""
+    event = AppealEvent(
+        appeal_id=appeal.id,
+        kind=kind,
+        note=note,
+        actor=actor,
+        payload=payload or {},
+        source_event_id=source_event_id,
+    )
+    session.add(event)
+    return event
+
+
+def flag(session: AsyncSession, appeal: Appeal, reason: str, note: str) -> bool:
+    """Put ``appeal`` on the staff's list for ``reason`` (once per reason in a row). True if newly flagged."""
+    if appeal.flagged_at is not None and appeal.flag_reason == reason:
+        return False
+    appeal.flagged_at = appeal.flagged_at or utcnow()
+    appeal.flag_reason = reason
+    record_note(session, appeal, kind="flag", note=note, actor="huiyin", payload={"reason": reason})
+    return True
+
+
+async def flag_overdue(session: AsyncSession, now: datetime | None = None) -> list[str]:
+    """Flag every open appeal whose first response is overdue, once; returns their public ids.
+
+    One ``UPDATE … RETURNING`` marks them, so two workers running this at once flag each appeal once.
+    """
+    now = now or utcnow()
+    rows = (
+        await session.execute(
+            update(Appeal)
+            .where(
+                Appeal.first_responded_at.is_(None),
+                Appeal.overdue_at.is_(None),
+                Appeal.first_response_due_at < now,
+                Appeal.status.in_([s.value for s in OPEN_STATUSES]),
+            )
+            .values(
+                overdue_at=now,
+                flagged_at=func.coalesce(Appeal.flagged_at, now),
+                flag_reason=FLAG_OVERDUE,
+            )
+            .returning(Appeal.id, Appeal.public_id, Appeal.first_response_due_at)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    for appeal_id, _public_id, due in rows:
+        late = now - due if due else timedelta(0)
+        session.add(
+            AppealEvent(
+                appeal_id=appeal_id,
+                kind="overdue",
+                note=f"首次响应已超时（超出约{max(1, int(late.total_seconds() // 60))}分钟），请工作人员跟进",
+                actor="huiyin",
+                payload={"due_at": due.isoformat() if due else None},
+            )
+        )
+    return [public_id for _id, public_id, _due in rows]
+
+
+async def staff_attention(session: AsyncSession, limit: int = 100) -> list[Appeal]:
+    """Appeals flagged to staff (delivery failing, overdue, rejected by the backend …), oldest first."""
+    rows = await session.execute(
+        select(Appeal).where(Appeal.flagged_at.is_not(None)).order_by(Appeal.flagged_at).limit(limit)
+    )
+    return list(rows.scalars())
+
+
+async def latest_status_note(session: AsyncSession, appeal_id: int) -> str:
+    """The note of the appeal's latest status change ("维修师傅已上门"), for the resident's progress list."""
+    note = await session.scalar(
+        select(AppealEvent.note)
+        .where(AppealEvent.appeal_id == appeal_id, AppealEvent.kind == "status")
+        .order_by(AppealEvent.id.desc())
+        .limit(1)
+    )
+    return str(note or "")

@@ -1,0 +1,94 @@
+"""``POST /webhooks/telegram/webhook``: Telegram's webhook, mounted in huiyin's own HTTP app.
+
+The secret token given to ``setWebhook`` comes back in ``X-Telegram-Bot-Api-Secret-Token``; a request
+without the right one is refused with 403 before its body is read. The update is handled before the
+response is sent, so a crash mid-way leaves the update unanswered and Telegram delivers it again (the
+core's dedup makes the second delivery harmless).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+
+import structlog
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from telegram import Update
+from telegram.request import BaseRequest
+
+from bot.runtime import Runtime
+from integrations.rest.channel import read_limited_body
+from integrations.telegram.connector import TelegramConnector
+
+log = structlog.get_logger(__name__)
+
+URL = "/webhooks/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# Telegram's rule for secret_token: 1-256 characters, only A-Z, a-z, 0-9, _ and -.
+SECRET_RULE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+router = APIRouter()
+
+
+def _connector(request: Request) -> TelegramConnector:
+    connector: TelegramConnector | None = getattr(request.app.state, "telegram", None)
+    if connector is None or connector.secret is None:
+        raise HTTPException(404, "the Telegram webhook is off (HUIYIN_TELEGRAM_MODE=webhook and a secret)")
+    return connector
+
+
+@router.post(URL, include_in_schema=False)
+async def telegram_webhook(request: Request) -> dict[str, bool]:
+    connector = _connector(request)
+    given = request.headers.get(SECRET_HEADER, "")
+    assert connector.secret is not None
+    if not hmac.compare_digest(given.encode(), connector.secret.encode()):
+        raise HTTPException(403, "wrong or missing secret token")
+    body = await read_limited_body(request)
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPException(400, "the body is not valid JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+        raise HTTPException(400, "not a Telegram Update: update_id is missing")
+    try:
+        update = Update.de_json(data, connector.bot)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise HTTPException(400, f"not a Telegram Update: {exc.__class__.__name__}") from None
+    await connector.process(update)
+    return {"ok": True}
+
+
+async def setup(
+    app: FastAPI,
+    runtime: Runtime,
+    *,
+    request: BaseRequest | None = None,
+    get_updates_request: BaseRequest | None = None,
+    poll_interval: float = 0.0,
+) -> TelegramConnector | None:
+    """Switch Telegram on when ``HUIYIN_TELEGRAM_TOKEN`` is set.
+
+    Meets the bot (getMe), registers the Telegram sender on ``runtime.outbound`` and runs the connector
+    as a runtime job: polling in polling mode; in webhook mode the webhook above answers (and, with
+    ``HUIYIN_TELEGRAM_WEBHOOK_URL``, the webhook is registered with Telegram). ``request`` and
+    ``get_updates_request`` replace PTB's HTTP layer (tests).
+    """
+    s = runtime.settings
+    if s.telegram_token is None:
+        return None
+    secret = s.telegram_secret.get_secret_value() if s.telegram_secret else None
+    if s.telegram_mode == "webhook" and secret is None:
+        raise ValueError("HUIYIN_TELEGRAM_MODE=webhook needs HUIYIN_TELEGRAM_SECRET")
+    if secret is not None and not SECRET_RULE.match(secret):
+        raise ValueError("HUIYIN_TELEGRAM_SECRET may only hold 1-256 of A-Z a-z 0-9 _ -")
+    connector = TelegramConnector(
+        runtime, request=request, get_updates_request=get_updates_request, poll_interval=poll_interval
+    )
+    await connector.initialize(s.telegram_webhook_url)
+    app.state.telegram = connector
+    runtime.outbound.register(connector)
+    runtime.spawn("telegram", connector.run())
+    log.info("Telegram on", mode=connector.mode, bot=connector.bot.username)
+    return connector

@@ -1,0 +1,302 @@
+"""The WeChat Official Account (公众号) channel: ``GET|POST /webhooks/wechat/webhook``.
+
+- ``GET`` is WeChat's URL verification: the ``signature`` of token + timestamp + nonce is checked and
+  ``echostr`` echoed.
+- ``POST`` is a message or event. The ``signature`` is checked before the body is read (403, nothing
+  processed, when it is wrong). In safe mode (``encrypt_type=aes``) the ``msg_signature`` over the
+  ``<Encrypt>`` element is checked too and the message decrypted with wechatpy's ``WeChatCrypto``; the
+  reply is encrypted the same way. Plaintext mode, and the compatible mode's plaintext requests, are
+  answered in plaintext.
+- Each message gets its answer inside WeChat's 5 s: see :mod:`integrations.wechat.passive`. Replies that
+  miss the window go out through the customer-service message API (``message/custom/send``), which is
+  also this platform's :class:`~bot.outbound.Sender` for proactive messages (it only reaches residents
+  who wrote within the last 48 hours; that is WeChat's rule).
+- Buttons become numbered options (:mod:`integrations.wechat.options`).
+
+An Official Account conversation is always one resident with the account: chat id and sender id are the
+resident's OpenID, so the core's private conversation and the resident are one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import struct
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import structlog
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+from fastapi.responses import PlainTextResponse
+from wechatpy import parse_message
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.replies import TextReply
+from wechatpy.utils import WeChatSigner
+
+from bot.message import ChatType, IncomingMessage, Platform, Reply
+from bot.outbound import DeliveryError
+from bot.runtime import Runtime
+from bot.state import LockTimeout
+from integrations.rest.channel import read_limited_body
+from integrations.wechat.api import AccessToken, fetch_json, json_body, post_json
+from integrations.wechat.options import NumberedOptions
+from integrations.wechat.passive import PassiveWindow
+from integrations.wechat.translate import BadMessage, Decision, Inbound, inbound
+from integrations.wechat.xmlsafe import BadXML, cdata_safe, parse_xml
+
+log = structlog.get_logger(__name__)
+
+SUCCESS = "success"
+# What a corrupt ciphertext can raise inside wechatpy's decryption (bad base64, bad block size, ...).
+DECRYPT_ERRORS = (ValueError, IndexError, TypeError, struct.error, binascii.Error)
+
+
+def signature(token: str, *parts: str) -> str:
+    """WeChat's SHA-1 signature over the sorted ``token`` and ``parts`` (wechatpy's signer)."""
+    signer = WeChatSigner()
+    signer.add_data(token, *parts)
+    return str(signer.signature)
+
+
+def signature_matches(expected: str, given: str) -> bool:
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def aes_key_checked(value: str, variable: str) -> str:
+    """The EncodingAESKey, refused at start-up when it cannot be one (43 base64 characters, 32 bytes)."""
+    try:
+        ok = len(value) == 43 and len(base64.b64decode(value + "=")) == 32
+    except (binascii.Error, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{variable} must be the 43-character EncodingAESKey shown by the platform")
+    return value
+
+
+class WeChatChannel:
+    """One Official Account: verifies, decrypts, hands messages to the core and answers."""
+
+    platform = Platform.WECHAT
+
+    def __init__(self, runtime: Runtime, *, http: httpx.AsyncClient | None = None) -> None:
+        s = runtime.settings
+        if s.wechat_token is None:
+            raise ValueError("HUIYIN_WECHAT_TOKEN is not set")
+        self.runtime = runtime
+        self.token = s.wechat_token.get_secret_value()
+        self.app_id = s.wechat_app_id or ""
+        self.crypto: WeChatCrypto | None = None
+        if s.wechat_aes_key is not None:
+            if not self.app_id:
+                raise ValueError("HUIYIN_WECHAT_AES_KEY (safe mode) needs HUIYIN_WECHAT_APP_ID")
+            key = aes_key_checked(s.wechat_aes_key.get_secret_value(), "HUIYIN_WECHAT_AES_KEY")
+            self.crypto = WeChatCrypto(self.token, key, self.app_id)
+        self.api_base = s.wechat_api_base.rstrip("/")
+        self.deadline_s = s.wechat_reply_deadline_s
+        redis = runtime.store.redis
+        self.options = NumberedOptions(redis, Platform.WECHAT)
+        self.window = PassiveWindow(redis, "wx", claim_ttl_s=s.dedup_ttl_s)
+        self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0))
+        self._owns_http = http is None
+        self.access: AccessToken | None = None
+        if self.app_id and s.wechat_app_secret is not None:
+            self._secret = s.wechat_app_secret.get_secret_value()
+            self.access = AccessToken(redis, f"hy:wx:token:{self.app_id}", self._fetch_token)
+
+    # --- verification ----------------------------------------------------------------------------------
+    def signed(self, query: Mapping[str, str]) -> bool:
+        """Whether ``signature`` matches token + timestamp + nonce (sent on every request)."""
+        expected = signature(self.token, query.get("timestamp", ""), query.get("nonce", ""))
+        return signature_matches(expected, query.get("signature", ""))
+
+    # --- one callback --------------------------------------------------------------------------------
+    async def callback(self, query: Mapping[str, str], body: bytes, started: float) -> Response:
+        """Handle one signed POST. Raises HTTPException 400/403 for bodies that must not be processed."""
+        envelope = _parse(body)
+        encrypted = query.get("encrypt_type", "").lower() == "aes"
+        xml: str | bytes = body
+        if encrypted:
+            xml = self._decrypt(envelope, query)
+            _parse(xml)  # the decrypted document gets the same DTD/entity refusal
+        try:
+            msg = parse_message(xml)
+            item = inbound(msg)
+        except (BadMessage, KeyError, AttributeError) as exc:
+            raise HTTPException(400, f"not a WeChat message: {exc}") from None
+
+        if item.decision is Decision.IGNORE:
+            return PlainTextResponse(SUCCESS)
+        if item.decision is Decision.WELCOME:
+            replies: list[Reply] | None = [self._say(item.sender_id, "greet")]
+        elif item.decision is Decision.UNSUPPORTED:
+            replies = [self._say(item.sender_id, "unsupported_attachment")]
+        else:
+            budget = self.deadline_s - (time.monotonic() - started)
+            replies = await self.window.run(
+                self.process(item, msg._data),
+                message_id=item.message_id,
+                budget_s=budget,
+                late=self.send_all,
+            )
+        if not replies:
+            return PlainTextResponse(SUCCESS)
+        text = cdata_safe("\n\n".join(r.as_text() for r in replies))
+        reply_xml = TextReply(message=msg, content=text).render()
+        if encrypted and self.crypto is not None:
+            reply_xml = self.crypto.encrypt_message(
+                reply_xml, query.get("nonce", ""), query.get("timestamp") or None
+            )
+        return Response(reply_xml, media_type="application/xml")
+
+    def _decrypt(self, envelope: Mapping[str, str], query: Mapping[str, str]) -> str:
+        if self.crypto is None:
+            raise HTTPException(400, "a safe-mode callback, but HUIYIN_WECHAT_AES_KEY is not set")
+        encrypt = envelope.get("Encrypt")
+        if not encrypt:
+            raise HTTPException(400, "a safe-mode callback without <Encrypt>")
+        try:
+            return str(
+                self.crypto.decrypt_message(
+                    {"Encrypt": encrypt},
+                    query.get("msg_signature", ""),
+                    query.get("timestamp", ""),
+                    query.get("nonce", ""),
+                )
+            )
+        except (InvalidSignatureException, InvalidAppIdException):
+            raise HTTPException(403, "msg_signature does not match") from None
+        except DECRYPT_ERRORS:
+            raise HTTPException(400, "<Encrypt> does not decrypt") from None
+
+    async def process(self, item: Inbound, raw: Mapping[str, Any]) -> list[Reply]:
+        """The core's replies to one resident message (numbered answers resolved first)."""
+        openid = item.sender_id
+        text = item.text[: self.runtime.settings.max_text_chars]
+        if text:
+            text = await self.options.resolve(openid, openid, text)
+        message = IncomingMessage(
+            platform=Platform.WECHAT,
+            chat_id=openid,
+            chat_type=ChatType.PRIVATE,
+            sender_id=openid,
+            text=text,
+            message_id=item.message_id,
+            attachments=item.attachments,
+            raw=dict(raw),
+        )
+        try:
+            replies = await self.runtime.dispatcher.handle(message)
+        except LockTimeout:
+            return [self._say(openid, "busy")]
+        await self.options.remember(replies)
+        return replies
+
+    def _say(self, openid: str, wording: str) -> Reply:
+        words = self.runtime.dispatcher.words
+        return Reply(words.get(wording, bot_name=self.runtime.settings.bot_name), openid, openid)
+
+    # --- sending (customer-service messages) -----------------------------------------------------------
+    async def send(self, reply: Reply) -> None:
+        """Send one reply as a customer-service text message (buttons as numbered options)."""
+        await self._post(reply)
+        if reply.buttons:
+            await self.options.remember([reply])
+
+    async def send_all(self, replies: list[Reply]) -> None:
+        """The late path: replies that missed the passive window (their options are already stored)."""
+        for reply in replies:
+            try:
+                await self._post(reply)
+            except DeliveryError as exc:
+                log.warning("late WeChat reply not delivered", to=reply.recipient_id, error=str(exc))
+
+    async def _post(self, reply: Reply) -> None:
+        if self.access is None:
+            raise DeliveryError("WeChat sending needs HUIYIN_WECHAT_APP_ID and HUIYIN_WECHAT_APP_SECRET")
+        payload = {"touser": reply.recipient_id, "msgtype": "text", "text": {"content": reply.as_text()}}
+        await post_json(self.http, self.access, f"{self.api_base}/cgi-bin/message/custom/send", payload)
+
+    async def _fetch_token(self, http: httpx.AsyncClient) -> tuple[str, int]:
+        # stable_token: several processes (or a redeploy) fetching do not invalidate each other's token.
+        data = await fetch_json(
+            http,
+            "POST",
+            f"{self.api_base}/cgi-bin/stable_token",
+            content=json_body(
+                {"grant_type": "client_credential", "appid": self.app_id, "secret": self._secret}
+            ),
+            headers={"Content-Type": "application/json"},
+        )
+        return str(data["access_token"]), int(data.get("expires_in", 7200))
+
+    async def close(self) -> None:
+        await self.window.drain()
+        if self._owns_http:
+            await self.http.aclose()
+
+
+def _parse(body: bytes | str) -> dict[str, str]:
+    try:
+        return parse_xml(body)
+    except BadXML as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+# --- HTTP ------------------------------------------------------------------------------------------------
+router = APIRouter()
+URL = "/webhooks/wechat/webhook"
+
+
+def _channel(request: Request) -> WeChatChannel:
+    channel: WeChatChannel | None = getattr(request.app.state, "wechat", None)
+    if channel is None:
+        raise HTTPException(404, "WeChat is not configured (HUIYIN_WECHAT_TOKEN)")
+    return channel
+
+
+@router.get(URL, include_in_schema=False)
+async def wechat_verify(request: Request) -> PlainTextResponse:
+    """URL verification when the server address is saved in the OA admin console."""
+    channel = _channel(request)
+    if not channel.signed(request.query_params):
+        raise HTTPException(403, "signature does not match")
+    return PlainTextResponse(request.query_params.get("echostr", ""))
+
+
+@router.post(URL, include_in_schema=False)
+async def wechat_callback(request: Request) -> Response:
+    started = time.monotonic()
+    channel = _channel(request)
+    if not channel.signed(request.query_params):
+        raise HTTPException(403, "signature does not match")
+    body = await read_limited_body(request)
+    return await channel.callback(request.query_params, body, started)
+
+
+async def setup(app: FastAPI, runtime: Runtime, *, http: httpx.AsyncClient | None = None) -> None:
+    """Switch the Official Account on when ``HUIYIN_WECHAT_TOKEN`` is set: the webhook answers and the
+    customer-service API becomes the WeChat sender on ``runtime.outbound``."""
+    if runtime.settings.wechat_token is None:
+        return
+    channel = WeChatChannel(runtime, http=http)
+    app.state.wechat = channel
+    runtime.outbound.register(channel)
+    runtime.spawn("wechat", _lifetime(channel))
+    log.info(
+        "WeChat Official Account on",
+        safe_mode=channel.crypto is not None,
+        sending=channel.access is not None,
+    )
+
+
+async def _lifetime(channel: WeChatChannel) -> None:
+    """Holds the channel for the runtime's life; closes it when the runtime closes."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await channel.close()

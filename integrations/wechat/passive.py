@@ -1,0 +1,105 @@
+"""The 5-second rule: answer in the callback's response when ready in time, otherwise later.
+
+WeChat (and WeCom) wait 5 seconds for the response to a callback, then drop the connection and retry the
+same message up to three times. A passive reply (in the response) is the cheapest and fastest delivery,
+so the callback waits up to a deadline for the core's replies. When they are not ready in time the
+callback answers ``success`` (or an empty body), the work goes on regardless (it runs in its own task and
+the wait is shielded), and the replies are delivered through the platform's send API once ready.
+
+Exactly one delivery per message, across retries and processes: whichever path is about to deliver first
+claims ``hy:{prefix}:answered:{message_id}`` with SET NX. A retry that arrives after the late path sent
+the replies finds the claim taken and answers ``success``; a late path that finds a retry already
+answered passively sends nothing. The core's own dedup makes the retry's processing free of side effects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+
+from bot.message import Reply
+
+log = structlog.get_logger(__name__)
+
+LateDelivery = Callable[[list[Reply]], Awaitable[None]]
+
+
+class PassiveWindow:
+    """Runs message work against a deadline and delivers its replies exactly once."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str, *, claim_ttl_s: int) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._claim_ttl_s = claim_ttl_s
+        self._jobs: set[asyncio.Task[Any]] = set()
+
+    async def run(
+        self,
+        work: Coroutine[Any, Any, list[Reply]],
+        *,
+        message_id: str,
+        budget_s: float,
+        late: LateDelivery,
+    ) -> list[Reply] | None:
+        """The replies to put in the response, or None when the response must be empty.
+
+        ``work`` is started at once and always runs to completion, even if the callback's request is
+        cancelled. When it misses ``budget_s``, ``late`` is called with its replies when they are ready.
+        """
+        task: asyncio.Task[list[Reply]] = asyncio.create_task(work, name=f"{self._prefix}:{message_id}")
+        self._keep(task)
+        try:
+            replies = await asyncio.wait_for(asyncio.shield(task), timeout=max(budget_s, 0.0))
+        except TimeoutError:
+            log.info("reply missed the passive window; delivering later", message_id=message_id)
+            self._keep(asyncio.create_task(self._deliver_later(task, message_id, late)))
+            return None
+        except Exception:
+            # Answer the platform anyway: an error response only makes it retry the same failing message.
+            log.exception("message work failed", message_id=message_id)
+            return None
+        if replies and await self.claim(message_id):
+            return replies
+        return None
+
+    async def claim(self, message_id: str) -> bool:
+        """True for the one caller allowed to deliver the replies of ``message_id``."""
+        key = f"hy:{self._prefix}:answered:{message_id}"
+        return bool(await self._redis.set(key, "1", nx=True, ex=self._claim_ttl_s))
+
+    async def _deliver_later(
+        self, task: asyncio.Task[list[Reply]], message_id: str, late: LateDelivery
+    ) -> None:
+        try:
+            replies = await task
+        except Exception:
+            log.exception("message work failed", message_id=message_id)
+            return
+        if replies and await self.claim(message_id):
+            await late(replies)
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` (a send that must not hold up the passive answer) alongside; kept until done."""
+        self._keep(asyncio.create_task(work))
+
+    def _keep(self, task: asyncio.Task[Any]) -> asyncio.Task[Any]:
+        # asyncio keeps only weak references to tasks: hold them until they finish.
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
+        return task
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Wait for running work and late deliveries (tests, shutdown); cancel what outlives ``timeout_s``."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout_s
+        while self._jobs and loop.time() < until:
+            await asyncio.wait(set(self._jobs), timeout=until - loop.time())
+        pending = set(self._jobs)
+        for job in pending:
+            job.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)

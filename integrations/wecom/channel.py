@@ -1,0 +1,404 @@
+"""The WeCom (企业微信) channel: ``GET|POST /webhooks/wecom/webhook``.
+
+One URL serves two kinds of callbacks, told apart by their body:
+
+- **the self-built app** (自建应用, 接收消息 in API mode): encrypted XML, decrypted with wechatpy's enterprise
+  ``WeChatCrypto`` (receive id = CorpID). A resident writes to the app in a private chat; answers go back
+  passively (encrypted XML) inside the deadline, otherwise through the app message API
+  (``message/send``), which is also this platform's :class:`~bot.outbound.Sender`.
+- **the intelligent robot** (智能机器人, API mode): encrypted JSON when a member @-mentions the robot in a
+  group or writes to it in a single chat (:mod:`integrations.wecom.robot`). Answers into the chat go back
+  as a passive stream reply, or to the message's ``response_url`` when late; answers meant for the
+  resident alone (phone numbers, room numbers) go privately through the app message API.
+
+URL verification (``GET``, encrypted ``echostr``) is accepted for whichever of the two the signature
+matches. A resident is their WeCom ``userid`` in both, so a dialog started in a group continues in the
+app's private chat. Notifications into a staff group use a group-robot webhook
+(:mod:`integrations.wecom.notify`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+
+import httpx
+import structlog
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from wechatpy.enterprise import parse_message
+from wechatpy.enterprise.crypto import WeChatCrypto
+from wechatpy.enterprise.exceptions import InvalidCorpIdException
+from wechatpy.enterprise.replies import TextReply
+from wechatpy.exceptions import InvalidSignatureException
+
+from bot.message import ChatType, IncomingMessage, Platform, Reply, Target
+from bot.outbound import DeliveryError
+from bot.runtime import Runtime
+from bot.state import LockTimeout
+from integrations.rest.channel import read_limited_body
+from integrations.wechat.api import AccessToken, fetch_json, post_json
+from integrations.wechat.channel import DECRYPT_ERRORS, aes_key_checked
+from integrations.wechat.options import NumberedOptions
+from integrations.wechat.passive import PassiveWindow
+from integrations.wechat.translate import BadMessage, Decision, inbound
+from integrations.wechat.xmlsafe import BadXML, cdata_safe, parse_xml
+from integrations.wecom.notify import StaffGroupRobot
+from integrations.wecom.robot import (
+    RobotCrypto,
+    RobotMessage,
+    RobotRefused,
+    robot_message,
+    stream_reply,
+    text_reply,
+)
+
+log = structlog.get_logger(__name__)
+
+
+class WeComChannel:
+    """A company's WeCom: its self-built app and/or its intelligent robot."""
+
+    platform = Platform.WECOM
+
+    def __init__(self, runtime: Runtime, *, http: httpx.AsyncClient | None = None) -> None:
+        s = runtime.settings
+        self.runtime = runtime
+        self.corp_id = s.wecom_corp_id or ""
+        self.agent_id = s.wecom_agent_id
+        self.app_crypto: WeChatCrypto | None = None
+        if s.wecom_token is not None:
+            if s.wecom_aes_key is None or not self.corp_id:
+                raise ValueError("HUIYIN_WECOM_TOKEN needs HUIYIN_WECOM_AES_KEY and HUIYIN_WECOM_CORP_ID")
+            key = aes_key_checked(s.wecom_aes_key.get_secret_value(), "HUIYIN_WECOM_AES_KEY")
+            self.app_crypto = WeChatCrypto(s.wecom_token.get_secret_value(), key, self.corp_id)
+        self.robot: RobotCrypto | None = None
+        if s.wecom_robot_token is not None:
+            if s.wecom_robot_aes_key is None:
+                raise ValueError("HUIYIN_WECOM_ROBOT_TOKEN needs HUIYIN_WECOM_ROBOT_AES_KEY")
+            key = aes_key_checked(s.wecom_robot_aes_key.get_secret_value(), "HUIYIN_WECOM_ROBOT_AES_KEY")
+            self.robot = RobotCrypto(s.wecom_robot_token.get_secret_value(), key)
+        self.api_base = s.wecom_api_base.rstrip("/")
+        self.deadline_s = s.wecom_reply_deadline_s
+        redis = runtime.store.redis
+        self.options = NumberedOptions(redis, Platform.WECOM)
+        self.window = PassiveWindow(redis, "wecom", claim_ttl_s=s.dedup_ttl_s)
+        self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0))
+        self._owns_http = http is None
+        self.access: AccessToken | None = None
+        if self.corp_id and s.wecom_secret is not None and self.agent_id is not None:
+            self._secret = s.wecom_secret.get_secret_value()
+            self.access = AccessToken(
+                redis, f"hy:wecom:token:{self.corp_id}:{self.agent_id}", self._fetch_token
+            )
+        self.staff: StaffGroupRobot | None = None
+        if s.wecom_staff_webhook is not None:
+            self.staff = StaffGroupRobot(s.wecom_staff_webhook.get_secret_value(), self.http)
+
+    @property
+    def enabled(self) -> bool:
+        return self.app_crypto is not None or self.robot is not None or self.access is not None
+
+    # --- URL verification ------------------------------------------------------------------------------
+    def verify_url(self, query: Mapping[str, str]) -> str:
+        """The decrypted ``echostr``, for whichever callback (app or robot) the signature matches."""
+        args = (
+            query.get("msg_signature", ""),
+            query.get("timestamp", ""),
+            query.get("nonce", ""),
+            query.get("echostr", ""),
+        )
+        for crypto in (self.app_crypto, self.robot):
+            if crypto is None:
+                continue
+            try:
+                if isinstance(crypto, RobotCrypto):
+                    return crypto.verify_url(*args)
+                return str(crypto.check_signature(*args))
+            except InvalidSignatureException:
+                continue
+            except (InvalidCorpIdException, *DECRYPT_ERRORS):
+                raise HTTPException(400, "echostr does not decrypt") from None
+        raise HTTPException(403, "msg_signature does not match")
+
+    # --- callbacks -----------------------------------------------------------------------------------
+    async def callback(self, query: Mapping[str, str], body: bytes, started: float) -> Response:
+        head = body.lstrip()[:1]
+        if head == b"<":
+            return await self._app_callback(query, body, started)
+        if head == b"{":
+            return await self._robot_callback(query, body, started)
+        raise HTTPException(400, "the body is neither WeCom XML nor JSON")
+
+    async def _app_callback(self, query: Mapping[str, str], body: bytes, started: float) -> Response:
+        if self.app_crypto is None:
+            raise HTTPException(404, "WeCom app callbacks are not configured (HUIYIN_WECOM_TOKEN)")
+        envelope = _parse(body)
+        encrypt = envelope.get("Encrypt")
+        if not encrypt:
+            raise HTTPException(400, "no <Encrypt> element")
+        timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
+        try:
+            xml = str(
+                self.app_crypto.decrypt_message(
+                    {"Encrypt": encrypt}, query.get("msg_signature", ""), timestamp, nonce
+                )
+            )
+        except (InvalidSignatureException, InvalidCorpIdException):
+            raise HTTPException(403, "msg_signature does not match") from None
+        except DECRYPT_ERRORS:
+            raise HTTPException(400, "<Encrypt> does not decrypt") from None
+        _parse(xml)
+        try:
+            msg = parse_message(xml)
+            item = inbound(msg)
+        except (BadMessage, KeyError, AttributeError) as exc:
+            raise HTTPException(400, f"not a WeCom message: {exc}") from None
+
+        user = item.sender_id
+        if item.decision is Decision.IGNORE:
+            return Response(b"")
+        if item.decision is Decision.WELCOME:
+            replies: list[Reply] | None = [self._say(user, user, "greet")]
+        elif item.decision is Decision.UNSUPPORTED:
+            replies = [self._say(user, user, "unsupported_attachment")]
+        else:
+            message = IncomingMessage(
+                platform=Platform.WECOM,
+                chat_id=user,
+                chat_type=ChatType.PRIVATE,
+                sender_id=user,
+                text=item.text,
+                message_id=item.message_id,
+                attachments=item.attachments,
+                raw=dict(msg._data),
+            )
+            replies = await self.window.run(
+                self.process(message),
+                message_id=item.message_id,
+                budget_s=self.deadline_s - (time.monotonic() - started),
+                late=self.send_all,
+            )
+        if not replies:
+            return Response(b"")
+        text = cdata_safe("\n\n".join(r.as_text() for r in replies))
+        reply_xml = TextReply(message=msg, content=text).render()
+        return Response(
+            self.app_crypto.encrypt_message(reply_xml, nonce, timestamp or None),
+            media_type="application/xml",
+        )
+
+    async def _robot_callback(self, query: Mapping[str, str], body: bytes, started: float) -> Response:
+        if self.robot is None:
+            raise HTTPException(404, "WeCom robot callbacks are not configured (HUIYIN_WECOM_ROBOT_TOKEN)")
+        timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
+        try:
+            data = self.robot.decrypt(body, query.get("msg_signature", ""), timestamp, nonce)
+            item = robot_message(data)
+        except RobotRefused as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+
+        if item.kind == "ignore":
+            return Response(b"")
+        if item.kind == "welcome":
+            greet = self._say(item.chat_id, item.sender_id, "greet").text
+            return JSONResponse(self.robot.encrypt(text_reply(greet), timestamp, nonce))
+        if item.kind == "unsupported":
+            text = self._say(item.chat_id, item.sender_id, "unsupported_attachment").text
+            return JSONResponse(self.robot.encrypt(stream_reply(text), timestamp, nonce))
+
+        message = IncomingMessage(
+            platform=Platform.WECOM,
+            chat_id=item.chat_id,
+            chat_type=item.chat_type,
+            sender_id=item.sender_id,
+            text=item.text,
+            message_id=item.message_id,
+            mentions_bot=item.chat_type is ChatType.GROUP,
+            attachments=item.attachments,
+            raw=data,
+        )
+
+        async def late(replies: list[Reply]) -> None:
+            await self._deliver_robot(item, replies, passive=False)
+
+        replies = await self.window.run(
+            self.process(message),
+            message_id=item.message_id,
+            budget_s=self.deadline_s - (time.monotonic() - started),
+            late=late,
+        )
+        if not replies:
+            return Response(b"")
+        here = await self._deliver_robot(item, replies, passive=True)
+        if not here:
+            return Response(b"")
+        content = "\n\n".join(r.as_text() for r in here)
+        return JSONResponse(self.robot.encrypt(stream_reply(content), timestamp, nonce))
+
+    async def _deliver_robot(self, item: RobotMessage, replies: list[Reply], *, passive: bool) -> list[Reply]:
+        """Send what does not belong in this chat (private answers) through the app; return what does.
+
+        With ``passive=False`` (the deadline was missed) the chat's part goes to ``response_url`` too.
+        """
+        here = [r for r in replies if r.target is Target.CHAT and r.chat_id == item.chat_id]
+        elsewhere = [r for r in replies if r not in here]
+        if elsewhere:
+            # Sending is an API round trip: the passive answer must not wait for it.
+            self.window.background(self.send_all(elsewhere))
+        if passive or not here:
+            return here
+        if not item.response_url:
+            log.warning("late robot reply lost: no response_url", chat=item.chat_id)
+            return []
+        content = "\n\n".join(r.as_text() for r in here)
+        try:
+            await fetch_json(
+                self.http,
+                "POST",
+                item.response_url,
+                json={"msgtype": "markdown", "markdown": {"content": content}},
+            )
+        except DeliveryError as exc:
+            log.warning("late robot reply not delivered", chat=item.chat_id, error=str(exc))
+        return []
+
+    async def process(self, message: IncomingMessage) -> list[Reply]:
+        """The core's replies to one message, numbered answers resolved first."""
+        text = message.text[: self.runtime.settings.max_text_chars]
+        if text:
+            text = await self.options.resolve(message.chat_id, message.sender_id, text)
+        if text != message.text:
+            message = _with_text(message, text)
+        try:
+            replies = await self.runtime.dispatcher.handle(message)
+        except LockTimeout:
+            return [self._say(message.chat_id, message.sender_id, "busy")]
+        await self.options.remember(replies)
+        return replies
+
+    def _say(self, chat_id: str, user_id: str, wording: str) -> Reply:
+        words = self.runtime.dispatcher.words
+        return Reply(words.get(wording, bot_name=self.runtime.settings.bot_name), chat_id, user_id)
+
+    # --- sending through the app ---------------------------------------------------------------------
+    async def send(self, reply: Reply) -> None:
+        """Send one reply to a resident through the app message API (buttons as numbered options).
+
+        Group chats cannot be written to proactively: the robot only answers messages.
+        """
+        await self._post(reply)
+        if reply.buttons:
+            await self.options.remember([reply])
+
+    async def send_all(self, replies: list[Reply]) -> None:
+        for reply in replies:
+            try:
+                await self._post(reply)
+            except DeliveryError as exc:
+                log.warning("WeCom reply not delivered", to=reply.recipient_id, error=str(exc))
+
+    async def _post(self, reply: Reply) -> None:
+        if reply.target is Target.CHAT and reply.chat_id != reply.recipient_id:
+            raise DeliveryError("a WeCom group chat can only be answered in reply to a message")
+        if self.access is None or self.agent_id is None:
+            raise DeliveryError(
+                "WeCom sending needs HUIYIN_WECOM_CORP_ID, HUIYIN_WECOM_AGENT_ID and HUIYIN_WECOM_SECRET"
+            )
+        payload = {
+            "touser": reply.recipient_id,
+            "msgtype": "text",
+            "agentid": self.agent_id,
+            "text": {"content": reply.as_text()},
+            "safe": 0,
+        }
+        answer = await post_json(self.http, self.access, f"{self.api_base}/cgi-bin/message/send", payload)
+        if answer.get("invaliduser"):
+            raise DeliveryError(f"WeCom does not know user {answer['invaliduser']}")
+
+    async def _fetch_token(self, http: httpx.AsyncClient) -> tuple[str, int]:
+        data = await fetch_json(
+            http,
+            "GET",
+            f"{self.api_base}/cgi-bin/gettoken",
+            params={"corpid": self.corp_id, "corpsecret": self._secret},
+        )
+        return str(data["access_token"]), int(data.get("expires_in", 7200))
+
+    async def close(self) -> None:
+        await self.window.drain()
+        if self._owns_http:
+            await self.http.aclose()
+
+
+def _with_text(message: IncomingMessage, text: str) -> IncomingMessage:
+    from dataclasses import replace
+
+    return replace(message, text=text)
+
+
+def _parse(body: bytes | str) -> dict[str, str]:
+    try:
+        return parse_xml(body)
+    except BadXML as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+# --- HTTP ------------------------------------------------------------------------------------------------
+router = APIRouter()
+URL = "/webhooks/wecom/webhook"
+
+
+def _channel(request: Request) -> WeComChannel:
+    channel: WeComChannel | None = getattr(request.app.state, "wecom", None)
+    if channel is None:
+        raise HTTPException(404, "WeCom is not configured (HUIYIN_WECOM_*)")
+    return channel
+
+
+@router.get(URL, include_in_schema=False)
+async def wecom_verify(request: Request) -> PlainTextResponse:
+    """URL verification when the callback URL is saved in the WeCom admin console."""
+    return PlainTextResponse(_channel(request).verify_url(request.query_params))
+
+
+@router.post(URL, include_in_schema=False)
+async def wecom_callback(request: Request) -> Response:
+    started = time.monotonic()
+    channel = _channel(request)
+    if not request.query_params.get("msg_signature"):
+        raise HTTPException(403, "msg_signature is missing")
+    body = await read_limited_body(request)
+    return await channel.callback(request.query_params, body, started)
+
+
+async def setup(app: FastAPI, runtime: Runtime, *, http: httpx.AsyncClient | None = None) -> None:
+    """Switch WeCom on when any of its callbacks or its sending is configured (HUIYIN_WECOM_*)."""
+    s = runtime.settings
+    if not (s.wecom_token or s.wecom_robot_token or s.wecom_secret or s.wecom_staff_webhook):
+        return
+    channel = WeComChannel(runtime, http=http)
+    app.state.wecom = channel
+    if channel.staff is not None:
+        app.state.wecom_staff = channel.staff
+    if channel.access is not None:
+        runtime.outbound.register(channel)
+    runtime.spawn("wecom", _lifetime(channel))
+    log.info(
+        "WeCom on",
+        app_callbacks=channel.app_crypto is not None,
+        robot_callbacks=channel.robot is not None,
+        sending=channel.access is not None,
+        staff_group=channel.staff is not None,
+    )
+
+
+async def _lifetime(channel: WeComChannel) -> None:
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await channel.close()
+
+
+__all__ = ["URL", "WeComChannel", "router", "setup"]

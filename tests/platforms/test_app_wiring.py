@@ -1,0 +1,48 @@
+"""The HTTP app mounts the platform webhooks and, in its lifespan, switches on the configured platforms."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+import bot.app
+from bot.app import create_app
+from bot.message import Platform
+from bot.runtime import Runtime
+from integrations.telegram import TelegramConnector
+from integrations.wechat import WeChatChannel
+from integrations.wecom import WeComChannel
+from tests.platforms.fake_api import FakeAPI
+
+
+async def test_lifespan_switches_on_every_configured_platform(
+    runtime: Runtime, fake_api: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the platforms are under test here: the lifespan's other jobs (backend forwarder, staff jobs)
+    # have their own tests and are left out.
+    async def not_under_test(*args: object, **kwargs: object) -> None:
+        return None
+
+    for other in ("start_staff_jobs",):
+        monkeypatch.setattr(bot.app, other, not_under_test, raising=False)
+    if hasattr(bot.app, "backend"):
+        monkeypatch.setattr(bot.app.backend, "setup", not_under_test)
+    app = create_app(runtime=runtime)
+    async with app.router.lifespan_context(app):
+        assert isinstance(app.state.telegram, TelegramConnector)
+        assert isinstance(app.state.wechat, WeChatChannel)
+        assert isinstance(app.state.wecom, WeComChannel)
+        assert {Platform.TELEGRAM, Platform.WECHAT, Platform.WECOM} <= set(runtime.outbound.platforms())
+        assert fake_api.to("/getMe"), "the bot was met at start-up"
+
+
+async def test_webhooks_of_platforms_that_are_not_switched_on_answer_404(runtime: Runtime) -> None:
+    app = create_app(runtime=runtime)
+    app.state.runtime = runtime  # no lifespan: nothing switched on
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://huiyin.test"
+    ) as client:
+        for url in ("/webhooks/telegram/webhook", "/webhooks/wechat/webhook", "/webhooks/wecom/webhook"):
+            r = await client.post(url, content=b"{}", params={"signature": "x", "msg_signature": "x"})
+            assert r.status_code == 404, url
+            assert "configured" in r.json()["detail"] or "off" in r.json()["detail"]

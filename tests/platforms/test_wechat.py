@@ -1,0 +1,237 @@
+"""The WeChat Official Account through wechatpy: recorded callback XML (per WeChat's docs), signed and, in
+safe mode, encrypted with wechatpy's crypto; passive replies read back with wechatpy; customer-service
+messages sent to a local fake API server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from wechatpy import parse_message
+
+from bot.db.models import TranscriptMessage
+from bot.message import IncomingMessage, Platform, Reply
+from bot.runtime import Runtime
+from integrations.wechat.channel import WeChatChannel
+from tests.platforms.conftest import WX_TOKEN, load, sign, wechat_decrypt, wechat_encrypted, wechat_query
+from tests.platforms.fake_api import FakeAPI
+
+URL = "/webhooks/wechat/webhook"
+OPENID = "oRmM-6XBp0jNnGdBvtq5tYb2jHsM"
+
+
+def channel(client: httpx.AsyncClient) -> WeChatChannel:
+    wx: WeChatChannel = client.app.state.wechat  # type: ignore[attr-defined]
+    return wx
+
+
+async def post_plain(client: httpx.AsyncClient, xml: str, **query: str) -> httpx.Response:
+    return await client.post(URL, params={**wechat_query(), **query}, content=xml.encode())
+
+
+def reply_content(response: httpx.Response) -> str:
+    assert response.headers["content-type"].startswith("application/xml"), response.text
+    reply = parse_message(response.text)  # a reply parses like a message: wechatpy reads it back
+    assert reply.type == "text" and reply.target == OPENID
+    return str(reply.content)
+
+
+def text_xml(content: str, msg_id: int) -> str:
+    return (
+        load("wechat_text.xml")
+        .replace("3栋2单元楼道灯坏了好几天了", content)
+        .replace("24921376589463251", str(msg_id))
+    )
+
+
+async def inbound_rows(runtime: Runtime) -> int:
+    async with runtime.db.unit_of_work() as uow:
+        query = select(func.count()).select_from(TranscriptMessage).where(TranscriptMessage.direction == "in")
+        return int(await uow.session.scalar(query) or 0)
+
+
+async def test_url_verification(client: httpx.AsyncClient) -> None:
+    query = {**wechat_query(), "echostr": "3972818726185603317"}
+    r = await client.get(URL, params=query)
+    assert r.status_code == 200 and r.text == "3972818726185603317"
+    query["signature"] = "0" * 40
+    assert (await client.get(URL, params=query)).status_code == 403
+
+
+async def test_plaintext_message_gets_a_passive_reply_and_numbered_options_answer_by_number(
+    client: httpx.AsyncClient, fake_api: FakeAPI
+) -> None:
+    r = await post_plain(client, load("wechat_text.xml"))
+    assert r.status_code == 200
+    first = reply_content(r)
+    assert "照片" in first and "\n1. 没有照片，跳过" in first, "buttons become numbered options"
+    r = await post_plain(client, text_xml("１", 24921376589463299))  # a full-width digit is still 1
+    assert "电话" in reply_content(r), "the number chose the skip button; the form goes on"
+    assert fake_api.to("/custom/send") == [], "answered passively, no API call"
+
+
+async def test_safe_mode_message_is_decrypted_and_the_reply_encrypted(client: httpx.AsyncClient) -> None:
+    query, body = wechat_encrypted(load("wechat_text.xml"))
+    r = await client.post(URL, params=query, content=body.encode())
+    assert r.status_code == 200
+    assert "<Encrypt>" in r.text and "照片" not in r.text
+    reply = parse_message(wechat_decrypt(r.text, query))
+    assert reply.target == OPENID and "照片" in reply.content
+
+
+async def test_forged_signatures_are_refused_and_nothing_is_processed(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    r = await post_plain(client, load("wechat_text.xml"), signature="f" * 40)
+    assert r.status_code == 403
+    query, body = wechat_encrypted(load("wechat_text.xml"))
+    query["msg_signature"] = sign("not-the-token", query["timestamp"], query["nonce"], "x")
+    assert (await client.post(URL, params=query, content=body.encode())).status_code == 403
+    # Encrypted with another account's key: the signature is right (same token), the AppID is not.
+    from wechatpy.crypto import WeChatCrypto
+
+    other = WeChatCrypto(WX_TOKEN, "B" * 43, "wx0000000000000000")
+    encrypted = other.encrypt_message(load("wechat_text.xml"), "42", query["timestamp"])
+    encrypt = encrypted.split("<Encrypt><![CDATA[")[1].split("]]>")[0]
+    query["msg_signature"] = sign(WX_TOKEN, query["timestamp"], query["nonce"], encrypt)
+    r = await client.post(
+        URL, params=query, content=f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>".encode()
+    )
+    assert r.status_code in {400, 403}
+    assert await inbound_rows(runtime) == 0
+
+
+async def test_malformed_and_hostile_xml_is_refused_fast(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    assert (await post_plain(client, "<xml><MsgType>text</MsgType>")).status_code == 400
+    assert (await post_plain(client, "not xml at all")).status_code == 400
+    assert (await post_plain(client, "<xml><ToUserName>a</ToUserName></xml>")).status_code == 400
+    t = time.perf_counter()
+    r = await post_plain(client, load("wechat_billion_laughs.xml"))
+    assert r.status_code == 400 and time.perf_counter() - t < 0.5
+    big = load("wechat_text.xml").replace("3栋2单元", "灯" * 30_000)
+    t = time.perf_counter()
+    r = await post_plain(client, big)
+    assert r.status_code == 413 and time.perf_counter() - t < 0.5
+    assert await inbound_rows(runtime) == 0
+
+
+async def test_retries_of_one_msgid_have_one_effect_and_one_answer(
+    client: httpx.AsyncClient, runtime: Runtime, fake_api: FakeAPI
+) -> None:
+    first = await post_plain(client, load("wechat_text.xml"))
+    assert "照片" in reply_content(first)
+    for _ in range(3):
+        again = await post_plain(client, load("wechat_text.xml"))
+        assert again.text == "success"
+    assert await inbound_rows(runtime) == 1
+    assert fake_api.to("/custom/send") == []
+
+
+async def test_a_slow_answer_misses_the_window_and_goes_through_the_customer_service_api(
+    client: httpx.AsyncClient, runtime: Runtime, fake_api: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wx = channel(client)
+    wx.deadline_s = 0.2
+    handle = runtime.dispatcher.handle
+
+    async def slow(message: IncomingMessage) -> list[Reply]:
+        await asyncio.sleep(1.0)  # an NLU service or database under load
+        return await handle(message)
+
+    monkeypatch.setattr(runtime.dispatcher, "handle", slow)
+    t = time.perf_counter()
+    r = await post_plain(client, load("wechat_text.xml"))
+    # Answered at the deadline, long before the work is done (generous bound: the machine is shared).
+    assert r.text == "success" and time.perf_counter() - t < 0.9
+    [token] = await fake_api.wait_for("/cgi-bin/stable_token")
+    assert token.data == {
+        "grant_type": "client_credential",
+        "appid": "wx5823bf96d3bd56c7",
+        "secret": "wx-app-secret",
+    }
+    [custom] = await fake_api.wait_for("/custom/send")
+    assert custom.query == {"access_token": "WX-ACCESS-1"}
+    assert custom.data["touser"] == OPENID and custom.data["msgtype"] == "text"
+    assert "照片" in custom.data["text"]["content"] and "1. 没有照片，跳过" in custom.data["text"]["content"]
+    assert "\\u" not in custom.body.decode(), "Chinese is sent as UTF-8, not escaped"
+    # WeChat retries (our "success" got lost): the retry must not deliver a second time.
+    r = await post_plain(client, load("wechat_text.xml"))
+    assert r.text == "success"
+    await wx.window.drain()
+    assert len(fake_api.to("/custom/send")) == 1
+    # The number typed next still answers the options the late message offered.
+    monkeypatch.setattr(runtime.dispatcher, "handle", handle)
+    r = await post_plain(client, text_xml("1", 24921376589463300))
+    assert "电话" in reply_content(r)
+
+
+async def test_voice_image_location_and_events(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    words = runtime.dispatcher.words
+    r = await post_plain(client, load("wechat_voice.xml"))
+    assert r.status_code == 200 and reply_content(r), "the Recognition transcript is understood"
+    r = await post_plain(client, load("wechat_voice_no_recognition.xml"))
+    assert reply_content(r) == words.get("unsupported_attachment")
+    r = await post_plain(client, load("wechat_video.xml"))
+    assert "目前支持文字、图片和位置" in reply_content(r)
+    await post_plain(client, load("wechat_image.xml"))
+    await post_plain(client, load("wechat_location.xml"))
+    r = await post_plain(client, load("wechat_subscribe.xml"))
+    assert reply_content(r) == words.get("greet", bot_name=runtime.settings.bot_name)
+    r = await post_plain(client, load("wechat_unsubscribe.xml"))
+    assert r.text == "success"
+    async with runtime.db.unit_of_work() as uow:
+        rows = (
+            await uow.session.execute(
+                select(TranscriptMessage.text, TranscriptMessage.payload).where(
+                    TranscriptMessage.direction == "in"
+                )
+            )
+        ).all()
+    texts = [t for t, _ in rows]
+    payloads: list[dict[str, Any]] = [p for _, p in rows if p]
+    assert texts[0] == "下水道堵了找谁"
+    kinds = [a["kind"] for p in payloads for a in p["attachments"]]
+    assert kinds == ["voice", "photo", "location"]
+    photo = payloads[1]["attachments"][0]
+    assert photo["file_id"].startswith("Zhm9KQ") and photo["url"].startswith("http://mmbiz.qpic.cn/")
+    place = payloads[2]["attachments"][0]
+    assert (place["latitude"], place["longitude"], place["label"]) == (
+        31.230416,
+        121.473701,
+        "上海市黄浦区幸福里小区3号楼",
+    )
+
+
+async def test_access_token_is_cached_and_renewed_when_wechat_says_it_expired(
+    client: httpx.AsyncClient, fake_api: FakeAPI, runtime: Runtime
+) -> None:
+    answers: Iterator[dict[str, Any]] = iter(
+        [{"errcode": 0}, {"errcode": 42001, "errmsg": "access_token expired"}, {"errcode": 0}]
+    )
+    fake_api.on("/cgi-bin/message/custom/send", lambda c: next(answers))
+    note = Reply("您的诉求已受理。", chat_id=OPENID, recipient_id=OPENID)
+    assert await runtime.outbound.deliver(Platform.WECHAT, [note, note]) == []
+    assert len(fake_api.to("/cgi-bin/stable_token")) == 2, "fetched once, then again after 42001"
+    assert len(fake_api.to("/custom/send")) == 3
+    fake_api.on(
+        "/cgi-bin/message/custom/send", lambda c: {"errcode": 45015, "errmsg": "response out of time limit"}
+    )
+    assert await runtime.outbound.deliver(Platform.WECHAT, [note]) == [note], (
+        "48-hour rule: reported, not raised"
+    )
+
+
+async def test_a_failure_in_the_core_still_answers_wechat(
+    client: httpx.AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(message: IncomingMessage) -> list[Reply]:
+        raise RuntimeError("database is down")
+
+    monkeypatch.setattr(runtime.dispatcher, "handle", broken)
+    r = await post_plain(client, load("wechat_text.xml"))
+    assert r.status_code == 200 and r.text == "success", "an error would only make WeChat retry it"
