@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.platform_bench [--seconds 20] [--rate 50] [--embedded]
                                              [--database-url URL] [--redis-url URL]
+    .venv/bin/python -m bench.platform_bench --connectors-only   # the connectors' own share
 
 One ``huiyin serve`` process (a subprocess, real PostgreSQL + Redis by default, like ``bench/rest_bench``)
 with all three platforms switched on. This process plays the platforms: it posts real-format callbacks
@@ -355,6 +356,88 @@ async def _prepare_real(database_url: str, redis_url: str) -> None:
     await client.aclose()
 
 
+async def connectors_only(rate: float, seconds: float) -> int:
+    """The connectors' own share: the same callbacks through the real app in this process, with the core's
+    ``handle`` replaced by a fixed two-reply answer (one with buttons). Measures parsing, verification,
+    decryption, numbered options, passive replies, encryption and Telegram's sends to the fake Bot API
+    (which runs in this process too, so its cost is included: an upper bound)."""
+    from pathlib import Path
+
+    from bot.app import create_app
+    from bot.message import Button, IncomingMessage, Reply
+    from bot.runtime import Runtime
+    from bot.settings import Settings
+    from integrations import telegram, wechat, wecom
+
+    apis = PlatformAPIs()
+    api_server, api_task, api_url = await _serve_apis(apis)
+    settings = Settings(
+        data_dir=Path(tempfile.mkdtemp(prefix="huiyin-platform-bench-")),
+        log_level="warning",
+        telegram_token=TG_TOKEN,
+        telegram_mode="webhook",
+        telegram_secret=TG_SECRET,
+        telegram_api_base=api_url,
+        telegram_rate_per_s=0,
+        telegram_group_rate_per_min=0,
+        wechat_token=WX_TOKEN,
+        wechat_app_id=WX_APP_ID,
+        wechat_app_secret="bench",
+        wechat_aes_key=WX_AES,
+        wechat_api_base=api_url,
+        wecom_corp_id=WW_CORP,
+        wecom_agent_id=WW_AGENT,
+        wecom_secret="bench",
+        wecom_token=WW_TOKEN,
+        wecom_aes_key=WW_AES,
+        wecom_robot_token=ROBOT_TOKEN,
+        wecom_robot_aes_key=ROBOT_AES,
+        wecom_api_base=api_url,
+    )
+    runtime = await Runtime.start(settings)
+
+    async def fixed(message: IncomingMessage) -> list[Reply]:
+        buttons = (Button("确认提交", "/confirm"), Button("修改", "/edit"))
+        return [
+            Reply("好的，我来帮您登记。", message.chat_id, message.sender_id),
+            Reply("请确认：3栋2单元楼道灯坏了", message.chat_id, message.sender_id, buttons=buttons),
+        ]
+
+    runtime.dispatcher.handle = fixed  # type: ignore[method-assign]
+    app = create_app(runtime=runtime)
+    app.state.runtime = runtime
+    for platform in (telegram, wechat, wecom):
+        await platform.setup(app, runtime)
+    payloads = Payloads(api_url)
+    paths = ["telegram webhook", "wechat safe mode", "wecom app", "wecom robot"]
+    results: dict[str, Result] = {}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://huiyin.bench") as client:
+        for n, path in enumerate(paths):
+            await _run(client, "", apis, _turns(payloads, path, int(rate * 2), 10_000 + n * 1000), rate, path)
+            results[path] = await _run(
+                client, "", apis, _turns(payloads, path, int(rate * seconds), n * 1000), rate, path
+            )
+    await runtime.close()
+    api_server.should_exit = True
+    await api_task
+    print(
+        "huiyin platform connectors alone — the core replaced by a fixed answer, app and fake APIs in one process"
+    )
+    print(f"{rate:g} msg/s for {seconds:g} s per path")
+    print(
+        f"  {'path':<18} {'turns':>6} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'max ms':>8} {'errors':>6}"
+    )
+    for path in paths:
+        r = results[path]
+        p50, p99 = _percentile(r.latencies, 0.5), _percentile(r.latencies, 0.99)
+        print(
+            f"  {path:<18} {len(r.latencies):>6} {p50:>8.2f} {p99:>8.2f} {statistics.mean(r.latencies):>8.2f}"
+            f" {max(r.latencies):>8.2f} {len(r.errors):>6}"
+        )
+    return 0
+
+
 async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -364,7 +447,12 @@ async def main() -> int:
     ap.add_argument("--embedded", action="store_true", help="SQLite + in-process Redis instead")
     ap.add_argument("--seconds", type=float, default=20.0, help="measured seconds per platform path")
     ap.add_argument("--rate", type=float, default=50.0, help="messages per second")
+    ap.add_argument(
+        "--connectors-only", action="store_true", help="measure the connectors with the core replaced"
+    )
     args = ap.parse_args()
+    if args.connectors_only:
+        return await connectors_only(args.rate, args.seconds)
 
     apis = PlatformAPIs()
     api_server, api_task, api_url = await _serve_apis(apis)
@@ -428,7 +516,11 @@ async def main() -> int:
                 results[path].cpu_ms_per_turn = (_cpu_s(server.pid) - cpu) * 1000 / len(turns)
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
         api_server.should_exit = True
         await api_task
 

@@ -300,9 +300,9 @@ class Settings(BaseSettings):
         default=True,
         description="Run the forwarder inside `huiyin serve` (false when `huiyin worker` processes do it).",
     )
-    forwarder_batch: int = Field(default=100, ge=1, description="Outbox rows a forwarder claims at once.")
+    forwarder_batch: int = Field(default=50, ge=1, description="Outbox rows a forwarder claims at once.")
     forwarder_concurrency: int = Field(
-        default=16, ge=1, description="Calls to the backend a forwarder has in flight at once."
+        default=8, ge=1, description="Calls to the backend a forwarder has in flight at once."
     )
     forwarder_idle_s: float = Field(
         default=1.0, gt=0, description="How often an idle forwarder looks for new work."

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
@@ -223,18 +223,16 @@ class TelegramConnector:
             return  # channel posts, anonymous admins, other bots
         mentioned, text = self._mentions(message, text)
         replying = self._replies_to_me(message)
-        # Photos are downloaded only for messages the bot will handle: a neighbour's holiday pictures in
-        # the group are none of its business (with privacy mode off it sees them all).
-        download = (
-            message.chat.type == TgChatType.PRIVATE
-            or addressed
-            or mentioned
-            or replying
-            or await self.runtime.store.has_state(
-                ConversationKey(Platform.TELEGRAM, str(message.chat.id), str(user.id))
-            )
-        )
-        attachments = await self._attachments(message, download=download)
+
+        async def for_the_bot() -> bool:
+            # Photos are downloaded only for messages the bot will handle: a neighbour's holiday pictures
+            # in the group are none of its business (with privacy mode off it sees them all).
+            if message.chat.type == TgChatType.PRIVATE or addressed or mentioned or replying:
+                return True
+            key = ConversationKey(Platform.TELEGRAM, str(message.chat.id), str(user.id))
+            return await self.runtime.store.has_state(key)
+
+        attachments = await self._attachments(message, download=for_the_bot)
         incoming = IncomingMessage(
             platform=Platform.TELEGRAM,
             chat_id=str(message.chat.id),
@@ -319,7 +317,9 @@ class TelegramConnector:
         replied = message.reply_to_message
         return bool(replied and replied.from_user and replied.from_user.id == self.bot.id)
 
-    async def _attachments(self, message: Message, *, download: bool) -> tuple[Attachment, ...]:
+    async def _attachments(
+        self, message: Message, *, download: Callable[[], Awaitable[bool]]
+    ) -> tuple[Attachment, ...]:
         found: list[Attachment] = []
         photo: tuple[str, str, str] | None = None
         if message.photo:
@@ -329,7 +329,7 @@ class TelegramConnector:
             doc = message.document
             photo = (doc.file_id, doc.file_unique_id, Path(doc.file_name or "").suffix.lower() or ".jpg")
         if photo is not None:
-            if download:
+            if await download():
                 found.append(await self._photo(*photo))
             else:
                 found.append(Attachment(AttachmentKind.PHOTO, file_id=photo[0]))
