@@ -183,9 +183,10 @@ class Dispatcher:
     # --- one turn, under the conversation lock ---------------------------------------------------------
     async def _handle_locked(self, message: IncomingMessage, key: ConversationKey) -> list[Reply]:
         u = await self.nlu.parse(message.text)
+        created: dict[str, ConversationRef] = {}
         async with self.db.unit_of_work() as uow:
             repo = uow.repo
-            ref = await self._resolve(repo, message, key)
+            ref = await self._resolve(repo, message, key, created)
             await repo.add_transcript(
                 ref.conversation_id,
                 direction="in",
@@ -213,7 +214,7 @@ class Dispatcher:
             private_key = private_key_for(message)
             moved = out.private_state is not None and private_key != key
             if moved:
-                private_ref = await self._resolve_private(repo, message, ref)
+                private_ref = await self._resolve_private(repo, message, ref, created)
                 await repo.touch_conversation(private_ref.conversation_id, out.private_state)
             await repo.touch_conversation(ref.conversation_id, out.state)
             replies = [self._to_reply(message, p) for p in out.prompts]
@@ -226,6 +227,10 @@ class Dispatcher:
                     payload={"target": reply.target.value, "buttons": [b.payload for b in reply.buttons]},
                 )
             await uow.commit()
+        # Only ids of rows that now exist: a turn that failed before its commit created nothing.
+        if len(self._refs) + len(created) > REF_CACHE_SIZE:
+            self._refs.clear()
+        self._refs.update(created)
         if moved:
             async with self.store.lock(private_key):
                 await self.store.set_state(private_key, out.private_state)
@@ -233,7 +238,11 @@ class Dispatcher:
         return replies
 
     async def _resolve(
-        self, repo: Repository, message: IncomingMessage, key: ConversationKey
+        self,
+        repo: Repository,
+        message: IncomingMessage,
+        key: ConversationKey,
+        created: dict[str, ConversationRef],
     ) -> ConversationRef:
         """The database ids behind this conversation. They never change once created, so they are
         cached per process: a turn then costs one UPDATE instead of a handful of SELECTs."""
@@ -259,13 +268,15 @@ class Dispatcher:
         )
         conv = await repo.conversation(key.part, message.platform.value, chat, person)
         ref = ConversationRef(conv.id, person.id, chat.community_id, code, chat.id)
-        if len(self._refs) >= REF_CACHE_SIZE:
-            self._refs.clear()
-        self._refs[key.part] = ref
+        created[key.part] = ref  # cached once the turn's transaction has committed
         return ref
 
     async def _resolve_private(
-        self, repo: Repository, message: IncomingMessage, ref: ConversationRef
+        self,
+        repo: Repository,
+        message: IncomingMessage,
+        ref: ConversationRef,
+        created: dict[str, ConversationRef],
     ) -> ConversationRef:
         key = private_key_for(message)
         cached = self._refs.get(key.part)
@@ -278,7 +289,7 @@ class Dispatcher:
         )
         conv = await repo.conversation(key.part, message.platform.value, chat, person)
         private_ref = ConversationRef(conv.id, person.id, chat.community_id, ref.community_code, chat.id)
-        self._refs[key.part] = private_ref
+        created[key.part] = private_ref
         return private_ref
 
     # --- deciding what to do ---------------------------------------------------------------------------

@@ -219,3 +219,23 @@ async def test_emergency_comes_first_even_mid_form(runtime: Runtime, private_msg
     await runtime.dispatcher.handle(private_msg("我要报修"))
     r = await runtime.dispatcher.handle(private_msg("闻到很大的煤气味！"))
     assert "119" in texts(r) or "燃气" in texts(r)
+
+
+async def test_a_failed_turn_leaves_no_stale_ids_behind(
+    runtime: Runtime, private_msg: Msg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A turn that fails before its commit rolls back the new resident's rows; the next turn must not
+    reuse their ids (they would violate foreign keys)."""
+    dispatcher = runtime.dispatcher
+
+    async def boom(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("failure in the middle of a turn")
+
+    original = dispatcher._turn
+    monkeypatch.setattr(dispatcher, "_turn", boom)
+    with pytest.raises(RuntimeError):
+        await dispatcher.handle(private_msg("楼道灯坏了", who="new-resident", message_id="f1"))
+    monkeypatch.setattr(dispatcher, "_turn", original)
+    replies = await dispatcher.handle(private_msg("楼道灯坏了", who="new-resident", message_id="f2"))
+    assert replies
+    assert await count(runtime, TranscriptMessage, TranscriptMessage.platform_message_id == "f2") == 1
