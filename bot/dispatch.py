@@ -98,6 +98,13 @@ class Dispatcher:
     # --- the entry point -------------------------------------------------------------------------------
     async def handle(self, message: IncomingMessage) -> list[Reply]:
         """Handle one incoming message and return the replies to send. Safe to call concurrently."""
+        if "\x00" in message.text or "\x00" in message.sender_name:
+            # PostgreSQL text cannot hold NUL; it carries no meaning in a chat message anyway.
+            message = replace(
+                message,
+                text=message.text.replace("\x00", ""),
+                sender_name=message.sender_name.replace("\x00", ""),
+            )
         key = ConversationKey.of(message)
         if (
             message.is_group
