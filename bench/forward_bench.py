@@ -33,6 +33,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
+from bench.services import prepare_real_services
 from bot.db.models import Appeal, OutboxEntry
 from bot.db.session import Database
 from integrations.backend.reference import ReferenceBackend, free_port
@@ -40,23 +41,6 @@ from integrations.backend.reference import ReferenceBackend, free_port
 URL = "/webhooks/rest/webhook"
 SECRET = "forward-bench-secret"
 DIALOG = ["{b}栋{u}单元电梯坏了，困了好几次", "跳过", "不留", "/confirm"]
-
-
-async def _prepare(database_url: str, redis_url: str) -> None:
-    import asyncpg  # type: ignore[import-untyped]
-    import redis.asyncio as aioredis
-
-    admin = database_url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
-    name = database_url.rsplit("/", 1)[1]
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    client = aioredis.Redis.from_url(redis_url)
-    await client.flushdb()
-    await client.aclose()
 
 
 def _env(args: argparse.Namespace, backend: ReferenceBackend, data_dir: str) -> dict[str, str]:
@@ -153,7 +137,7 @@ async def main() -> int:
     ap.add_argument("--backend", choices=["webhook", "open311"], default="webhook")
     args = ap.parse_args()
 
-    await _prepare(args.database_url, args.redis_url)
+    await prepare_real_services(args.database_url, args.redis_url)
     backend = ReferenceBackend(api_key="bench", secret=SECRET.encode()).start()
     data_dir = tempfile.mkdtemp(prefix="huiyin-forward-bench-")
     env = _env(args, backend, data_dir)

@@ -48,6 +48,8 @@ from wechatpy.enterprise.crypto import PrpCrypto
 from wechatpy.enterprise.crypto import WeChatCrypto as EnterpriseCrypto
 from wechatpy.utils import WeChatSigner, to_text
 
+from bench.services import prepare_real_services
+
 TG_TOKEN = "7000000001:AAHbenchTOKENforHuiyin"
 TG_SECRET = "bench-secret"
 TG_BOT = {"id": 7000000001, "is_bot": True, "first_name": "回音", "username": "huiyin_bench_bot"}
@@ -339,23 +341,6 @@ async def _run(
     return result
 
 
-async def _prepare_real(database_url: str, redis_url: str) -> None:
-    import asyncpg  # type: ignore[import-untyped]
-    import redis.asyncio as aioredis
-
-    admin = database_url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
-    name = database_url.rsplit("/", 1)[1]
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    client = aioredis.Redis.from_url(redis_url)
-    await client.flushdb()
-    await client.aclose()
-
-
 async def connectors_only(rate: float, seconds: float) -> int:
     """The connectors' own share: the same callbacks through the real app in this process, with the core's
     ``handle`` replaced by a fixed two-reply answer (one with buttons). Measures parsing, verification,
@@ -484,7 +469,7 @@ async def main() -> int:
     for var in ("DATABASE_URL", "REDIS_URL", "HUIYIN_DATABASE_URL", "HUIYIN_REDIS_URL"):
         env.pop(var, None)
     if not args.embedded:
-        await _prepare_real(args.database_url, args.redis_url)
+        await prepare_real_services(args.database_url, args.redis_url)
         env.update(DATABASE_URL=args.database_url, REDIS_URL=args.redis_url)
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], env=env)  # noqa: ASYNC220 - started once, before any load

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.services import prepare_real_services
+
 URL = "/webhooks/rest/webhook"
 DIALOG = ["@回音 {b}栋{u}单元楼道灯坏了好几天了", "跳过", "不留", "/confirm"]
 
@@ -37,23 +39,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def _prepare(database_url: str, redis_url: str) -> None:
-    import asyncpg
-    import redis.asyncio as aioredis
-
-    admin = database_url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
-    name = database_url.rsplit("/", 1)[1]
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    client = aioredis.Redis.from_url(redis_url)
-    await client.flushdb()
-    await client.aclose()
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -151,7 +136,7 @@ async def main() -> int:
     ap.add_argument("--chatter", type=int, default=10_000, help="number of chatter messages")
     args = ap.parse_args()
 
-    await _prepare(args.database_url, args.redis_url)
+    await prepare_real_services(args.database_url, args.redis_url)
     port = _free_port()
     data_dir = tempfile.mkdtemp(prefix="huiyin-bench-")
     env = {
