@@ -10,21 +10,24 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from bot.db.repository import Repository
 
+if TYPE_CHECKING:  # Alembic is imported when a migration runs, not by every process that opens the DB
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def alembic_config(url: str) -> Config:
     """An Alembic config that works from any working directory (the scripts ship as package data)."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -87,6 +90,8 @@ def _upgrade(connection: Connection, url: str) -> None:
     cfg = alembic_config(url)
     cfg.attributes["connection"] = connection
     # One head: parallel feature branches are joined by merge revisions (see 0004).
+    from alembic import command
+
     command.upgrade(cfg, "head")
 
 

@@ -356,7 +356,9 @@ def _lbfgs(
     """Minimize ``f`` from ``x`` with L-BFGS and a backtracking (Armijo) line search; returns the argmin."""
     size = f.size
     g, gn, q, xn, tmp = (np.empty(size) for _ in range(5))
-    s_hist, y_hist = np.empty((memory, size)), np.empty((memory, size))
+    # The curvature pairs only shape the search direction, so single precision is enough for them; it
+    # halves the largest allocation of training (2 x memory x size), and so the server's peak memory.
+    s_hist, y_hist = np.empty((memory, size), np.float32), np.empty((memory, size), np.float32)
     rho, alpha = np.empty(memory), np.empty(memory)
 
     def dot(a: FloatArray, b: FloatArray) -> float:

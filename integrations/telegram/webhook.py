@@ -11,15 +11,18 @@ from __future__ import annotations
 import hmac
 import json
 import re
+from typing import TYPE_CHECKING
 
 import structlog
 from fastapi import APIRouter, FastAPI, HTTPException, Request
-from telegram import Update
-from telegram.request import BaseRequest
 
-from bot.runtime import Runtime
 from integrations.rest.channel import read_limited_body
-from integrations.telegram.connector import TelegramConnector
+
+if TYPE_CHECKING:  # python-telegram-bot is imported only when Telegram is configured
+    from telegram.request import BaseRequest
+
+    from bot.runtime import Runtime
+    from integrations.telegram.connector import TelegramConnector
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +55,8 @@ async def telegram_webhook(request: Request) -> dict[str, bool]:
         raise HTTPException(400, "the body is not valid JSON") from None
     if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
         raise HTTPException(400, "not a Telegram Update: update_id is missing")
+    from telegram import Update
+
     try:
         update = Update.de_json(data, connector.bot)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -83,6 +88,8 @@ async def setup(
         raise ValueError("HUIYIN_TELEGRAM_MODE=webhook needs HUIYIN_TELEGRAM_SECRET")
     if secret is not None and not SECRET_RULE.match(secret):
         raise ValueError("HUIYIN_TELEGRAM_SECRET may only hold 1-256 of A-Z a-z 0-9 _ -")
+    from integrations.telegram.connector import TelegramConnector
+
     connector = TelegramConnector(
         runtime, request=request, get_updates_request=get_updates_request, poll_interval=poll_interval
     )

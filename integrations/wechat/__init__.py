@@ -1,5 +1,25 @@
-"""WeChat Official Account (公众号) connector, and the pieces the WeCom connector shares with it."""
+"""WeChat Official Account (公众号) connector, and the pieces the WeCom connector shares with it.
 
-from integrations.wechat.channel import WeChatChannel, router, setup
+Importing this package is cheap: :mod:`.routes` (the webhook and ``setup``) loads wechatpy only when
+WeChat is configured; ``WeChatChannel`` is imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from integrations.wechat.routes import router, setup
+
+if TYPE_CHECKING:
+    from integrations.wechat.channel import WeChatChannel
+
+
+def __getattr__(name: str) -> Any:
+    if name == "WeChatChannel":
+        from integrations.wechat.channel import WeChatChannel
+
+        return WeChatChannel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["WeChatChannel", "router", "setup"]

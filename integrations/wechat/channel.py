@@ -19,7 +19,6 @@ resident's OpenID, so the core's private conversation and the resident are one.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
@@ -30,7 +29,7 @@ from typing import Any
 
 import httpx
 import structlog
-from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+from fastapi import HTTPException, Response
 from fastapi.responses import PlainTextResponse
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
@@ -42,7 +41,6 @@ from bot.message import ChatType, IncomingMessage, Platform, Reply
 from bot.outbound import DeliveryError
 from bot.runtime import Runtime
 from bot.state import LockTimeout
-from integrations.rest.channel import read_limited_body
 from integrations.wechat.api import AccessToken, fetch_json, json_body, post_json
 from integrations.wechat.options import NumberedOptions
 from integrations.wechat.passive import PassiveWindow
@@ -245,58 +243,3 @@ def _parse(body: bytes | str) -> dict[str, str]:
         return parse_xml(body)
     except BadXML as exc:
         raise HTTPException(400, str(exc)) from None
-
-
-# --- HTTP ------------------------------------------------------------------------------------------------
-router = APIRouter()
-URL = "/webhooks/wechat/webhook"
-
-
-def _channel(request: Request) -> WeChatChannel:
-    channel: WeChatChannel | None = getattr(request.app.state, "wechat", None)
-    if channel is None:
-        raise HTTPException(404, "WeChat is not configured (HUIYIN_WECHAT_TOKEN)")
-    return channel
-
-
-@router.get(URL, include_in_schema=False)
-async def wechat_verify(request: Request) -> PlainTextResponse:
-    """URL verification when the server address is saved in the OA admin console."""
-    channel = _channel(request)
-    if not channel.signed(request.query_params):
-        raise HTTPException(403, "signature does not match")
-    return PlainTextResponse(request.query_params.get("echostr", ""))
-
-
-@router.post(URL, include_in_schema=False)
-async def wechat_callback(request: Request) -> Response:
-    started = time.monotonic()
-    channel = _channel(request)
-    if not channel.signed(request.query_params):
-        raise HTTPException(403, "signature does not match")
-    body = await read_limited_body(request)
-    return await channel.callback(request.query_params, body, started)
-
-
-async def setup(app: FastAPI, runtime: Runtime, *, http: httpx.AsyncClient | None = None) -> None:
-    """Switch the Official Account on when ``HUIYIN_WECHAT_TOKEN`` is set: the webhook answers and the
-    customer-service API becomes the WeChat sender on ``runtime.outbound``."""
-    if runtime.settings.wechat_token is None:
-        return
-    channel = WeChatChannel(runtime, http=http)
-    app.state.wechat = channel
-    runtime.outbound.register(channel)
-    runtime.spawn("wechat", _lifetime(channel))
-    log.info(
-        "WeChat Official Account on",
-        safe_mode=channel.crypto is not None,
-        sending=channel.access is not None,
-    )
-
-
-async def _lifetime(channel: WeChatChannel) -> None:
-    """Holds the channel for the runtime's life; closes it when the runtime closes."""
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await channel.close()

@@ -19,14 +19,13 @@ app's private chat. Notifications into a staff group use a group-robot webhook
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
 
 import httpx
 import structlog
-from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import HTTPException, Response
+from fastapi.responses import JSONResponse
 from wechatpy.enterprise import parse_message
 from wechatpy.enterprise.crypto import WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
@@ -37,7 +36,6 @@ from bot.message import ChatType, IncomingMessage, Platform, Reply, Target
 from bot.outbound import DeliveryError
 from bot.runtime import Runtime
 from bot.state import LockTimeout
-from integrations.rest.channel import read_limited_body
 from integrations.wechat.api import AccessToken, fetch_json, post_json
 from integrations.wechat.channel import DECRYPT_ERRORS, aes_key_checked
 from integrations.wechat.options import NumberedOptions
@@ -345,60 +343,4 @@ def _parse(body: bytes | str) -> dict[str, str]:
         raise HTTPException(400, str(exc)) from None
 
 
-# --- HTTP ------------------------------------------------------------------------------------------------
-router = APIRouter()
-URL = "/webhooks/wecom/webhook"
-
-
-def _channel(request: Request) -> WeComChannel:
-    channel: WeComChannel | None = getattr(request.app.state, "wecom", None)
-    if channel is None:
-        raise HTTPException(404, "WeCom is not configured (HUIYIN_WECOM_*)")
-    return channel
-
-
-@router.get(URL, include_in_schema=False)
-async def wecom_verify(request: Request) -> PlainTextResponse:
-    """URL verification when the callback URL is saved in the WeCom admin console."""
-    return PlainTextResponse(_channel(request).verify_url(request.query_params))
-
-
-@router.post(URL, include_in_schema=False)
-async def wecom_callback(request: Request) -> Response:
-    started = time.monotonic()
-    channel = _channel(request)
-    if not request.query_params.get("msg_signature"):
-        raise HTTPException(403, "msg_signature is missing")
-    body = await read_limited_body(request)
-    return await channel.callback(request.query_params, body, started)
-
-
-async def setup(app: FastAPI, runtime: Runtime, *, http: httpx.AsyncClient | None = None) -> None:
-    """Switch WeCom on when any of its callbacks or its sending is configured (HUIYIN_WECOM_*)."""
-    s = runtime.settings
-    if not (s.wecom_token or s.wecom_robot_token or s.wecom_secret or s.wecom_staff_webhook):
-        return
-    channel = WeComChannel(runtime, http=http)
-    app.state.wecom = channel
-    if channel.staff is not None:
-        app.state.wecom_staff = channel.staff
-    if channel.access is not None:
-        runtime.outbound.register(channel)
-    runtime.spawn("wecom", _lifetime(channel))
-    log.info(
-        "WeCom on",
-        app_callbacks=channel.app_crypto is not None,
-        robot_callbacks=channel.robot is not None,
-        sending=channel.access is not None,
-        staff_group=channel.staff is not None,
-    )
-
-
-async def _lifetime(channel: WeComChannel) -> None:
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await channel.close()
-
-
-__all__ = ["URL", "WeComChannel", "router", "setup"]
+__all__ = ["WeComChannel"]

@@ -46,3 +46,18 @@ async def test_webhooks_of_platforms_that_are_not_switched_on_answer_404(runtime
             r = await client.post(url, content=b"{}", params={"signature": "x", "msg_signature": "x"})
             assert r.status_code == 404, url
             assert "configured" in r.json()["detail"] or "off" in r.json()["detail"]
+
+
+def test_a_server_without_platforms_does_not_load_their_libraries() -> None:
+    # Memory: python-telegram-bot and wechatpy cost ~37 MB of the server's resident set (issue 2 targets
+    # ≤ 200 MB); a deployment that configures neither must not pay for them. A fresh interpreter, since
+    # this test session has imported them already.
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, bot.app, bot.cli; "
+        "print(sorted(m for m in ('telegram', 'wechatpy', 'alembic') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -1,0 +1,84 @@
+"""``/webhooks/wechat/webhook``: the Official Account's callback URL, and :func:`setup`.
+
+Kept apart from :mod:`integrations.wechat.channel` so that a deployment without WeChat never imports
+wechatpy (and its crypto stack): the route is always mounted and answers 404 until ``setup`` has found
+``HUIYIN_WECHAT_TOKEN`` and created the channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from integrations.rest.channel import read_limited_body
+
+if TYPE_CHECKING:
+    import httpx
+
+    from bot.runtime import Runtime
+    from integrations.wechat.channel import WeChatChannel
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter()
+URL = "/webhooks/wechat/webhook"
+
+
+def _channel(request: Request) -> WeChatChannel:
+    channel: WeChatChannel | None = getattr(request.app.state, "wechat", None)
+    if channel is None:
+        raise HTTPException(404, "WeChat is not configured (HUIYIN_WECHAT_TOKEN)")
+    return channel
+
+
+@router.get(URL, include_in_schema=False)
+async def wechat_verify(request: Request) -> PlainTextResponse:
+    """URL verification when the server address is saved in the OA admin console."""
+    channel = _channel(request)
+    if not channel.signed(request.query_params):
+        raise HTTPException(403, "signature does not match")
+    return PlainTextResponse(request.query_params.get("echostr", ""))
+
+
+@router.post(URL, include_in_schema=False)
+async def wechat_callback(request: Request) -> Response:
+    started = time.monotonic()
+    channel = _channel(request)
+    if not channel.signed(request.query_params):
+        raise HTTPException(403, "signature does not match")
+    body = await read_limited_body(request)
+    return await channel.callback(request.query_params, body, started)
+
+
+async def setup(app: FastAPI, runtime: Runtime, *, http: httpx.AsyncClient | None = None) -> None:
+    """Switch the Official Account on when ``HUIYIN_WECHAT_TOKEN`` is set: the webhook answers and the
+    customer-service API becomes the WeChat sender on ``runtime.outbound``."""
+    if runtime.settings.wechat_token is None:
+        return
+    from integrations.wechat.channel import WeChatChannel
+
+    channel = WeChatChannel(runtime, http=http)
+    app.state.wechat = channel
+    runtime.outbound.register(channel)
+    runtime.spawn("wechat", _lifetime(channel))
+    log.info(
+        "WeChat Official Account on",
+        safe_mode=channel.crypto is not None,
+        sending=channel.access is not None,
+    )
+
+
+async def _lifetime(channel: WeChatChannel) -> None:
+    """Holds the channel for the runtime's life; closes it when the runtime closes."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await channel.close()
+
+
+__all__ = ["URL", "router", "setup"]

@@ -1,0 +1,86 @@
+"""``/webhooks/wecom/webhook``: WeCom's callback URL (self-built app and group robot), and :func:`setup`.
+
+Kept apart from :mod:`integrations.wecom.channel` so that a deployment without WeCom never imports
+wechatpy: the route is always mounted and answers 404 until ``setup`` has found a ``HUIYIN_WECOM_*``
+setting and created the channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from integrations.rest.channel import read_limited_body
+
+if TYPE_CHECKING:
+    import httpx
+
+    from bot.runtime import Runtime
+    from integrations.wecom.channel import WeComChannel
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter()
+URL = "/webhooks/wecom/webhook"
+
+
+def _channel(request: Request) -> WeComChannel:
+    channel: WeComChannel | None = getattr(request.app.state, "wecom", None)
+    if channel is None:
+        raise HTTPException(404, "WeCom is not configured (HUIYIN_WECOM_*)")
+    return channel
+
+
+@router.get(URL, include_in_schema=False)
+async def wecom_verify(request: Request) -> PlainTextResponse:
+    """URL verification when the callback URL is saved in the WeCom admin console."""
+    return PlainTextResponse(_channel(request).verify_url(request.query_params))
+
+
+@router.post(URL, include_in_schema=False)
+async def wecom_callback(request: Request) -> Response:
+    started = time.monotonic()
+    channel = _channel(request)
+    if not request.query_params.get("msg_signature"):
+        raise HTTPException(403, "msg_signature is missing")
+    body = await read_limited_body(request)
+    return await channel.callback(request.query_params, body, started)
+
+
+async def setup(app: FastAPI, runtime: Runtime, *, http: httpx.AsyncClient | None = None) -> None:
+    """Switch WeCom on when any of its callbacks or its sending is configured (HUIYIN_WECOM_*)."""
+    s = runtime.settings
+    if not (s.wecom_token or s.wecom_robot_token or s.wecom_secret or s.wecom_staff_webhook):
+        return
+    from integrations.wecom.channel import WeComChannel
+
+    channel = WeComChannel(runtime, http=http)
+    app.state.wecom = channel
+    if channel.staff is not None:
+        app.state.wecom_staff = channel.staff
+    if channel.access is not None:
+        runtime.outbound.register(channel)
+    runtime.spawn("wecom", _lifetime(channel))
+    log.info(
+        "WeCom on",
+        app_callbacks=channel.app_crypto is not None,
+        robot_callbacks=channel.robot is not None,
+        sending=channel.access is not None,
+        staff_group=channel.staff is not None,
+    )
+
+
+async def _lifetime(channel: WeComChannel) -> None:
+    """Holds the channel for the runtime's life; closes it when the runtime closes."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await channel.close()
+
+
+__all__ = ["URL", "router", "setup"]
