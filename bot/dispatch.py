@@ -33,6 +33,7 @@ from bot.dialog.engine import DialogEngine, Prompt, Turn, TurnContext
 from bot.dialog.slots import bare
 from bot.dialog.spec import DialogBundle
 from bot.handoff import HandoffDesk, Verdict
+from bot.handoff.desk import held_marker
 from bot.message import Button, ChatType, IncomingMessage, Reply, Target
 from bot.nlu.base import Intent, NLUBackend, Understanding
 from bot.nlu.normalize import normalize
@@ -106,12 +107,7 @@ class Dispatcher:
                 sender_name=message.sender_name.replace("\x00", ""),
             )
         key = ConversationKey.of(message)
-        if (
-            message.is_group
-            and not self._addressed(message)
-            and not await self.store.has_state(key)
-            and not await self.handoff.held(key)  # staff hold it: the resident's replies reach them
-        ):
+        if message.is_group and not self._addressed(message) and not await self._engaged(key):
             return await self._unaddressed_group_message(message)
         async with self.store.lock(key):
             cached = await self.store.seen(message.platform, message.message_id)
@@ -130,6 +126,12 @@ class Dispatcher:
         return replies
 
     # --- group etiquette -------------------------------------------------------------------------------
+    async def _engaged(self, key: ConversationKey) -> bool:
+        """Whether the resident has a dialog open with the bot, or staff hold their conversation: then their
+        group messages are answered (or reach staff) without addressing the bot. One Redis round trip for
+        both (EXISTS of two keys), because every message of ordinary group chatter pays for this check."""
+        return bool(await self.store.redis.exists(self.store.state_name(key), held_marker(key)))
+
     def _addressed(self, message: IncomingMessage) -> bool:
         if message.mentions_bot or message.reply_to_bot:
             return True

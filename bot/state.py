@@ -114,19 +114,24 @@ class StateStore:
                 pass
 
     # --- dialog state --------------------------------------------------------------------------------
+    @staticmethod
+    def state_name(key: ConversationKey) -> str:
+        """The Redis key of ``key``'s dialog state."""
+        return f"{PREFIX}:dlg:{key.part}"
+
     async def get_state(self, key: ConversationKey) -> dict[str, Any] | None:
-        raw = await self.redis.get(f"{PREFIX}:dlg:{key.part}")
+        raw = await self.redis.get(self.state_name(key))
         return None if raw is None else cast(dict[str, Any], json.loads(raw))
 
     async def set_state(self, key: ConversationKey, state: dict[str, Any] | None) -> None:
-        name = f"{PREFIX}:dlg:{key.part}"
+        name = self.state_name(key)
         if state is None:
             await self.redis.delete(name)
         else:
             await self.redis.set(name, json.dumps(state, ensure_ascii=False), ex=STATE_RETENTION_S)
 
     async def has_state(self, key: ConversationKey) -> bool:
-        return bool(await self.redis.exists(f"{PREFIX}:dlg:{key.part}"))
+        return bool(await self.redis.exists(self.state_name(key)))
 
     # --- dedup ---------------------------------------------------------------------------------------
     async def seen(self, platform: Platform, message_id: str) -> list[dict[str, Any]] | None:

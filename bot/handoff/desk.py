@@ -153,7 +153,7 @@ class HandoffDesk:
     async def held(self, key: ConversationKey) -> bool:
         """Whether staff hold ``key``'s conversation (a Redis marker mirroring the database): in a group,
         a held resident's replies reach staff even when they do not address the bot."""
-        return bool(await self.redis.exists(_held_marker(key)))
+        return bool(await self.redis.exists(held_marker(key)))
 
     async def intercept(
         self,
@@ -515,7 +515,7 @@ class HandoffDesk:
         conv = await session.get(Conversation, conversation_id)
         assert conv is not None
         conv.handoff_holder_id = staff_person_id
-        await self.redis.set(_held_marker(address.key), str(handoff.id))
+        await self.redis.set(held_marker(address.key), str(handoff.id))
         name = await staff_name(session, staff_person_id)
         joined = self.words.get("handoff.joined", name=name)
         await Repository(session).add_transcript(
@@ -644,7 +644,7 @@ class HandoffDesk:
         conv = await session.get(Conversation, conversation_id)
         assert conv is not None
         conv.handoff_holder_id = None
-        await self.redis.delete(_held_marker(address.key))
+        await self.redis.delete(held_marker(address.key))
         audit(
             session,
             actor_person_id=actor_person_id,
@@ -718,7 +718,7 @@ class HandoffDesk:
             for handoff_id, conversation_id in rows.all():
                 address = await self.address(uow.session, conversation_id)
                 if address is not None:
-                    await self.redis.set(_held_marker(address.key), str(handoff_id))
+                    await self.redis.set(held_marker(address.key), str(handoff_id))
                     restored += 1
         return restored
 
@@ -740,7 +740,8 @@ class HandoffDesk:
         return address
 
 
-def _held_marker(key: ConversationKey) -> str:
+def held_marker(key: ConversationKey) -> str:
+    """The Redis key that marks ``key``'s conversation as held by staff (see :meth:`HandoffDesk.held`)."""
     return f"{PREFIX}:held:{key.part}"
 
 
