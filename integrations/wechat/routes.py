@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
@@ -65,7 +65,7 @@ async def setup(app: FastAPI, runtime: Runtime, *, http: httpx.AsyncClient | Non
     channel = WeChatChannel(runtime, http=http)
     app.state.wechat = channel
     runtime.outbound.register(channel)
-    runtime.spawn("wechat", _lifetime(channel))
+    runtime.spawn("wechat", hold_until_cancelled(channel))
     log.info(
         "WeChat Official Account on",
         safe_mode=channel.crypto is not None,
@@ -73,8 +73,13 @@ async def setup(app: FastAPI, runtime: Runtime, *, http: httpx.AsyncClient | Non
     )
 
 
-async def _lifetime(channel: WeChatChannel) -> None:
-    """Holds the channel for the runtime's life; closes it when the runtime closes."""
+class _Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+async def hold_until_cancelled(channel: _Closable) -> None:
+    """A runtime job that holds ``channel`` for the runtime's life and closes it (its HTTP client) when
+    the runtime cancels its jobs. Shared by the WeCom channel."""
     try:
         await asyncio.Event().wait()
     finally:

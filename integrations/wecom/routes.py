@@ -7,7 +7,6 @@ setting and created the channel.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING
 
@@ -16,6 +15,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from integrations.rest.channel import read_limited_body
+from integrations.wechat.routes import hold_until_cancelled
 
 if TYPE_CHECKING:
     import httpx
@@ -65,7 +65,7 @@ async def setup(app: FastAPI, runtime: Runtime, *, http: httpx.AsyncClient | Non
         app.state.wecom_staff = channel.staff
     if channel.access is not None:
         runtime.outbound.register(channel)
-    runtime.spawn("wecom", _lifetime(channel))
+    runtime.spawn("wecom", hold_until_cancelled(channel))
     log.info(
         "WeCom on",
         app_callbacks=channel.app_crypto is not None,
@@ -73,14 +73,6 @@ async def setup(app: FastAPI, runtime: Runtime, *, http: httpx.AsyncClient | Non
         sending=channel.access is not None,
         staff_group=channel.staff is not None,
     )
-
-
-async def _lifetime(channel: WeComChannel) -> None:
-    """Holds the channel for the runtime's life; closes it when the runtime closes."""
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await channel.close()
 
 
 __all__ = ["URL", "router", "setup"]
