@@ -25,18 +25,23 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import httpx
 from sqlalchemy import func, select
 
-from bench.services import prepare_real_services
+from bench.services import (
+    cpu_seconds,
+    prepare_real_services,
+    spawn_huiyin,
+    start_server,
+    stop_process,
+    wait_ready,
+)
 from bot.db.models import Appeal, OutboxEntry
 from bot.db.session import Database
-from integrations.backend.reference import ReferenceBackend, free_port
+from integrations.backend.reference import ReferenceBackend
 
 URL = "/webhooks/rest/webhook"
 SECRET = "forward-bench-secret"
@@ -141,22 +146,12 @@ async def main() -> int:
     backend = ReferenceBackend(api_key="bench", secret=SECRET.encode()).start()
     data_dir = tempfile.mkdtemp(prefix="huiyin-forward-bench-")
     env = _env(args, backend, data_dir)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = _spawn(["serve", "--port", str(port)], env)
+    server, base = start_server(env)
     db = Database(args.database_url)
     workers: list[subprocess.Popen[bytes]] = []
     try:
         async with httpx.AsyncClient(timeout=5) as client:
-            for _ in range(300):
-                try:
-                    if (await client.get(base + "/readyz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.2)
-            else:
-                raise RuntimeError("server did not become ready")
+            await wait_ready(client, base)
         create_rate = await _file_appeals(base, args.appeals)
         appeals, rows, delivered = await _counts(db)
         assert appeals == rows == args.appeals and delivered == 0, (appeals, rows, delivered)
@@ -164,15 +159,15 @@ async def main() -> int:
 
         load_before = os.getloadavg()[0]
         started = time.time()
-        workers = [_spawn(["worker"], env) for _ in range(args.workers)]
+        workers = [spawn_huiyin(["worker"], env) for _ in range(args.workers)]
         cpu_at_first_call: float | None = None
         while True:
             if cpu_at_first_call is None and backend.calls:
-                cpu_at_first_call = sum(_cpu_s(p.pid) for p in workers)
+                cpu_at_first_call = sum(cpu_seconds(p.pid) for p in workers)
             _appeals, _rows, delivered = await _counts(db)
             if delivered >= rows:
                 done = time.time()
-                cpu_used = sum(_cpu_s(p.pid) for p in workers) - (cpu_at_first_call or 0.0)
+                cpu_used = sum(cpu_seconds(p.pid) for p in workers) - (cpu_at_first_call or 0.0)
                 break
             if time.time() - started > 600:
                 raise RuntimeError(f"only {delivered}/{rows} delivered after 10 minutes")
@@ -182,8 +177,7 @@ async def main() -> int:
             proc.send_signal(signal.SIGTERM)
         for proc in workers:
             proc.wait(timeout=30)
-        server.terminate()
-        server.wait(timeout=30)
+        stop_process(server)
         await db.dispose()
         backend.stop()
 
@@ -227,16 +221,6 @@ async def main() -> int:
     ok = lost == 0 and duplicated == 0 and sent == args.appeals and steady / args.workers >= 100
     print("  result:", "all targets met" if ok else "TARGET MISSED")
     return 0 if ok else 1
-
-
-def _cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "bot", *command], env=env)
 
 
 if __name__ == "__main__":

@@ -27,10 +27,7 @@ import asyncio
 import base64
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -48,7 +45,14 @@ from wechatpy.enterprise.crypto import PrpCrypto
 from wechatpy.enterprise.crypto import WeChatCrypto as EnterpriseCrypto
 from wechatpy.utils import WeChatSigner, to_text
 
-from bench.services import prepare_real_services
+from bench.services import (
+    cpu_seconds,
+    percentile,
+    prepare_real_services,
+    start_server,
+    stop_process,
+    wait_ready,
+)
 
 TG_TOKEN = "7000000001:AAHbenchTOKENforHuiyin"
 TG_SECRET = "bench-secret"
@@ -61,17 +65,6 @@ ROBOT_TOKEN = "robotBenchToken"
 ROBOT_AES = base64.b64encode(bytes(range(64, 96))).decode().rstrip("=")
 RESIDENTS = 200
 DIALOG = ["{b}栋{u}单元楼道灯坏了好几天了", "跳过", "不留", "/confirm"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _sign(token: str, *parts: str) -> str:
@@ -283,12 +276,6 @@ def _turns(payloads: Payloads, path: str, count: int, offset: int) -> list[Turn]
     return turns
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds the process has used (Linux /proc)."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass
 class Result:
     cpu_ms_per_turn: float = 0.0
@@ -415,7 +402,7 @@ async def connectors_only(rate: float, seconds: float) -> int:
     )
     for path in paths:
         r = results[path]
-        p50, p99 = _percentile(r.latencies, 0.5), _percentile(r.latencies, 0.99)
+        p50, p99 = percentile(r.latencies, 0.5), percentile(r.latencies, 0.99)
         print(
             f"  {path:<18} {len(r.latencies):>6} {p50:>8.2f} {p99:>8.2f} {statistics.mean(r.latencies):>8.2f}"
             f" {max(r.latencies):>8.2f} {len(r.errors):>6}"
@@ -471,24 +458,14 @@ async def main() -> int:
     if not args.embedded:
         await prepare_real_services(args.database_url, args.redis_url)
         env.update(DATABASE_URL=args.database_url, REDIS_URL=args.redis_url)
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], env=env)  # noqa: ASYNC220 - started once, before any load
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_server(env)
     paths = ["rest (baseline)", "telegram webhook", "wechat safe mode", "wecom app", "wecom robot"]
     results: dict[str, Result] = {}
     try:
         # Idle connections are dropped before uvicorn's 5 s keep-alive ends, so none is reused as it closes.
         limits = httpx.Limits(max_connections=64, keepalive_expiry=2.0)
         async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-            for _ in range(300):
-                try:
-                    if (await client.get(base + "/readyz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.2)
-            else:
-                raise RuntimeError("server did not become ready")
+            await wait_ready(client, base)
             payloads = Payloads(api_url)
             count = int(args.rate * args.seconds)
             for n, path in enumerate(paths):
@@ -496,16 +473,11 @@ async def main() -> int:
                 warm_up = _turns(payloads, path, int(args.rate * 2), 10_000 + n * 1000)
                 await _run(client, base, apis, warm_up, args.rate, path)
                 turns = _turns(payloads, path, count, n * 1000)
-                cpu = _cpu_s(server.pid)
+                cpu = cpu_seconds(server.pid)
                 results[path] = await _run(client, base, apis, turns, args.rate, path)
-                results[path].cpu_ms_per_turn = (_cpu_s(server.pid) - cpu) * 1000 / len(turns)
+                results[path].cpu_ms_per_turn = (cpu_seconds(server.pid) - cpu) * 1000 / len(turns)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server)
         api_server.should_exit = True
         await api_task
 
@@ -524,7 +496,7 @@ async def main() -> int:
             print(f"  {path:<18} no measurements; errors: {r.errors[:1]}")
             ok = False
             continue
-        p50, p99 = _percentile(r.latencies, 0.5), _percentile(r.latencies, 0.99)
+        p50, p99 = percentile(r.latencies, 0.5), percentile(r.latencies, 0.99)
         if path != "rest (baseline)":
             ok = ok and p99 <= 30 and not r.errors
         print(

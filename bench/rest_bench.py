@@ -19,31 +19,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import httpx
 
-from bench.services import prepare_real_services
+from bench.services import (
+    percentile,
+    prepare_real_services,
+    rss_mb,
+    start_server,
+    stop_process,
+    wait_ready,
+)
 
 URL = "/webhooks/rest/webhook"
 DIALOG = ["@回音 {b}栋{u}单元楼道灯坏了好几天了", "跳过", "不留", "/confirm"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
 async def _chatter(client: httpx.AsyncClient, base: str, total: int) -> float:
@@ -120,14 +112,6 @@ async def _dialog_turns(client: httpx.AsyncClient, base: str, rate: float, secon
     return latencies
 
 
-def _rss_mb(pid: int) -> tuple[float, float]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
-
-
 async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/huiyin_bench")
@@ -137,7 +121,6 @@ async def main() -> int:
     args = ap.parse_args()
 
     await prepare_real_services(args.database_url, args.redis_url)
-    port = _free_port()
     data_dir = tempfile.mkdtemp(prefix="huiyin-bench-")
     env = {
         **os.environ,
@@ -146,29 +129,19 @@ async def main() -> int:
         "HUIYIN_DATA_DIR": data_dir,
         "HUIYIN_LOG_LEVEL": "warning",
     }
-    server = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], env=env)  # noqa: ASYNC220 - started once, before any load
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_server(env)
     try:
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as client:
-            for _ in range(300):
-                try:
-                    if (await client.get(base + "/readyz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.2)
-            else:
-                raise RuntimeError("server did not become ready")
+            await wait_ready(client, base)
             # Warm-up: the first turns load lazily initialised parts (jit-free, but caches and pools).
             await _dialog_turns(client, base, rate=50, seconds=2)
             chatter_rate = await _chatter(client, base, args.chatter)
             latencies = await _dialog_turns(client, base, rate=100, seconds=args.seconds)
-        rss, peak = _rss_mb(server.pid)
+        rss, peak = rss_mb(server.pid)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_process(server)
 
-    p50, p99 = _percentile(latencies, 0.50), _percentile(latencies, 0.99)
+    p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
     print(
         "huiyin REST benchmark — one `huiyin serve` process, real PostgreSQL + Redis, load from the same machine"
     )

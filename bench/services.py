@@ -1,6 +1,29 @@
-"""Shared set-up of the benchmarks: a fresh PostgreSQL database and an empty Redis database."""
+"""Shared set-up of the benchmarks: fresh real services, the `huiyin` processes under test and readings of
+their resources from Linux's /proc."""
 
 from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from integrations.backend.reference import free_port
+
+__all__ = [
+    "cpu_seconds",
+    "free_port",
+    "percentile",
+    "prepare_real_services",
+    "rss_mb",
+    "spawn_huiyin",
+    "start_server",
+    "stop_process",
+    "wait_ready",
+]
 
 
 async def prepare_real_services(database_url: str, redis_url: str) -> None:
@@ -19,3 +42,60 @@ async def prepare_real_services(database_url: str, redis_url: str) -> None:
     client = aioredis.Redis.from_url(redis_url)
     await client.flushdb()
     await client.aclose()
+
+
+def spawn_huiyin(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``python -m bot <command>`` (this interpreter) with exactly the environment ``env``."""
+    return subprocess.Popen([sys.executable, "-m", "bot", *command], env=env)
+
+
+def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``huiyin serve`` on a free loopback port; returns the process and its base URL.
+
+    The server is not ready yet when this returns: :func:`wait_ready` waits for it.
+    """
+    port = free_port()
+    return spawn_huiyin(["serve", "--port", str(port)], env), f"http://127.0.0.1:{port}"
+
+
+async def wait_ready(client: httpx.AsyncClient, base: str) -> None:
+    """Poll ``{base}/readyz`` every 0.2 s until it answers 200; RuntimeError after about a minute."""
+    for _ in range(300):
+        try:
+            if (await client.get(base + "/readyz")).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.2)
+    raise RuntimeError("server did not become ready")
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    """SIGTERM ``proc`` and wait up to ``timeout_s`` for it to exit; kill it if it does not."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0 to 1) of ``values`` by the nearest rank; ``values`` must not be empty."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """Process ``pid``'s resident set size now and at its peak (VmRSS, VmHWM), in MB, from /proc."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024

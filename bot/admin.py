@@ -68,6 +68,47 @@ async def _communities(session: AsyncSession, codes: tuple[str, ...]) -> list[Co
     return found
 
 
+def _audit_cli(
+    session: AsyncSession,
+    action: str,
+    *,
+    target_type: str,
+    target_id: str | int,
+    community_id: int | None,
+    **detail: object,
+) -> None:
+    """Audit an action taken with ``huiyin admin``: no acting person, ``{"via": "cli", **detail}``."""
+    from bot.roles import audit
+
+    audit(
+        session,
+        actor_person_id=None,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        community_id=community_id,
+        detail={"via": "cli", **detail},
+    )
+
+
+def _audit_staff(session: AsyncSession, action: str, account: StaffAccount, community_id: int | None) -> None:
+    """Audit a ``huiyin admin`` change to a staff login (in one community, or ``None``: the login itself)."""
+    _audit_cli(
+        session,
+        action,
+        target_type="staff",
+        target_id=account.id,
+        community_id=community_id,
+        username=account.username,
+    )
+
+
+# ``--community CODE``, repeatable, at least once: the communities a staff command is about.
+_communities_option = click.option(
+    "--community", "communities", multiple=True, required=True, help="Community code (repeatable)."
+)
+
+
 @click.group()
 def admin() -> None:
     """Roles and onboarding: communities, staff logins, invite codes, staff chats."""
@@ -87,17 +128,16 @@ def add_community(code: str, name: str | None) -> None:
             name = code
 
     async def work(session: AsyncSession) -> str:
-        from bot.roles import audit, ensure_community
+        from bot.roles import ensure_community
 
         community = await ensure_community(session, code, name)
-        audit(
+        _audit_cli(
             session,
-            actor_person_id=None,
-            action="community.create",
+            "community.create",
             target_type="community",
             target_id=community.id,
             community_id=community.id,
-            detail={"via": "cli", "code": code},
+            code=code,
         )
         return f"community {community.code}: {community.name}"
 
@@ -107,28 +147,20 @@ def add_community(code: str, name: str | None) -> None:
 @admin.command("add-staff")
 @click.argument("username")
 @click.option("--name", "display_name", required=True, help="Name that signs replies, e.g. 李娜.")
-@click.option("--community", "communities", multiple=True, required=True, help="Community code (repeatable).")
+@_communities_option
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def add_staff(username: str, display_name: str, communities: tuple[str, ...], password_stdin: bool) -> None:
     """Create a console login for a staff member of one or more communities."""
     password = _password(password_stdin)
 
     async def work(session: AsyncSession) -> str:
-        from bot.roles import audit, create_staff_account
+        from bot.roles import create_staff_account
 
         account = await create_staff_account(
             session, username, password, display_name, await _communities(session, communities)
         )
         for community in await _communities(session, communities):
-            audit(
-                session,
-                actor_person_id=None,
-                action="staff.create",
-                target_type="staff",
-                target_id=account.id,
-                community_id=community.id,
-                detail={"via": "cli", "username": account.username},
-            )
+            _audit_staff(session, "staff.create", account, community.id)
         return f"staff {account.username} ({account.display_name}) serves {', '.join(communities)}"
 
     click.echo(_run(work))
@@ -136,26 +168,18 @@ def add_staff(username: str, display_name: str, communities: tuple[str, ...], pa
 
 @admin.command("grant-staff")
 @click.argument("username")
-@click.option("--community", "communities", multiple=True, required=True, help="Community code (repeatable).")
+@_communities_option
 def grant_staff(username: str, communities: tuple[str, ...]) -> None:
     """Let an existing staff member also serve other communities."""
 
     async def work(session: AsyncSession) -> str:
         from bot.db.models import Role
-        from bot.roles import audit, grant
+        from bot.roles import grant
 
         account = await _account(session, username)
         for community in await _communities(session, communities):
             await grant(session, account.person_id, community.id, Role.STAFF)
-            audit(
-                session,
-                actor_person_id=None,
-                action="staff.grant",
-                target_type="staff",
-                target_id=account.id,
-                community_id=community.id,
-                detail={"via": "cli", "username": account.username},
-            )
+            _audit_staff(session, "staff.grant", account, community.id)
         return f"staff {account.username} now also serves {', '.join(communities)}"
 
     click.echo(_run(work))
@@ -163,7 +187,7 @@ def grant_staff(username: str, communities: tuple[str, ...]) -> None:
 
 @admin.command("revoke-staff")
 @click.argument("username")
-@click.option("--community", "communities", multiple=True, required=True, help="Community code (repeatable).")
+@_communities_option
 def revoke_staff(username: str, communities: tuple[str, ...]) -> None:
     """Take communities away from a staff member (effective on their next request)."""
 
@@ -171,7 +195,6 @@ def revoke_staff(username: str, communities: tuple[str, ...]) -> None:
         from sqlalchemy import select
 
         from bot.db.models import Role, RoleGrant
-        from bot.roles import audit
 
         account = await _account(session, username)
         for community in await _communities(session, communities):
@@ -184,15 +207,7 @@ def revoke_staff(username: str, communities: tuple[str, ...]) -> None:
             )
             for row in grants.scalars():
                 await session.delete(row)
-            audit(
-                session,
-                actor_person_id=None,
-                action="staff.revoke",
-                target_type="staff",
-                target_id=account.id,
-                community_id=community.id,
-                detail={"via": "cli", "username": account.username},
-            )
+            _audit_staff(session, "staff.revoke", account, community.id)
         return f"staff {account.username} no longer serves {', '.join(communities)}"
 
     click.echo(_run(work))
@@ -206,19 +221,11 @@ def set_password(username: str, password_stdin: bool) -> None:
     password = _password(password_stdin)
 
     async def work(session: AsyncSession) -> str:
-        from bot.roles import audit, hash_password
+        from bot.roles import hash_password
 
         account = await _account(session, username)
         account.password_hash = hash_password(password)
-        audit(
-            session,
-            actor_person_id=None,
-            action="staff.set_password",
-            target_type="staff",
-            target_id=account.id,
-            community_id=None,
-            detail={"via": "cli", "username": account.username},
-        )
+        _audit_staff(session, "staff.set_password", account, None)
         return f"password of {account.username} changed"
 
     click.echo(_run(work))
@@ -240,19 +247,9 @@ def activate(username: str) -> None:
 
 def _set_active(username: str, active: bool) -> Callable[[AsyncSession], Awaitable[str]]:
     async def work(session: AsyncSession) -> str:
-        from bot.roles import audit
-
         account = await _account(session, username)
         account.active = active
-        audit(
-            session,
-            actor_person_id=None,
-            action="staff.activate" if active else "staff.deactivate",
-            target_type="staff",
-            target_id=account.id,
-            community_id=None,
-            detail={"via": "cli", "username": account.username},
-        )
+        _audit_staff(session, "staff.activate" if active else "staff.deactivate", account, None)
         return f"{account.username} {'activated' if active else 'deactivated'}"
 
     return work
@@ -283,7 +280,7 @@ def invite(
 
     async def work(session: AsyncSession) -> str:
         from bot.db.models import Role
-        from bot.roles import audit, issue_invite, parse_buildings
+        from bot.roles import issue_invite, parse_buildings
 
         (community,) = await _communities(session, (community_code,))
         account = await _account(session, username) if username else None
@@ -296,14 +293,15 @@ def invite(
             account=account,
             created_by="cli",
         )
-        audit(
+        _audit_cli(
             session,
-            actor_person_id=None,
-            action="invite.issue",
+            "invite.issue",
             target_type="community",
             target_id=community.id,
             community_id=community.id,
-            detail={"via": "cli", "role": role, "buildings": list(buildings), "account": username},
+            role=role,
+            buildings=list(buildings),
+            account=username,
         )
         return code
 
@@ -330,7 +328,6 @@ def bind_chat(platform: str, chat_id: str, community_code: str, as_staff: bool, 
 
         from bot.db.models import Chat, Conversation
         from bot.handoff.notices import STAFF_CHAT
-        from bot.roles import audit
 
         (community,) = await _communities(session, (community_code,))
         chat = (
@@ -358,14 +355,14 @@ def bind_chat(platform: str, chat_id: str, community_code: str, as_staff: bool, 
         await session.execute(
             update(Conversation).where(Conversation.chat_id == chat.id).values(community_id=community.id)
         )
-        audit(
+        _audit_cli(
             session,
-            actor_person_id=None,
-            action="chat.bind_staff" if as_staff else "chat.bind",
+            "chat.bind_staff" if as_staff else "chat.bind",
             target_type="chat",
             target_id=chat.id,
             community_id=community.id,
-            detail={"via": "cli", "platform": platform, "chat": chat_id},
+            platform=platform,
+            chat=chat_id,
         )
         return f"{platform}:{chat_id} → {community.code}{' (staff chat)' if as_staff else ''}"
 

@@ -115,12 +115,12 @@ class Dispatcher:
                 log.info(
                     "duplicate message ignored", platform=message.platform, message_id=message.message_id
                 )
-                return [_reply_from_dict(r) for r in cached]
+                return [Reply.from_dict(r) for r in cached]
             replies = await self._handle_locked(message, key)
             await self.store.mark_seen(
                 message.platform,
                 message.message_id,
-                [_reply_to_dict(r) for r in replies],
+                [r.to_dict() for r in replies],
                 self.settings.dedup_ttl_s,
             )
         return replies
@@ -739,24 +739,4 @@ def _entities_only(u: Understanding, text: str) -> Understanding:
     normalized = normalize(text)
     return Understanding(
         text=normalized, intent=u.intent, entities=extract_entities(normalized), ranking=u.ranking
-    )
-
-
-def _reply_to_dict(reply: Reply) -> dict[str, Any]:
-    return {
-        "text": reply.text,
-        "chat_id": reply.chat_id,
-        "recipient_id": reply.recipient_id,
-        "target": reply.target.value,
-        "buttons": [[b.title, b.payload] for b in reply.buttons],
-    }
-
-
-def _reply_from_dict(data: dict[str, Any]) -> Reply:
-    return Reply(
-        text=data["text"],
-        chat_id=data["chat_id"],
-        recipient_id=data["recipient_id"],
-        target=Target(data["target"]),
-        buttons=tuple(Button(t, p) for t, p in data["buttons"]),
     )

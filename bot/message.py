@@ -147,6 +147,28 @@ class Reply:
     target: Target = Target.CHAT
     buttons: tuple[Button, ...] = ()
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form of the reply (buttons as ``[title, payload]`` pairs), as the outbox and the
+        dedup cache store it; :meth:`from_dict` reads it back."""
+        return {
+            "text": self.text,
+            "chat_id": self.chat_id,
+            "recipient_id": self.recipient_id,
+            "target": self.target.value,
+            "buttons": [[b.title, b.payload] for b in self.buttons],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Reply:
+        """The reply :meth:`to_dict` wrote. A missing ``target`` means the chat, missing ``buttons`` none."""
+        return cls(
+            text=str(data["text"]),
+            chat_id=str(data["chat_id"]),
+            recipient_id=str(data["recipient_id"]),
+            target=Target(data.get("target", Target.CHAT.value)),
+            buttons=tuple(Button(str(t), str(p)) for t, p in data.get("buttons", [])),
+        )
+
     def as_text(self) -> str:
         """The reply with its buttons degraded to numbered options, for text-only platforms."""
         if not self.buttons:

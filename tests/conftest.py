@@ -112,6 +112,36 @@ GROUP = "group-3"
 GROUP_TITLE = "幸福里3栋业主群"
 
 
+def rest_message(
+    text: str, who: str, name: str, *, chat_type: ChatType, chat_id: str, **kw: Any
+) -> IncomingMessage:
+    """A message from ``who`` (display name ``name``) in ``chat_id`` on the REST platform; ``kw`` sets
+    any other :class:`IncomingMessage` field (``mentions_bot``, ``message_id``…)."""
+    return IncomingMessage(
+        platform=Platform.REST,
+        chat_id=chat_id,
+        chat_type=chat_type,
+        sender_id=who,
+        sender_name=name,
+        text=text,
+        **kw,
+    )
+
+
+def group_message(
+    text: str, who: str = "wang", name: str = "王阿姨", *, chat_id: str = GROUP, **kw: Any
+) -> IncomingMessage:
+    """A resident's message in the building group ``chat_id``, titled :data:`GROUP_TITLE`."""
+    return rest_message(
+        text, who, name, chat_type=ChatType.GROUP, chat_id=chat_id, chat_title=GROUP_TITLE, **kw
+    )
+
+
+def private_message(text: str, who: str = "wang", name: str = "王阿姨", **kw: Any) -> IncomingMessage:
+    """A resident's message in their private chat with the bot (the chat id is their id)."""
+    return rest_message(text, who, name, chat_type=ChatType.PRIVATE, chat_id=who, **kw)
+
+
 @pytest.fixture
 def group_msg() -> Callable[..., IncomingMessage]:
     """Build a group message: ``group_msg("text", who="wang", name="王阿姨", mention=True)``."""
@@ -119,32 +149,12 @@ def group_msg() -> Callable[..., IncomingMessage]:
     def build(
         text: str, who: str = "wang", name: str = "王阿姨", *, mention: bool = False, **kw: Any
     ) -> IncomingMessage:
-        return IncomingMessage(
-            platform=Platform.REST,
-            chat_id=kw.pop("chat_id", GROUP),
-            chat_type=ChatType.GROUP,
-            sender_id=who,
-            sender_name=name,
-            text=text,
-            mentions_bot=mention,
-            chat_title=GROUP_TITLE,
-            **kw,
-        )
+        return group_message(text, who, name, mentions_bot=mention, **kw)
 
     return build
 
 
 @pytest.fixture
 def private_msg() -> Callable[..., IncomingMessage]:
-    def build(text: str, who: str = "wang", name: str = "王阿姨", **kw: Any) -> IncomingMessage:
-        return IncomingMessage(
-            platform=Platform.REST,
-            chat_id=who,
-            chat_type=ChatType.PRIVATE,
-            sender_id=who,
-            sender_name=name,
-            text=text,
-            **kw,
-        )
-
-    return build
+    """Build a private message: ``private_msg("text", who="wang", name="王阿姨")``."""
+    return private_message

@@ -15,7 +15,6 @@ change (same backend event) cannot send it twice (the key includes the status ev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -163,28 +162,8 @@ async def queue_status_notifications(
                 action="notify",
                 platform=who.platform,
                 idempotency_key=f"{appeal.public_id}:notify:{event.id}:{who.person_id}",
-                payload={"reply": reply_to_json(reply), "role": who.role, "person_id": who.person_id},
+                payload={"reply": reply.to_dict(), "role": who.role, "person_id": who.person_id},
             )
         )
         queued += 1
     return queued
-
-
-def reply_to_json(reply: Reply) -> dict[str, Any]:
-    return {
-        "text": reply.text,
-        "chat_id": reply.chat_id,
-        "recipient_id": reply.recipient_id,
-        "target": reply.target.value,
-        "buttons": [[b.title, b.payload] for b in reply.buttons],
-    }
-
-
-def reply_from_json(data: dict[str, Any]) -> Reply:
-    return Reply(
-        text=str(data["text"]),
-        chat_id=str(data["chat_id"]),
-        recipient_id=str(data["recipient_id"]),
-        target=Target(data.get("target", Target.CHAT.value)),
-        buttons=tuple(Button(str(t), str(p)) for t, p in data.get("buttons", [])),
-    )

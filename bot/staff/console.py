@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
 from bot.db.models import AppealStatus, CannedReply, Community, Conversation, HandoffStatus, TranscriptMessage
-from bot.handoff.desk import HandoffError
+from bot.handoff.desk import HandoffDesk, HandoffError
 from bot.roles import audit, staff_name
 from bot.runtime import Runtime
 from bot.staff import queries
@@ -100,6 +100,27 @@ class Ctx:
 
     async def commit(self) -> None:
         await self.session.commit()
+
+    def audit(
+        self,
+        action: str,
+        *,
+        target_type: str,
+        target_id: str | int,
+        community_id: int | None,
+        **detail: object,
+    ) -> None:
+        """Audit an action of the logged-in staff member (``detail`` as keywords), in this request's
+        transaction (see :func:`bot.roles.audit`): it is recorded when the request commits."""
+        audit(
+            self.session,
+            actor_person_id=self.user.person_id,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            community_id=community_id,
+            detail=detail,
+        )
 
 
 class Console:
@@ -254,14 +275,7 @@ def _auth_routes(app: FastAPI, console: Console) -> None:
         async with console.ctx(request) as c:
             await console.form(c)
             await console.auth().end_session(c.user.session_id)
-            audit(
-                c.session,
-                actor_person_id=c.user.person_id,
-                action="console.logout",
-                target_type="staff",
-                target_id=c.user.account_id,
-                community_id=None,
-            )
+            c.audit("console.logout", target_type="staff", target_id=c.user.account_id, community_id=None)
             await c.commit()
         base = request.scope.get("root_path", "")
         response = RedirectResponse(f"{base}/login", status_code=303)
@@ -313,9 +327,14 @@ async def _queue_values(c: Ctx) -> dict[str, Any]:
         "waiting": [i for i in items if i.handoff.status == HandoffStatus.WAITING.value],
         "active": [i for i in items if i.handoff.status == HandoffStatus.ACTIVE.value],
         "recent": await queries.recent_conversations(c.session, c.user.community_ids),
-        "reasons": {
-            r: desk.words.get(f"staff.reasons.{r}") for r in ("asked", "not_understood", "emergency", "staff")
-        },
+        "reasons": _reasons(desk),
+    }
+
+
+def _reasons(desk: HandoffDesk) -> dict[str, str]:
+    """The wording of each reason a conversation was handed to staff, by reason key."""
+    return {
+        r: desk.words.get(f"staff.reasons.{r}") for r in ("asked", "not_understood", "emergency", "staff")
     }
 
 
@@ -335,10 +354,8 @@ def _conversation_routes(app: FastAPI, console: Console) -> None:
             values = await _conversation_values(c, conv)
             desk = c.rt.dispatcher.handoff
             values["canned"] = await desk.canned(c.session, conv.community_id)
-            audit(
-                c.session,
-                actor_person_id=c.user.person_id,
-                action="conversation.view",
+            c.audit(
+                "conversation.view",
                 target_type="conversation",
                 target_id=conv.id,
                 community_id=conv.community_id,
@@ -423,9 +440,7 @@ async def _conversation_values(c: Ctx, conv: Conversation) -> dict[str, Any]:
         "holder": holder,
         "mine": bool(handoff and handoff.holder_id == c.user.person_id),
         "community": community,
-        "reasons": {
-            r: desk.words.get(f"staff.reasons.{r}") for r in ("asked", "not_understood", "emergency", "staff")
-        },
+        "reasons": _reasons(desk),
     }
 
 
@@ -489,14 +504,13 @@ def _appeal_routes(app: FastAPI, console: Console) -> None:
             filters = _filters(request, community_id)
             text, count = await queries.appeals_csv(c.session, ids, filters, c.tz)
             for community in ids:
-                audit(
-                    c.session,
-                    actor_person_id=c.user.person_id,
-                    action="appeals.export",
+                c.audit(
+                    "appeals.export",
                     target_type="community",
                     target_id=community,
                     community_id=community,
-                    detail={"rows": count, "filters": filters.query_string()},
+                    rows=count,
+                    filters=filters.query_string(),
                 )
             await c.commit()
         stamp = datetime.now(ZoneInfo(console.get_runtime().settings.timezone)).strftime("%Y%m%d-%H%M")
@@ -516,10 +530,8 @@ def _appeal_routes(app: FastAPI, console: Console) -> None:
             names = await queries.people(
                 c.session, {appeal.reporter_id} | ({appeal.relayed_by_id} if appeal.relayed_by_id else set())
             )
-            audit(
-                c.session,
-                actor_person_id=c.user.person_id,
-                action="appeal.view",
+            c.audit(
+                "appeal.view",
                 target_type="appeal",
                 target_id=appeal.public_id,
                 community_id=appeal.community_id,
@@ -618,14 +630,12 @@ def _other_routes(app: FastAPI, console: Console) -> None:
             )
             c.session.add(reply)
             await c.session.flush()
-            audit(
-                c.session,
-                actor_person_id=c.user.person_id,
-                action="canned.create",
+            c.audit(
+                "canned.create",
                 target_type="canned_reply",
                 target_id=reply.id,
                 community_id=community_id,
-                detail={"title": title},
+                title=title,
             )
             await c.commit()
         return RedirectResponse(f"{base}/canned?done=canned_added", status_code=303)
@@ -638,14 +648,12 @@ def _other_routes(app: FastAPI, console: Console) -> None:
             reply = await c.session.get(CannedReply, canned_id)
             if reply is None or not c.user.serves(reply.community_id):
                 raise HTTPException(404, "no such canned reply")
-            audit(
-                c.session,
-                actor_person_id=c.user.person_id,
-                action="canned.delete",
+            c.audit(
+                "canned.delete",
                 target_type="canned_reply",
                 target_id=reply.id,
                 community_id=reply.community_id,
-                detail={"title": reply.title},
+                title=reply.title,
             )
             await c.session.delete(reply)
             await c.commit()

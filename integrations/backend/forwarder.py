@@ -38,7 +38,6 @@ import structlog
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
-from bot.appeals.notify import reply_from_json
 from bot.appeals.status import (
     FLAG_BACKEND_REJECTED,
     FLAG_DELIVERY_FAILED,
@@ -56,7 +55,7 @@ from bot.db.models import Appeal, AppealEvent, AppealStatus, Community, OutboxEn
 from bot.db.session import Database
 from bot.dialog.slots import describe_place
 from bot.dialog.spec import Responses, load_bundle
-from bot.message import Platform
+from bot.message import Platform, Reply
 from bot.outbound import Outbound
 from bot.settings import Settings
 from integrations.backend.base import (
@@ -362,7 +361,7 @@ class Forwarder:
 
     async def _notify(self, job: _Job) -> _Outcome:
         assert job.platform is not None
-        reply = reply_from_json(job.payload["reply"])
+        reply = Reply.from_dict(job.payload["reply"])
         failed = await self.outbound.deliver(Platform(job.platform), [reply])
         if failed:
             return _Outcome(job, ok=False, error=f"{job.platform} did not take the message")

@@ -24,6 +24,28 @@ def make_client(timeout_s: float, max_connections: int) -> httpx.AsyncClient:
     )
 
 
+class PooledClient:
+    """Base of a backend that talks HTTP: its one pooled client (:func:`make_client`), made on first use
+    of :attr:`client` — constructing a backend opens nothing — and closed by :meth:`close`, after
+    which the next use makes a new one."""
+
+    def __init__(self, *, timeout_s: float, max_connections: int) -> None:
+        self._timeout_s = timeout_s
+        self._max_connections = max_connections
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = make_client(self._timeout_s, self._max_connections)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
 def check_answer(response: httpx.Response, what: str) -> None:
     """Raise for a failed answer: :class:`BackendUnavailable` (retry) or :class:`BackendRejected`."""
     code = response.status_code

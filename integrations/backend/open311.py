@@ -36,7 +36,7 @@ from integrations.backend.base import (
     RemoteStatus,
     status_from_text,
 )
-from integrations.backend.http import check_answer, guarded, make_client
+from integrations.backend.http import PooledClient, check_answer, guarded
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +45,7 @@ MAX_DESCRIPTION = 4000
 POLL_BATCH = 50
 
 
-class Open311Backend:
+class Open311Backend(PooledClient):
     kind = "open311"
     polls = True
 
@@ -62,6 +62,7 @@ class Open311Backend:
         timeout_s: float,
         max_connections: int,
     ) -> None:
+        super().__init__(timeout_s=timeout_s, max_connections=max_connections)
         self.name = name
         self.url = url.rstrip("/")
         self._api_key = api_key
@@ -69,23 +70,9 @@ class Open311Backend:
         self._service_codes = dict(service_codes)
         self._default_code = default_service_code
         self._updates = updates
-        self._timeout_s = timeout_s
-        self._max_connections = max_connections
-        self._client: httpx.AsyncClient | None = None
         self._services: list[dict[str, Any]] | None = None
         self._services_at = 0.0
         self._services_lock = asyncio.Lock()
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = make_client(self._timeout_s, self._max_connections)
-        return self._client
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
 
     def _common(self) -> dict[str, str]:
         params: dict[str, str] = {}

@@ -31,8 +31,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from integrations.backend.base import (
     BackendRejected,
     BackendUnavailable,
@@ -41,7 +39,7 @@ from integrations.backend.base import (
     Filed,
     RemoteStatus,
 )
-from integrations.backend.http import check_answer, guarded, make_client
+from integrations.backend.http import PooledClient, check_answer, guarded
 
 TIMESTAMP_HEADER = "X-Huiyin-Timestamp"
 SIGNATURE_HEADER = "X-Huiyin-Signature"
@@ -71,28 +69,15 @@ def verify(secret: bytes, timestamp: str, given: str, body: bytes) -> bool:
 
 
 # --- outbound ----------------------------------------------------------------------------------------
-class WebhookBackend:
+class WebhookBackend(PooledClient):
     kind = "webhook"
     polls = False  # the backend calls POST /backend/events
 
     def __init__(self, *, name: str, url: str, secret: bytes, timeout_s: float, max_connections: int) -> None:
+        super().__init__(timeout_s=timeout_s, max_connections=max_connections)
         self.name = name
         self.url = url
         self._secret = secret
-        self._timeout_s = timeout_s
-        self._max_connections = max_connections
-        self._client: httpx.AsyncClient | None = None
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = make_client(self._timeout_s, self._max_connections)
-        return self._client
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
 
     async def _post(self, event: dict[str, Any], idempotency_key: str, what: str) -> Any:
         body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()

@@ -23,7 +23,6 @@ import base64
 import binascii
 import hmac
 import struct
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,10 +39,8 @@ from wechatpy.utils import WeChatSigner
 from bot.message import ChatType, IncomingMessage, Platform, Reply
 from bot.outbound import DeliveryError
 from bot.runtime import Runtime
-from bot.state import LockTimeout
 from integrations.wechat.api import AccessToken, fetch_json, json_body, post_json
-from integrations.wechat.options import NumberedOptions
-from integrations.wechat.passive import PassiveWindow
+from integrations.wechat.passive_channel import PassiveReplyChannel
 from integrations.wechat.translate import BadMessage, Decision, Inbound, inbound
 from integrations.wechat.xmlsafe import BadXML, cdata_safe, parse_xml
 
@@ -76,16 +73,16 @@ def aes_key_checked(value: str, variable: str) -> str:
     return value
 
 
-class WeChatChannel:
+class WeChatChannel(PassiveReplyChannel):
     """One Official Account: verifies, decrypts, hands messages to the core and answers."""
 
     platform = Platform.WECHAT
+    undelivered_event = "late WeChat reply not delivered"
 
     def __init__(self, runtime: Runtime, *, http: httpx.AsyncClient | None = None) -> None:
         s = runtime.settings
         if s.wechat_token is None:
             raise ValueError("HUIYIN_WECHAT_TOKEN is not set")
-        self.runtime = runtime
         self.token = s.wechat_token.get_secret_value()
         self.app_id = s.wechat_app_id or ""
         self.crypto: WeChatCrypto | None = None
@@ -95,16 +92,13 @@ class WeChatChannel:
             key = aes_key_checked(s.wechat_aes_key.get_secret_value(), "HUIYIN_WECHAT_AES_KEY")
             self.crypto = WeChatCrypto(self.token, key, self.app_id)
         self.api_base = s.wechat_api_base.rstrip("/")
-        self.deadline_s = s.wechat_reply_deadline_s
-        redis = runtime.store.redis
-        self.options = NumberedOptions(redis, Platform.WECHAT)
-        self.window = PassiveWindow(redis, "wx", claim_ttl_s=s.dedup_ttl_s)
-        self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0))
-        self._owns_http = http is None
+        super().__init__(
+            runtime, Platform.WECHAT, window_prefix="wx", deadline_s=s.wechat_reply_deadline_s, http=http
+        )
         self.access: AccessToken | None = None
         if self.app_id and s.wechat_app_secret is not None:
             self._secret = s.wechat_app_secret.get_secret_value()
-            self.access = AccessToken(redis, f"hy:wx:token:{self.app_id}", self._fetch_token)
+            self.access = AccessToken(runtime.store.redis, f"hy:wx:token:{self.app_id}", self._fetch_token)
 
     # --- verification ----------------------------------------------------------------------------------
     def signed(self, query: Mapping[str, str]) -> bool:
@@ -130,16 +124,12 @@ class WeChatChannel:
         if item.decision is Decision.IGNORE:
             return PlainTextResponse(SUCCESS)
         if item.decision is Decision.WELCOME:
-            replies: list[Reply] | None = [self._say(item.sender_id, "greet")]
+            replies: list[Reply] | None = [self._say(item.sender_id, item.sender_id, "greet")]
         elif item.decision is Decision.UNSUPPORTED:
-            replies = [self._say(item.sender_id, "unsupported_attachment")]
+            replies = [self._say(item.sender_id, item.sender_id, "unsupported_attachment")]
         else:
-            budget = self.deadline_s - (time.monotonic() - started)
-            replies = await self.window.run(
-                self.process(item, msg._data),
-                message_id=item.message_id,
-                budget_s=budget,
-                late=self.send_all,
+            replies = await self.within_deadline(
+                self.process(item, msg._data), message_id=item.message_id, started=started
             )
         if not replies:
             return PlainTextResponse(SUCCESS)
@@ -174,9 +164,7 @@ class WeChatChannel:
     async def process(self, item: Inbound, raw: Mapping[str, Any]) -> list[Reply]:
         """The core's replies to one resident message (numbered answers resolved first)."""
         openid = item.sender_id
-        text = item.text[: self.runtime.settings.max_text_chars]
-        if text:
-            text = await self.options.resolve(openid, openid, text)
+        text = await self.resolved_text(openid, openid, item.text)
         message = IncomingMessage(
             platform=Platform.WECHAT,
             chat_id=openid,
@@ -187,33 +175,11 @@ class WeChatChannel:
             attachments=item.attachments,
             raw=dict(raw),
         )
-        try:
-            replies = await self.runtime.dispatcher.handle(message)
-        except LockTimeout:
-            return [self._say(openid, "busy")]
-        await self.options.remember(replies)
-        return replies
-
-    def _say(self, openid: str, wording: str) -> Reply:
-        words = self.runtime.dispatcher.words
-        return Reply(words.get(wording, bot_name=self.runtime.settings.bot_name), openid, openid)
+        return await self.dispatch(message)
 
     # --- sending (customer-service messages) -----------------------------------------------------------
-    async def send(self, reply: Reply) -> None:
-        """Send one reply as a customer-service text message (buttons as numbered options)."""
-        await self._post(reply)
-        if reply.buttons:
-            await self.options.remember([reply])
-
-    async def send_all(self, replies: list[Reply]) -> None:
-        """The late path: replies that missed the passive window (their options are already stored)."""
-        for reply in replies:
-            try:
-                await self._post(reply)
-            except DeliveryError as exc:
-                log.warning("late WeChat reply not delivered", to=reply.recipient_id, error=str(exc))
-
     async def _post(self, reply: Reply) -> None:
+        """One reply as a customer-service text message (``message/custom/send``)."""
         if self.access is None:
             raise DeliveryError("WeChat sending needs HUIYIN_WECHAT_APP_ID and HUIYIN_WECHAT_APP_SECRET")
         payload = {"touser": reply.recipient_id, "msgtype": "text", "text": {"content": reply.as_text()}}
@@ -231,11 +197,6 @@ class WeChatChannel:
             headers={"Content-Type": "application/json"},
         )
         return str(data["access_token"]), int(data.get("expires_in", 7200))
-
-    async def close(self) -> None:
-        await self.window.drain()
-        if self._owns_http:
-            await self.http.aclose()
 
 
 def _parse(body: bytes | str) -> dict[str, str]:

@@ -19,7 +19,6 @@ app's private chat. Notifications into a staff group use a group-robot webhook
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 
 import httpx
@@ -35,11 +34,9 @@ from wechatpy.exceptions import InvalidSignatureException
 from bot.message import ChatType, IncomingMessage, Platform, Reply, Target
 from bot.outbound import DeliveryError
 from bot.runtime import Runtime
-from bot.state import LockTimeout
 from integrations.wechat.api import AccessToken, fetch_json, post_json
 from integrations.wechat.channel import DECRYPT_ERRORS, aes_key_checked
-from integrations.wechat.options import NumberedOptions
-from integrations.wechat.passive import PassiveWindow
+from integrations.wechat.passive_channel import PassiveReplyChannel
 from integrations.wechat.translate import BadMessage, Decision, inbound
 from integrations.wechat.xmlsafe import BadXML, cdata_safe, parse_xml
 from integrations.wecom.notify import StaffGroupRobot
@@ -55,14 +52,14 @@ from integrations.wecom.robot import (
 log = structlog.get_logger(__name__)
 
 
-class WeComChannel:
+class WeComChannel(PassiveReplyChannel):
     """A company's WeCom: its self-built app and/or its intelligent robot."""
 
     platform = Platform.WECOM
+    undelivered_event = "WeCom reply not delivered"
 
     def __init__(self, runtime: Runtime, *, http: httpx.AsyncClient | None = None) -> None:
         s = runtime.settings
-        self.runtime = runtime
         self.corp_id = s.wecom_corp_id or ""
         self.agent_id = s.wecom_agent_id
         self.app_crypto: WeChatCrypto | None = None
@@ -78,17 +75,14 @@ class WeComChannel:
             key = aes_key_checked(s.wecom_robot_aes_key.get_secret_value(), "HUIYIN_WECOM_ROBOT_AES_KEY")
             self.robot = RobotCrypto(s.wecom_robot_token.get_secret_value(), key)
         self.api_base = s.wecom_api_base.rstrip("/")
-        self.deadline_s = s.wecom_reply_deadline_s
-        redis = runtime.store.redis
-        self.options = NumberedOptions(redis, Platform.WECOM)
-        self.window = PassiveWindow(redis, "wecom", claim_ttl_s=s.dedup_ttl_s)
-        self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0))
-        self._owns_http = http is None
+        super().__init__(
+            runtime, Platform.WECOM, window_prefix="wecom", deadline_s=s.wecom_reply_deadline_s, http=http
+        )
         self.access: AccessToken | None = None
         if self.corp_id and s.wecom_secret is not None and self.agent_id is not None:
             self._secret = s.wecom_secret.get_secret_value()
             self.access = AccessToken(
-                redis, f"hy:wecom:token:{self.corp_id}:{self.agent_id}", self._fetch_token
+                runtime.store.redis, f"hy:wecom:token:{self.corp_id}:{self.agent_id}", self._fetch_token
             )
         self.staff: StaffGroupRobot | None = None
         if s.wecom_staff_webhook is not None:
@@ -172,11 +166,8 @@ class WeComChannel:
                 attachments=item.attachments,
                 raw=dict(msg._data),
             )
-            replies = await self.window.run(
-                self.process(message),
-                message_id=item.message_id,
-                budget_s=self.deadline_s - (time.monotonic() - started),
-                late=self.send_all,
+            replies = await self.within_deadline(
+                self.process(message), message_id=item.message_id, started=started
             )
         if not replies:
             return Response(b"")
@@ -221,11 +212,8 @@ class WeComChannel:
         async def late(replies: list[Reply]) -> None:
             await self._deliver_robot(item, replies, passive=False)
 
-        replies = await self.window.run(
-            self.process(message),
-            message_id=item.message_id,
-            budget_s=self.deadline_s - (time.monotonic() - started),
-            late=late,
+        replies = await self.within_deadline(
+            self.process(message), message_id=item.message_id, started=started, late=late
         )
         if not replies:
             return Response(b"")
@@ -264,40 +252,17 @@ class WeComChannel:
 
     async def process(self, message: IncomingMessage) -> list[Reply]:
         """The core's replies to one message, numbered answers resolved first."""
-        text = message.text[: self.runtime.settings.max_text_chars]
-        if text:
-            text = await self.options.resolve(message.chat_id, message.sender_id, text)
+        text = await self.resolved_text(message.chat_id, message.sender_id, message.text)
         if text != message.text:
             message = _with_text(message, text)
-        try:
-            replies = await self.runtime.dispatcher.handle(message)
-        except LockTimeout:
-            return [self._say(message.chat_id, message.sender_id, "busy")]
-        await self.options.remember(replies)
-        return replies
-
-    def _say(self, chat_id: str, user_id: str, wording: str) -> Reply:
-        words = self.runtime.dispatcher.words
-        return Reply(words.get(wording, bot_name=self.runtime.settings.bot_name), chat_id, user_id)
+        return await self.dispatch(message)
 
     # --- sending through the app ---------------------------------------------------------------------
-    async def send(self, reply: Reply) -> None:
-        """Send one reply to a resident through the app message API (buttons as numbered options).
+    async def _post(self, reply: Reply) -> None:
+        """One reply to a resident through the app message API (``message/send``).
 
         Group chats cannot be written to proactively: the robot only answers messages.
         """
-        await self._post(reply)
-        if reply.buttons:
-            await self.options.remember([reply])
-
-    async def send_all(self, replies: list[Reply]) -> None:
-        for reply in replies:
-            try:
-                await self._post(reply)
-            except DeliveryError as exc:
-                log.warning("WeCom reply not delivered", to=reply.recipient_id, error=str(exc))
-
-    async def _post(self, reply: Reply) -> None:
         if reply.target is Target.CHAT and reply.chat_id != reply.recipient_id:
             raise DeliveryError("a WeCom group chat can only be answered in reply to a message")
         if self.access is None or self.agent_id is None:
@@ -323,11 +288,6 @@ class WeComChannel:
             params={"corpid": self.corp_id, "corpsecret": self._secret},
         )
         return str(data["access_token"]), int(data.get("expires_in", 7200))
-
-    async def close(self) -> None:
-        await self.window.drain()
-        if self._owns_http:
-            await self.http.aclose()
 
 
 def _with_text(message: IncomingMessage, text: str) -> IncomingMessage:

@@ -18,13 +18,13 @@ from sqlalchemy import func, select
 
 from bot.db.models import Appeal, OutboxEntry, utcnow
 from bot.db.repository import ConversationRef, NewAppeal
-from bot.message import ChatType, IncomingMessage, Platform
+from bot.message import IncomingMessage
 from bot.nlu.base import NLUBackend
 from bot.runtime import Runtime
 from integrations.backend.forwarder import Forwarder
 from integrations.backend.reference import ReferenceBackend
 from integrations.rest.inbox import register_inbox
-from tests.conftest import REAL, _reset_real_services, make_settings
+from tests.conftest import REAL, _reset_real_services, group_message, make_settings, private_message
 
 SECRET = "s3cret-for-tests"
 APPEAL_ID = re.compile(r"HY-\d{8}-\d{4}")
@@ -90,31 +90,14 @@ async def make_runtime(
         await rt.close()
 
 
-def private(text: str, who: str = "wang", name: str = "王阿姨", **kw: Any) -> IncomingMessage:
-    return IncomingMessage(
-        platform=Platform.REST,
-        chat_id=who,
-        chat_type=ChatType.PRIVATE,
-        sender_id=who,
-        sender_name=name,
-        text=text,
-        **kw,
-    )
+private = private_message  # the backend tests' short name for it
 
 
 def in_group(
     text: str, who: str = "wang", name: str = "王阿姨", group: str = "grp-3", **kw: Any
 ) -> IncomingMessage:
-    return IncomingMessage(
-        platform=Platform.REST,
-        chat_id=group,
-        chat_type=ChatType.GROUP,
-        sender_id=who,
-        sender_name=name,
-        text=text,
-        chat_title="幸福里3栋业主群",
-        **kw,
-    )
+    """:func:`tests.conftest.group_message` in the group ``group``."""
+    return group_message(text, who, name, chat_id=group, **kw)
 
 
 async def file_appeal(rt: Runtime, text: str, who: str = "wang", name: str = "王阿姨") -> str:

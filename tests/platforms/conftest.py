@@ -3,17 +3,19 @@ the app with the connectors set up, and helpers that sign and encrypt recorded p
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 from starlette.responses import JSONResponse
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.enterprise.crypto import PrpCrypto
@@ -21,6 +23,8 @@ from wechatpy.enterprise.crypto import WeChatCrypto as EnterpriseCrypto
 from wechatpy.utils import WeChatSigner, to_text
 
 from bot.app import create_app
+from bot.db.models import TranscriptMessage
+from bot.message import IncomingMessage, Reply
 from bot.runtime import Runtime
 from bot.settings import Settings
 from integrations import telegram, wechat, wecom
@@ -263,3 +267,38 @@ def robot_decrypt(envelope: dict[str, Any]) -> dict[str, Any]:
     ), "the reply's signature must verify"
     data: dict[str, Any] = json.loads(PrpCrypto(_robot_key()).decrypt(encrypt, ""))
     return data
+
+
+# --- what reached the core ---------------------------------------------------------------------------------
+async def inbound_rows(runtime: Runtime) -> int:
+    """How many inbound messages the transcript holds (0: nothing reached the core)."""
+    async with runtime.db.unit_of_work() as uow:
+        query = select(func.count()).select_from(TranscriptMessage).where(TranscriptMessage.direction == "in")
+        return int(await uow.session.scalar(query) or 0)
+
+
+async def inbound_transcript(runtime: Runtime) -> list[tuple[str, dict[str, Any] | None]]:
+    """``(text, payload)`` of every inbound transcript message, in the order they were written."""
+    async with runtime.db.unit_of_work() as uow:
+        rows = await uow.session.execute(
+            select(TranscriptMessage.text, TranscriptMessage.payload)
+            .where(TranscriptMessage.direction == "in")
+            .order_by(TranscriptMessage.id)
+        )
+        return [(text, payload) for text, payload in rows.all()]
+
+
+def slow_down_core(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, delay_s: float = 1.0
+) -> Callable[[IncomingMessage], Awaitable[list[Reply]]]:
+    """Make the core take ``delay_s`` longer over every message (an NLU service or a database under
+    load), so that replies miss a shortened passive window. Returns the real ``dispatcher.handle``, for
+    a test that puts it back with ``monkeypatch.setattr``."""
+    handle = runtime.dispatcher.handle
+
+    async def slow(message: IncomingMessage) -> list[Reply]:
+        await asyncio.sleep(delay_s)
+        return await handle(message)
+
+    monkeypatch.setattr(runtime.dispatcher, "handle", slow)
+    return handle

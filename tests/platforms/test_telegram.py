@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.db.models import PlatformIdentity, TranscriptMessage
 from bot.message import Platform, Reply, Target
 from bot.runtime import Runtime
-from tests.platforms.conftest import TG_SECRET, TelegramFake, load_json
+from tests.platforms.conftest import TG_SECRET, TelegramFake, inbound_rows, inbound_transcript, load_json
 from tests.platforms.fake_api import Call, FakeAPI
 
 URL = "/webhooks/telegram/webhook"
@@ -37,12 +37,6 @@ def sent(api: FakeAPI) -> list[Call]:
 def buttons(call: Call) -> list[dict[str, str]]:
     markup = call.json_field("reply_markup") or {}
     return [b for row in markup.get("inline_keyboard", []) for b in row]
-
-
-async def inbound_rows(runtime: Runtime) -> int:
-    async with runtime.db.unit_of_work() as uow:
-        query = select(func.count()).select_from(TranscriptMessage).where(TranscriptMessage.direction == "in")
-        return int(await uow.session.scalar(query) or 0)
 
 
 def callback(
@@ -146,12 +140,7 @@ async def test_commands_for_this_bot_are_handled_and_for_other_bots_ignored(
     assert sent(fake_api) == []
     assert (await post(client, load_json("telegram_group_command.json"))).status_code == 200
     assert sent(fake_api), "/report@huiyin_test_bot starts the appeal dialog"
-    async with runtime.db.unit_of_work() as uow:
-        texts = (
-            await uow.session.scalars(
-                select(TranscriptMessage.text).where(TranscriptMessage.direction == "in")
-            )
-        ).all()
+    texts = [text for text, _payload in await inbound_transcript(runtime)]
     assert texts == ["/report 5栋1单元门口的路灯不亮"]
 
 

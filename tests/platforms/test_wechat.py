@@ -4,21 +4,28 @@ messages sent to a local fake API server."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 from wechatpy import parse_message
 
-from bot.db.models import TranscriptMessage
 from bot.message import IncomingMessage, Platform, Reply
 from bot.runtime import Runtime
 from integrations.wechat.channel import WeChatChannel
-from tests.platforms.conftest import WX_TOKEN, load, sign, wechat_decrypt, wechat_encrypted, wechat_query
+from tests.platforms.conftest import (
+    WX_TOKEN,
+    inbound_rows,
+    inbound_transcript,
+    load,
+    sign,
+    slow_down_core,
+    wechat_decrypt,
+    wechat_encrypted,
+    wechat_query,
+)
 from tests.platforms.fake_api import FakeAPI
 
 URL = "/webhooks/wechat/webhook"
@@ -47,12 +54,6 @@ def text_xml(content: str, msg_id: int) -> str:
         .replace("3栋2单元楼道灯坏了好几天了", content)
         .replace("24921376589463251", str(msg_id))
     )
-
-
-async def inbound_rows(runtime: Runtime) -> int:
-    async with runtime.db.unit_of_work() as uow:
-        query = select(func.count()).select_from(TranscriptMessage).where(TranscriptMessage.direction == "in")
-        return int(await uow.session.scalar(query) or 0)
 
 
 async def test_url_verification(client: httpx.AsyncClient) -> None:
@@ -137,13 +138,7 @@ async def test_a_slow_answer_misses_the_window_and_goes_through_the_customer_ser
 ) -> None:
     wx = channel(client)
     wx.deadline_s = 0.2
-    handle = runtime.dispatcher.handle
-
-    async def slow(message: IncomingMessage) -> list[Reply]:
-        await asyncio.sleep(1.0)  # an NLU service or database under load
-        return await handle(message)
-
-    monkeypatch.setattr(runtime.dispatcher, "handle", slow)
+    handle = slow_down_core(runtime, monkeypatch)
     t = time.perf_counter()
     r = await post_plain(client, load("wechat_text.xml"))
     # Answered at the deadline, long before the work is done (generous bound: the machine is shared).
@@ -184,14 +179,7 @@ async def test_voice_image_location_and_events(client: httpx.AsyncClient, runtim
     assert reply_content(r) == words.get("greet", bot_name=runtime.settings.bot_name)
     r = await post_plain(client, load("wechat_unsubscribe.xml"))
     assert r.text == "success"
-    async with runtime.db.unit_of_work() as uow:
-        rows = (
-            await uow.session.execute(
-                select(TranscriptMessage.text, TranscriptMessage.payload).where(
-                    TranscriptMessage.direction == "in"
-                )
-            )
-        ).all()
+    rows = await inbound_transcript(runtime)
     texts = [t for t, _ in rows]
     payloads: list[dict[str, Any]] = [p for _, p in rows if p]
     assert texts[0] == "下水道堵了找谁"

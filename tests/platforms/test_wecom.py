@@ -4,19 +4,18 @@ staff group robot, all against a local fake API server."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from wechatpy.enterprise import parse_message
 from wechatpy.enterprise.crypto import WeChatCrypto as EnterpriseCrypto
 
-from bot.db.models import PlatformIdentity, TranscriptMessage
-from bot.message import IncomingMessage, Platform, Reply
+from bot.db.models import PlatformIdentity
+from bot.message import Platform, Reply
 from bot.runtime import Runtime
 from integrations.wecom.channel import WeComChannel
 from integrations.wecom.notify import StaffGroupRobot
@@ -26,11 +25,14 @@ from tests.platforms.conftest import (
     WECOM_AES_KEY,
     WECOM_CORP,
     WECOM_TOKEN,
+    inbound_rows,
+    inbound_transcript,
     load,
     load_json,
     robot_decrypt,
     robot_encrypted,
     sign,
+    slow_down_core,
     wecom_app_decrypt,
     wecom_app_encrypted,
 )
@@ -43,6 +45,19 @@ CHAT = "wrkSFfCgAAxr0Lm3YbFsZ9wRw0pT1E7A"
 def channel(client: httpx.AsyncClient) -> WeComChannel:
     wecom: WeComChannel = client.app.state.wecom  # type: ignore[attr-defined]
     return wecom
+
+
+async def app_text_reply(client: httpx.AsyncClient, content: str, msg_id: str) -> Any:
+    """Post the recorded app text message with ``content`` and ``msg_id`` (encrypted and signed, as WeCom
+    does); returns the passive reply, decrypted and parsed by wechatpy."""
+    xml = (
+        load("wecom_app_text.xml")
+        .replace("3栋2单元楼道灯坏了好几天了", content)
+        .replace("7436201458916352010", msg_id)
+    )
+    query, body = wecom_app_encrypted(xml)
+    response = await client.post(URL, params=query, content=body.encode())
+    return parse_message(wecom_app_decrypt(response.text))
 
 
 def robot_payload(name: str, fake_api: FakeAPI, **changes: Any) -> dict[str, Any]:
@@ -63,12 +78,6 @@ def stream_text(response: httpx.Response) -> str:
     reply = robot_decrypt(response.json())
     assert reply["msgtype"] == "stream" and reply["stream"]["finish"] is True
     return str(reply["stream"]["content"])
-
-
-async def inbound_rows(runtime: Runtime) -> int:
-    async with runtime.db.unit_of_work() as uow:
-        query = select(func.count()).select_from(TranscriptMessage).where(TranscriptMessage.direction == "in")
-        return int(await uow.session.scalar(query) or 0)
 
 
 async def test_url_verification_for_the_app_and_the_robot(client: httpx.AsyncClient) -> None:
@@ -102,15 +111,7 @@ async def test_app_message_gets_an_encrypted_passive_reply(
     assert reply.target == "WangXiuYing" and reply.agent == 1000002
     assert "照片" in reply.content and "1. 没有照片，跳过" in reply.content
     # The resident answers "1": the numbered option's payload reaches the core.
-    xml = (
-        load("wecom_app_text.xml")
-        .replace("3栋2单元楼道灯坏了好几天了", "1")
-        .replace("7436201458916352010", "7436201458916352011")
-    )
-    query, body = wecom_app_encrypted(xml)
-    reply = parse_message(
-        wecom_app_decrypt((await client.post(URL, params=query, content=body.encode())).text)
-    )
+    reply = await app_text_reply(client, "1", "7436201458916352011")
     assert "电话" in reply.content
     assert fake_api.to("/message/send") == []
 
@@ -153,13 +154,7 @@ async def test_app_reply_that_misses_the_deadline_goes_through_the_app_message_a
 ) -> None:
     wecom = channel(client)
     wecom.deadline_s = 0.2
-    handle = runtime.dispatcher.handle
-
-    async def slow(message: IncomingMessage) -> list[Reply]:
-        await asyncio.sleep(1.0)
-        return await handle(message)
-
-    monkeypatch.setattr(runtime.dispatcher, "handle", slow)
+    slow_down_core(runtime, monkeypatch)
     query, body = wecom_app_encrypted(load("wecom_app_text.xml"))
     t = time.perf_counter()
     r = await client.post(URL, params=query, content=body.encode())
@@ -178,10 +173,7 @@ async def test_robot_group_mention_gets_a_stream_reply_and_private_questions_go_
     r = await post_robot(client, robot_payload("wecom_robot_group_text.json", fake_api))
     first = stream_text(r)
     assert "照片" in first and "1. 没有照片，跳过" in first
-    async with runtime.db.unit_of_work() as uow:
-        text = await uow.session.scalar(
-            select(TranscriptMessage.text).where(TranscriptMessage.direction == "in")
-        )
+    text, _payload = (await inbound_transcript(runtime))[0]
     assert text == "3栋2单元楼道灯坏了好几天了", "the leading @mention is the robot's own"
 
     r = await post_robot(
@@ -194,15 +186,7 @@ async def test_robot_group_mention_gets_a_stream_reply_and_private_questions_go_
     assert private.data["touser"] == "WangXiuYing" and "电话" in private.data["text"]["content"]
 
     # The resident answers in the app's private chat: the same person, the same dialog.
-    xml = (
-        load("wecom_app_text.xml")
-        .replace("3栋2单元楼道灯坏了好几天了", "13812345678")
-        .replace("7436201458916352010", "7436201458916352012")
-    )
-    query, body = wecom_app_encrypted(xml)
-    reply = parse_message(
-        wecom_app_decrypt((await client.post(URL, params=query, content=body.encode())).text)
-    )
+    reply = await app_text_reply(client, "13812345678", "7436201458916352012")
     assert "确认" in reply.content or "提交" in reply.content
     async with runtime.db.unit_of_work() as uow:
         people = (
@@ -226,14 +210,7 @@ async def test_robot_voice_mixed_unsupported_and_welcome(
         "msgtype": "text",
         "text": {"content": runtime.dispatcher.words.get("greet", bot_name="回音")},
     }
-    async with runtime.db.unit_of_work() as uow:
-        rows = (
-            await uow.session.execute(
-                select(TranscriptMessage.text, TranscriptMessage.payload).where(
-                    TranscriptMessage.direction == "in"
-                )
-            )
-        ).all()
+    rows = await inbound_transcript(runtime)
     assert rows[0][0] == "下水道堵了找谁" and rows[0][1]["attachments"][0]["kind"] == "voice"
     assert rows[1][0] == "楼下垃圾好几天没人清了"
     assert rows[1][1]["attachments"][0]["url"].startswith("https://ww-aibot-img-")
@@ -243,13 +220,7 @@ async def test_robot_reply_that_misses_the_deadline_goes_to_response_url(
     client: httpx.AsyncClient, runtime: Runtime, fake_api: FakeAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     channel(client).deadline_s = 0.2
-    handle = runtime.dispatcher.handle
-
-    async def slow(message: IncomingMessage) -> list[Reply]:
-        await asyncio.sleep(1.0)
-        return await handle(message)
-
-    monkeypatch.setattr(runtime.dispatcher, "handle", slow)
+    slow_down_core(runtime, monkeypatch)
     payload = robot_payload("wecom_robot_single_voice.json", fake_api)
     r = await post_robot(client, payload)
     assert r.status_code == 200 and r.content == b""

@@ -13,10 +13,12 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.models import Chat, Community, Handoff, StaffAccount
+from bot.handoff.desk import Outcome
 from bot.handoff.notices import deliver_pending
-from bot.message import ChatType, IncomingMessage, Platform, Reply
+from bot.message import ChatType, Platform, Reply
 from bot.roles import create_staff_account, ensure_community, issue_invite
 from bot.runtime import Runtime
+from tests.conftest import rest_message
 
 PASSWORD = "correct horse battery"
 
@@ -61,16 +63,7 @@ class World:
     async def say(self, text: str, who: str = "res-wang", name: str = "王阿姨", **kw: Any) -> list[str]:
         chat_type = kw.pop("chat_type", ChatType.PRIVATE)
         chat_id = kw.pop("chat_id", who)
-        message = IncomingMessage(
-            platform=Platform.REST,
-            chat_id=chat_id,
-            chat_type=chat_type,
-            sender_id=who,
-            sender_name=name,
-            text=text,
-            chat_title=kw.pop("chat_title", ""),
-            **kw,
-        )
+        message = rest_message(text, who, name, chat_type=chat_type, chat_id=chat_id, **kw)
         return [r.text for r in await self.rt.dispatcher.handle(message)]
 
     async def flush_notices(self) -> None:
@@ -89,6 +82,25 @@ class World:
     async def handoff(self, conversation_id: int) -> Handoff | None:
         async with self.rt.db.unit_of_work() as uow:
             return await self.rt.dispatcher.handoff.open_handoff(uow.session, conversation_id)
+
+    async def take(self, conversation_id: int, staff: StaffAccount | None = None) -> Outcome:
+        """``staff`` (default: lina) takes the conversation over, committed; the desk's outcome (its
+        notices are not sent)."""
+        async with self.rt.db.unit_of_work() as uow:
+            outcome = await self.rt.dispatcher.handoff.take(
+                uow.session, conversation_id, (staff or self.lina).person_id
+            )
+            await uow.commit()
+        return outcome
+
+    async def add_colleague(self) -> StaffAccount:
+        """A second staff member of demo: 陈明 (login ``chen``)."""
+        async with self.rt.db.unit_of_work() as uow:
+            colleague = await create_staff_account(
+                uow.session, "chen", "another password", "陈明", [self.demo]
+            )
+            await uow.commit()
+        return colleague
 
     async def invite(self, community: Community, role: str, **kw: Any) -> str:
         from bot.db.models import Role

@@ -9,60 +9,34 @@ sends on its own from the REST mailbox (`GET /webhooks/rest/inbox`), as the web 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.web.conftest import (  # the shared page fixture, on the browser below
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    page,  # noqa: F401
-)
-from tests.web.webchat_servers import Served, free_port, huiyin_command, wait_healthy
+from tests.web.chromium import launched_chromium
+from tests.web.conftest import page  # noqa: F401 - the shared page fixture, on the browser below
+from tests.web.webchat_servers import Served, embedded_env, required_huiyin_command, running_huiyin
 
 PASSWORD = "correct horse battery"
-
-
-def _env(data_dir: Path) -> dict[str, str]:
-    # Embedded defaults whatever the surrounding run configured (CI also runs on real services).
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("HUIYIN_") and k not in {"DATABASE_URL", "REDIS_URL"}
-    }
-    env["HUIYIN_DATA_DIR"] = str(data_dir)
-    return env
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Debian's Chromium, as in tests/web — but for this module only: a sync Playwright left running for
     the whole session would leave an event loop running under the async tests that come after."""
-    if not CHROMIUM.exists():
-        pytest.skip("needs /usr/bin/chromium (apt-get install chromium chromium-driver)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("needs Python Playwright (pip install -e '.[dev]')")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """`huiyin serve` on the embedded defaults, with a community and a staff login made by `huiyin admin`."""
     tmp_path = tmp_path_factory.mktemp("huiyin-console")
-    command = huiyin_command()
-    if command is None:
-        pytest.fail("no `huiyin` console script: install the project (pip install -e '.[dev]')")
-    env = _env(tmp_path / "data")
+    command = required_huiyin_command()
+    env = embedded_env(tmp_path / "data")
     for args, stdin in (
         (["admin", "add-community", "demo"], None),
         (
@@ -74,30 +48,8 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]
             [command, *args], cwd=tmp_path, env=env, input=stdin, text=True, capture_output=True
         )
         assert done.returncode == 0, done.stderr
-    port = free_port()
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [command, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            wait_healthy(base + "/healthz", 60, proc)
-        except RuntimeError as exc:
-            pytest.fail(f"{exc}\n--- huiyin serve output ---\n{Served(base, log_path).log_tail()}")
-        yield Served(base, log_path)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    with running_huiyin(tmp_path, env) as served:
+        yield served
 
 
 class Resident:

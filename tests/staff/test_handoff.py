@@ -73,9 +73,7 @@ async def test_take_over_reply_note_release(world: World) -> None:
     await world.say("转人工")
     conv = await world.conversation_of("res-wang")
 
-    async with world.rt.db.unit_of_work() as uow:
-        outcome = await desk.take(uow.session, conv, world.lina.person_id)
-        await uow.commit()
+    outcome = await world.take(conv)
     await desk.send(outcome.notices, world.rt.outbound)
     assert world.sender.to("res-wang") == ["您好，我是社区工作人员李娜，接下来由我为您服务。"]
 
@@ -131,28 +129,19 @@ async def test_take_over_reply_note_release(world: World) -> None:
 
 
 async def test_staff_can_take_a_conversation_nobody_queued(world: World) -> None:
-    desk = world.rt.dispatcher.handoff
     await world.say("你好")
     conv = await world.conversation_of("res-wang")
-    async with world.rt.db.unit_of_work() as uow:
-        outcome = await desk.take(uow.session, conv, world.lina.person_id)
-        await uow.commit()
+    outcome = await world.take(conv)
     assert outcome.handoff is not None and outcome.handoff.reason == "staff"
     assert await world.say("你好") == []
 
 
 async def test_only_the_holder_replies_and_a_colleague_cannot_grab_it(world: World) -> None:
     desk = world.rt.dispatcher.handoff
-    async with world.rt.db.unit_of_work() as uow:
-        from bot.roles import create_staff_account
-
-        colleague = await create_staff_account(uow.session, "chen", "another password", "陈明", [world.demo])
-        await uow.commit()
+    colleague = await world.add_colleague()
     await world.say("转人工")
     conv = await world.conversation_of("res-wang")
-    async with world.rt.db.unit_of_work() as uow:
-        await desk.take(uow.session, conv, world.lina.person_id)
-        await uow.commit()
+    await world.take(conv)
     for attempt in ("take", "reply"):
         async with world.rt.db.unit_of_work() as uow:
             try:
@@ -168,11 +157,7 @@ async def test_only_the_holder_replies_and_a_colleague_cannot_grab_it(world: Wor
 
 async def test_two_staff_taking_at_once_one_wins(world: World) -> None:
     desk = world.rt.dispatcher.handoff
-    async with world.rt.db.unit_of_work() as uow:
-        from bot.roles import create_staff_account
-
-        colleague = await create_staff_account(uow.session, "chen", "another password", "陈明", [world.demo])
-        await uow.commit()
+    colleague = await world.add_colleague()
     await world.say("转人工")
     conv = await world.conversation_of("res-wang")
 
@@ -193,9 +178,7 @@ async def test_auto_release_after_a_quiet_period(world: World) -> None:
     desk = world.rt.dispatcher.handoff
     await world.say("转人工")
     conv = await world.conversation_of("res-wang")
-    async with world.rt.db.unit_of_work() as uow:
-        await desk.take(uow.session, conv, world.lina.person_id)
-        await uow.commit()
+    await world.take(conv)
     # Recently active: stays with staff.
     assert await desk.release_quiet(world.rt.db, world.rt.outbound) == 0
     quiet = utcnow() - timedelta(seconds=world.rt.settings.handoff_quiet_release_s + 5)
@@ -217,9 +200,7 @@ async def test_a_resident_message_keeps_the_handoff_alive(world: World) -> None:
     desk = world.rt.dispatcher.handoff
     await world.say("转人工")
     conv = await world.conversation_of("res-wang")
-    async with world.rt.db.unit_of_work() as uow:
-        await desk.take(uow.session, conv, world.lina.person_id)
-        await uow.commit()
+    await world.take(conv)
     quiet = utcnow() - timedelta(seconds=world.rt.settings.handoff_quiet_release_s + 5)
     async with world.rt.db.unit_of_work() as uow:
         await uow.session.execute(update(Handoff).values(last_activity_at=quiet))
@@ -233,9 +214,7 @@ async def test_in_a_group_the_held_resident_reaches_staff_without_addressing_the
     group = {"chat_id": "grp-3", "chat_type": ChatType.GROUP, "chat_title": "幸福里3栋业主群"}
     assert await world.say("@回音 转人工", mentions_bot=True, **group)
     conv = await world.conversation_of("res-wang", "grp-3")
-    async with world.rt.db.unit_of_work() as uow:
-        outcome = await desk.take(uow.session, conv, world.lina.person_id)
-        await uow.commit()
+    outcome = await world.take(conv)
     await desk.send(outcome.notices, world.rt.outbound)
     # The group sees the staff member address the resident by name.
     assert world.sender.in_chat("grp-3")[-1].startswith("@王阿姨 ")
@@ -248,12 +227,9 @@ async def test_in_a_group_the_held_resident_reaches_staff_without_addressing_the
 
 
 async def test_an_emergency_while_held_still_gets_the_safety_script(world: World) -> None:
-    desk = world.rt.dispatcher.handoff
     await world.say("转人工")
     conv = await world.conversation_of("res-wang")
-    async with world.rt.db.unit_of_work() as uow:
-        await desk.take(uow.session, conv, world.lina.person_id)
-        await uow.commit()
+    await world.take(conv)
     replies = await world.say("着火了！楼道里全是烟")
     assert any("119" in r for r in replies), replies
 

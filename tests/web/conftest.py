@@ -1,46 +1,27 @@
 """Fixtures for the web chat page tests: Debian's Chromium driven by Playwright, and local servers.
 
-The browser is the system's /usr/bin/chromium (apt packages `chromium`, `chromium-driver`); Playwright
-never downloads its own. Without either, these tests skip and say why. Every server here listens on
-127.0.0.1 only.
+The browser is the system's /usr/bin/chromium (:mod:`tests.web.chromium`); without it, or without
+Playwright, these tests skip and say why. Every server here listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.web.webchat_servers import Served, free_port, huiyin_command, wait_healthy
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.web.chromium import launched_chromium
+from tests.web.webchat_servers import Served, embedded_env, free_port, running_huiyin, wait_healthy
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("needs /usr/bin/chromium (apt-get install chromium chromium-driver)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("needs Python Playwright (pip install -e '.[dev]')")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    """Debian's Chromium, one per test module: a sync Playwright left running after its module would leave
+    its event loop running under whatever async or Playwright test comes next, in any order of modules."""
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture
@@ -86,38 +67,5 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     Shared by a module's tests: each page gets fresh resident ids, so their conversations never meet.
     """
     tmp_path = tmp_path_factory.mktemp("huiyin-serve")
-    command = huiyin_command()
-    if command is None:
-        pytest.fail("no `huiyin` console script: install the project (pip install -e '.[dev]')")
-    # Embedded defaults whatever the surrounding run configured (CI also runs on real services).
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("HUIYIN_") and k not in {"DATABASE_URL", "REDIS_URL"}
-    }
-    env["HUIYIN_DATA_DIR"] = str(tmp_path / "data")
-    port = free_port()
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        # cwd is the temp dir so a developer's .env in the repository does not leak into the test.
-        proc = subprocess.Popen(
-            [command, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            wait_healthy(base + "/healthz", 60, proc)
-        except RuntimeError as exc:
-            pytest.fail(f"{exc}\n--- huiyin serve output ---\n{Served(base, log_path).log_tail()}")
-        yield Served(base, log_path)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    with running_huiyin(tmp_path, embedded_env(tmp_path / "data")) as served:
+        yield served
