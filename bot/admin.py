@@ -319,8 +319,7 @@ def invite(
 def bind_chat(platform: str, chat_id: str, community_code: str, as_staff: bool, title: str) -> None:
     """Bind a group chat to a community (a building group, or with --staff the staff group).
 
-    Running servers cache a chat's community for up to an hour; restart them after moving a chat
-    that has already talked to another community.
+    Running servers see the new binding within a minute (they cache a chat's community that long).
     """
 
     async def work(session: AsyncSession) -> str:

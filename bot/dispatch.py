@@ -18,6 +18,7 @@ The path of one message (see ARCHITECTURE.md):
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,6 +48,9 @@ log = structlog.get_logger(__name__)
 LISTEN_OFFER_CONFIDENCE = 0.75
 # Conversations whose database ids are cached per process (a few MB at most).
 REF_CACHE_SIZE = 50_000
+REF_CACHE_TTL_S = 60.0
+"""How long a process trusts its cached ids of a conversation. The ids never change, but the community a
+chat belongs to can (``huiyin admin bind-chat``): running servers see a rebinding within this time."""
 # An emergency intent below this needs the knowledge base to agree before the safety script interrupts.
 EMERGENCY_CONFIDENCE = 0.6
 # Below this, an "other" message in a private chat is "not understood" unless the KB matches it.
@@ -90,7 +94,7 @@ class Dispatcher:
         self._tz = ZoneInfo(settings.timezone)
         names = sorted({n.lower() for n in settings.bot_names}, key=len, reverse=True)
         self._name_re = re.compile("|".join(re.escape(n) for n in names))
-        self._refs: dict[str, ConversationRef] = {}
+        self._refs: dict[str, tuple[float, ConversationRef]] = {}  # key -> (cached at, ids)
         self.handoff = HandoffDesk(settings=settings, store=store, kb=kb, words=self.words)
         self.follow_up = FollowUp(
             settings=settings, store=store, words=self.words, bot_names=settings.bot_names
@@ -239,7 +243,8 @@ class Dispatcher:
         # Only ids of rows that now exist: a turn that failed before its commit created nothing.
         if len(self._refs) + len(created) > REF_CACHE_SIZE:
             self._refs.clear()
-        self._refs.update(created)
+        now = time.monotonic()
+        self._refs.update((k, (now, ref)) for k, ref in created.items())
         if moved:
             async with self.store.lock(private_key):
                 await self.store.set_state(private_key, out.private_state)
@@ -254,8 +259,9 @@ class Dispatcher:
         created: dict[str, ConversationRef],
     ) -> ConversationRef:
         """The database ids behind this conversation. They never change once created, so they are
-        cached per process: a turn then costs one UPDATE instead of a handful of SELECTs."""
-        cached = self._refs.get(key.part)
+        cached per process (for :data:`REF_CACHE_TTL_S`, as the chat's community may be rebound): a turn
+        then costs one UPDATE instead of a handful of SELECTs."""
+        cached = self._cached_ref(key)
         if cached is not None:
             return cached
         existing = await repo.find_chat(message.platform.value, message.chat_id)
@@ -280,6 +286,16 @@ class Dispatcher:
         created[key.part] = ref  # cached once the turn's transaction has committed
         return ref
 
+    def _cached_ref(self, key: ConversationKey) -> ConversationRef | None:
+        entry = self._refs.get(key.part)
+        if entry is None:
+            return None
+        cached_at, ref = entry
+        if time.monotonic() - cached_at > REF_CACHE_TTL_S:
+            del self._refs[key.part]
+            return None
+        return ref
+
     async def _resolve_private(
         self,
         repo: Repository,
@@ -288,7 +304,7 @@ class Dispatcher:
         created: dict[str, ConversationRef],
     ) -> ConversationRef:
         key = private_key_for(message)
-        cached = self._refs.get(key.part)
+        cached = self._cached_ref(key)
         if cached is not None:
             return cached
         person = await repo.person(ref.person_id)

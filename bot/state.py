@@ -30,6 +30,9 @@ PREFIX = "hy"
 # A dialog that idles past its timeout is expired on the next message; the state itself is kept a while
 # longer so that the resident can be told politely what happened to it.
 STATE_RETENTION_S = 7 * 24 * 3600
+CHAT_SETTINGS_TTL_S = 60
+"""How long a group's cached settings (listen mode, community) are trusted before the database is asked
+again: a chat rebound with ``huiyin admin bind-chat`` is seen by running servers within this time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +167,7 @@ class StateStore:
     async def set_chat_settings(self, platform: Platform, chat_id: str, values: dict[str, str]) -> None:
         name = f"{PREFIX}:chat:{platform.value}:{chat_id}"
         await self.redis.hset(name, mapping=dict(values))  # type: ignore[arg-type]
-        await self.redis.expire(name, 3600)
+        await self.redis.expire(name, CHAT_SETTINGS_TTL_S)
 
 
 def private_key_for(message: IncomingMessage) -> ConversationKey:

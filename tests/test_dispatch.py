@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.db.models import Appeal, AppealEvent, OutboxEntry, TranscriptMessage
-from bot.message import IncomingMessage, Reply, Target
+from bot.message import IncomingMessage, Platform, Reply, Target
 from bot.nlu.base import NLUBackend
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.state import ConversationKey
+from tests.conftest import GROUP
 
 Msg = Callable[..., IncomingMessage]
 APPEAL_ID = re.compile(r"HY-\d{8}-\d{4}")
@@ -239,3 +240,32 @@ async def test_a_failed_turn_leaves_no_stale_ids_behind(
     replies = await dispatcher.handle(private_msg("楼道灯坏了", who="new-resident", message_id="f2"))
     assert replies
     assert await count(runtime, TranscriptMessage, TranscriptMessage.platform_message_id == "f2") == 1
+
+
+async def test_a_rebound_group_chat_is_answered_for_its_new_community(
+    runtime: Runtime, group_msg: Callable[..., IncomingMessage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`huiyin admin bind-chat` moves a chat in the database; a running server must follow once its caches
+    (the conversation's ids, the chat's settings) have aged out, without a restart."""
+    from sqlalchemy import update
+
+    import bot.dispatch
+    from bot.db.models import Chat
+
+    ask = "@回音 楼道灯坏了找谁"
+    first = await runtime.dispatcher.handle(group_msg(ask, mention=True, message_id="rebind-1"))
+    assert "物业服务中心" in first[0].text  # demo has a property company
+    async with runtime.db.unit_of_work() as uow:
+        laoyuan = await uow.repo.community("laoyuan")
+        await uow.session.execute(
+            update(Chat).where(Chat.external_id == GROUP).values(community_id=laoyuan.id)
+        )
+        await uow.commit()
+    again = await runtime.dispatcher.handle(group_msg(ask, mention=True, message_id="rebind-2"))
+    assert again[0].text == first[0].text, "within the cache time the old binding still answers"
+
+    # Both caches age out (60 s each in production).
+    monkeypatch.setattr(bot.dispatch, "REF_CACHE_TTL_S", 0.0)
+    await runtime.store.redis.delete(f"hy:chat:{Platform.REST.value}:{GROUP}")
+    moved = await runtime.dispatcher.handle(group_msg(ask, mention=True, message_id="rebind-3"))
+    assert "老园社区" in moved[0].text and "物业服务中心" not in moved[0].text
