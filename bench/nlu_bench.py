@@ -6,6 +6,9 @@ lookup; then the worst intents and the most frequent confusions. The blind subse
 also scored on its own (see the file's header).
 
     python -m bench.nlu_bench [--rasa-url http://127.0.0.1:5005] [--community demo] [--repeat 5]
+    python -m bench.nlu_bench --heldout bench/data/dev.yml --show-misses    the development set
+
+Tune against the development set (bench/data/dev.yml, same schema); the held-out set is the final check.
 
 First contact is scored on messages whose expected intent is report, ask_contact or emergency: right when
 the predicted first contact has the expected party and, where one is expected, the expected sub-code;

@@ -16,7 +16,7 @@ import click
 
 from kb.loader import LoadResult, Located, load
 from kb.model import CommunityProfile, Matter, Party
-from kb.search import prepare
+from kb.search import prepare, searched_form
 
 # Articles the project's legal brief (shared/domain/responsibilities.md) states and checked; numbering
 # of 物业管理条例 is the 2018 revision. Cite nothing else: a wrong article number in an answer residents
@@ -79,6 +79,20 @@ def _check_texts(m: Located[Matter], errors: list[str]) -> None:
                 errors.append(f"{m.where_of(*loc)}: {m.value.id}: unknown placeholder {ph} (only {{物业}})")
 
 
+def _check_search_words(m: Located[Matter], errors: list[str]) -> None:
+    """Keywords and required words are looked for in the message as search prepares it (kb/search.py:
+    filler words such as 了/的/一直/好几天 removed). One that a filler changes would silently look for
+    something else ("一直在漏" → "在漏", any leak)."""
+    for field in ("keywords", "requires_any"):
+        for i, word in enumerate(getattr(m.value, field)):
+            prepared, plain = prepare(word), searched_form(word)
+            if prepared != plain:
+                errors.append(
+                    f"{m.where_of(field, i)}: {m.value.id}: {field} word {word!r} contains a filler word "
+                    f"search removes; it would look for {prepared!r} (write the word without it)"
+                )
+
+
 def _check_matters(result: LoadResult, errors: list[str]) -> dict[str, Located[Matter]]:
     by_id: dict[str, Located[Matter]] = {}
     for m in result.matters:
@@ -91,6 +105,7 @@ def _check_matters(result: LoadResult, errors: list[str]) -> dict[str, Located[M
     for m in result.matters:
         _check_legal(m, errors)
         _check_texts(m, errors)
+        _check_search_words(m, errors)
         if m.value.clarify is not None:
             for i, opt in enumerate(m.value.clarify.options):
                 if opt.matter not in by_id:

@@ -7,6 +7,12 @@ with its score against all its text at once (so that a message echoing several p
 beats a lucky single-example hit). Character n-grams need no word segmentation, tolerate typos and
 colloquial word order, and work on the short texts of group chats.
 
+Before matching, both sides lose the words that say nothing about *which* matter: question words
+("该找谁"), particles, and the frame residents put around every problem — how often ("隔三差五", "天天"),
+how long ("好几个月"), how bad ("严重", "窗户都不敢开") and how nobody helps ("也没用"). A long message
+that still scores below the threshold as a whole is scored clause by clause as well (see
+:meth:`MatterIndex._query`): residents name the problem in one clause and spend the rest on who they asked.
+
 Why not scikit-learn itself: importing it costs 2–3 s on the 2-core target, against a budget of 1 s for
 loading the whole knowledge base, and its per-call input validation alone is ~0.2 ms. The index here is
 a plain inverted index in numpy: a lookup touches only the postings of the message's own n-grams
@@ -21,7 +27,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import pairwise, repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -33,7 +39,7 @@ DEFAULT_THRESHOLD = 0.24
 """Below this blended cosine a message is not confidently about any matter (tuned on tests/kb)."""
 BEST_DOC_WEIGHT = 0.5  # the rest goes to the matter-as-a-whole document
 UNIGRAM_WEIGHT = 1.0  # weight of single characters relative to 2- and 3-grams
-KEYWORD_BONUS = 0.08  # per distinct keyword of a matter found verbatim in the message (x2 for emergencies)
+KEYWORD_BONUS = 0.1  # per distinct keyword of a matter found verbatim in the message (x2 for emergencies)
 OPTION_PREFERENCE = 0.85  # see MatterIndex._best
 EMERGENCY_PREFERENCE = 0.9  # see MatterIndex._best
 PAST_EMERGENCY_FACTOR = 0.5
@@ -43,6 +49,15 @@ MAX_QUERY_CHARS = 200
 """Only the start of a long message is matched: residents state the problem first, and the cost of a
 lookup grows with the message (a 20 KB paste must not cost 20 KB of n-grams)."""
 
+CLAUSE_WEIGHT = 0.9
+"""When a long message matches nothing as a whole, each clause (and each pair of neighbouring clauses)
+is scored at this fraction of its own cosine (see MatterIndex._query): a clause is less evidence than a
+whole message, and a stray clause must not answer a message that is about something else."""
+MIN_CLAUSE_CHARS = 4  # prepared characters; a shorter piece joins the next clause
+MIN_WINDOWED_CHARS = 12  # prepared characters; a shorter message is scored only as a whole
+MAX_CLAUSES = 12  # of a long message, only the first clauses are scored one by one (cost)
+_CLAUSE_SPLIT = re.compile(r"[\s,.!?;:~，。！？；：、…~～]+")
+
 # Words that say "I have a question" rather than what it is about. Removing them from both sides keeps
 # "楼道灯坏了该找谁" close to "楼道灯坏了" and stops "找谁" alone from matching anything.
 _FILLERS = (
@@ -51,8 +66,18 @@ _FILLERS = (
     "应该找谁|该找谁|找谁管|找谁|谁来管|谁管|归谁管|哪个部门管|找哪个部门|找什么部门|找哪里|哪个部门|"
     "怎么办啊|怎么办|咋办|怎么处理|如何处理|怎么弄|咋弄|有没有人管|有人管吗|没人管|"
     "我想投诉|想投诉|我要投诉|要投诉|投诉一下|我想反映|想反映|我要反映|反映一下|我要举报|想举报|举报一下|"
-    "怎么|咋|吗|呢|吧|啊|呀|哦|嘛|啦|哈|呐|的|了|"
-    "小回|回音|机器人"
+    "怎么|咋|吗|呢|(?<![酒网清氧])吧|啊|呀|哦|嘛|啦|哈|呐|的|了(?!解)|"
+    "小回|回音|机器人|"
+    # How often, how long, how bad, and "nobody helps": residents wrap every problem in these, so they tell
+    # nothing about which matter it is (and an example that happens to share one, "隔三差五停水", must not
+    # pull "电梯隔三差五就坏" to the water supply).
+    "隔三差五|三天两头|天天|每天|每次|经常|老是|总是|一直|好几天|好多天|好几次|好多次|多少次|好几个月|"
+    "好长时间|好久|很久|已经|到现在|至今|现在|一会儿|"
+    "特别|非常|真的|实在|简直|根本|严重|"
+    "也没用|没有用|都没用|没人理|不理|受不了|忍不了|气死|烦死|希望|恳请|请求|尽快|有关部门|相关部门|"
+    "帮帮忙|帮忙|管一管|管管|处理一下|解决一下|谢谢|"
+    "窗户都不敢开|窗都不敢开|不敢开窗|窗户不敢开|没法睡|睡不着觉|睡不着|"
+    "也不提前通知|不提前通知|也没提前通知|没提前通知|这几天|这段时间|最近"
 )
 _NOISE = re.compile(r"[\W\d_]+")  # punctuation, spaces, digits (building numbers), underscores
 _FILLER = re.compile(_FILLERS)
@@ -85,7 +110,9 @@ _SERVICE_NUMBER = re.compile(
 # answer in any case (bot.nlu.route).
 _PAST_DANGER = re.compile(
     r"发生过|着过火|失过火|去年|前年|上个月|上月|上周|上星期|上次|上回|曾经|那次|当时|几个月前|年前|"
-    r"才没|没出大事|没出事|进了医院|住院|出院|抢救过来|脱离危险|差点|险些|没砸到|没伤到|没伤着|没人受伤|没有人受伤"
+    r"才没|没出大事|没出事|进了医院|住院|出院|抢救过来|脱离危险|差点|险些|没砸到|没伤到|没伤着|没人受伤|没有人受伤|"
+    # ... or one that may happen, or happened elsewhere: a risk to report, not a call for 110/119/120.
+    r"万一|如果|要是|假如|一旦|隐患|会不会|真出|真着火|新闻|视频|听说|据说|别的小区|前几天|前些天|前阵子"
 )
 _PRESENT_DANGER = re.compile(r"救命|快来|快救|赶紧|现在又|正在|又着|又冒")
 
@@ -99,6 +126,12 @@ def _name_number(match: re.Match[str]) -> str:
     return _SERVICE_NUMBERS[match.group(0)]
 
 
+def searched_form(word: str) -> str:
+    """``word`` as search compares it when nothing in it is a filler: lower case, service numbers named,
+    no punctuation or digits (for checking keywords, see kb/check.py)."""
+    return _NOISE.sub("", _SERVICE_NUMBER.sub(_name_number, word.lower()))
+
+
 def prepare(text: str) -> str:
     """Reduce normalized text to the characters that say what the message is about."""
     text = _SERVICE_NUMBER.sub(_name_number, text.lower())
@@ -110,6 +143,28 @@ def ngrams(text: str) -> list[str]:
     for n in range(max(NGRAM_MIN, 2), NGRAM_MAX + 1):
         out += [text[i : i + n] for i in range(len(text) - n + 1)]
     return out
+
+
+def clause_windows(text: str) -> list[str]:
+    """The prepared clauses of normalized ``text`` and each pair of neighbouring clauses, when it has
+    more than one clause (none otherwise: the whole message is the only window). Clauses too short to
+    say anything on their own are joined to the next one."""
+    clauses: list[str] = []
+    pending = ""
+    for part in _CLAUSE_SPLIT.split(text):
+        pending += prepare(part)
+        if len(pending) >= MIN_CLAUSE_CHARS:
+            clauses.append(pending)
+            pending = ""
+    if pending:
+        if clauses:
+            clauses[-1] += pending
+        else:
+            clauses.append(pending)
+    clauses = clauses[:MAX_CLAUSES]
+    if len(clauses) < 2:
+        return []
+    return clauses + [a + b for a, b in pairwise(clauses)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,13 +229,19 @@ class MatterIndex:
         self._post_ptr = np.zeros(len(vocab) + 1, dtype=np.intp)
         np.cumsum(np.bincount(terms, minlength=len(vocab)), out=self._post_ptr[1:])
         # Keywords (two characters or more) found verbatim are strong evidence: one regex pass finds them.
-        self._keyword_owners: dict[str, list[int]] = {}
+        # An ambiguous matter's keywords name a topic ("停电"): they count for the matter and for each of
+        # its clarify options alike, so that the topic wins over others while the options still decide
+        # among themselves on their own words.
+        position = {m.id: i for i, m in enumerate(matters)}
+        keyword_owners: dict[str, set[int]] = {}
         for i, m in enumerate(matters):
+            family = [i]
             if m.clarify is not None:
-                continue  # an ambiguous matter's keywords are generic; its options carry the detail
+                family += [position[o.matter] for o in m.clarify.options if o.matter in position]
             for kw in {prepare(k) for k in m.keywords}:
                 if len(kw) >= 2:
-                    self._keyword_owners.setdefault(kw, []).append(i)
+                    keyword_owners.setdefault(kw, set()).update(family)
+        self._keyword_owners: dict[str, list[int]] = {kw: sorted(ids) for kw, ids in keyword_owners.items()}
         alternatives = sorted(self._keyword_owners, key=len, reverse=True)
         self._keyword_re = re.compile("|".join(map(re.escape, alternatives))) if alternatives else None
         self._requirements = [
@@ -190,7 +251,6 @@ class MatterIndex:
         ]
         self._emergencies = np.asarray([i for i, m in enumerate(matters) if m.emergency], dtype=np.intp)
         self._emergency_set = frozenset(int(i) for i in self._emergencies)
-        position = {m.id: i for i, m in enumerate(matters)}
         self._options: dict[int, list[int]] = {
             position[m.id]: [position[o.matter] for o in m.clarify.options if o.matter in position]
             for m in matters
@@ -200,36 +260,77 @@ class MatterIndex:
     def __len__(self) -> int:
         return len(self._ids)
 
-    def _query(self, text: str) -> npt.NDArray[np.float64] | None:
-        """Blended per-matter scores for ``text``, or None when it shares no phrase with any matter."""
-        prepared = prepare(text)[:MAX_QUERY_CHARS]
-        grams = ngrams(prepared)
-        if not grams:
-            return None
-        counts = Counter(grams)
-        ids = np.fromiter(map(self._vocab.get, counts, repeat(-1)), dtype=np.intp, count=len(counts))
-        known = ids >= 0
-        term_idx = ids[known]
-        if not term_idx.size or not self._is_phrase[term_idx].any():
-            return None  # no shared 2- or 3-gram: a single shared character is no evidence
-        n_seen = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
-        w_known = (1.0 + np.log(n_seen[known])) * self._term_weight[term_idx]
-        sq = float(w_known @ w_known)
-        # Unseen characters count against the message (OOV_MAX_N = 1): text about something else.
-        oov = self._oov_idf * UNIGRAM_WEIGHT
+    def _similarities(self, texts: Sequence[str]) -> npt.NDArray[np.float64] | None:
+        """Blended per-matter cosine of each prepared text (rows), or None when no text shares a 2- or
+        3-gram with any matter. All texts are scored in one pass over the postings."""
         vocab = self._vocab
-        sq += sum(((1.0 + math.log(counts[ch])) * oov) ** 2 for ch in set(prepared) if ch not in vocab)
-        norm = math.sqrt(sq)
-        starts = self._post_ptr[term_idx]
-        lengths = self._post_ptr[term_idx + 1] - starts
-        # Concatenate the postings of all query terms without a Python loop.
-        idx = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
-        qw = np.repeat(w_known / norm, lengths)
+        oov = self._oov_idf * UNIGRAM_WEIGHT
+        n_cols = self._n_docs + len(self._ids)
+        idx_parts: list[npt.NDArray[np.intp]] = []
+        val_parts: list[npt.NDArray[np.float64]] = []
+        any_phrase = False
+        for row, prepared in enumerate(texts):
+            counts = Counter(ngrams(prepared))
+            if not counts:
+                continue
+            ids = np.fromiter(map(vocab.get, counts, repeat(-1)), dtype=np.intp, count=len(counts))
+            known = ids >= 0
+            term_idx = ids[known]
+            if not term_idx.size or not self._is_phrase[term_idx].any():
+                continue  # no shared 2- or 3-gram: a single shared character is no evidence
+            any_phrase = True
+            n_seen = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+            w_known = (1.0 + np.log(n_seen[known])) * self._term_weight[term_idx]
+            sq = float(w_known @ w_known)
+            # Unseen characters count against the message (OOV_MAX_N = 1): text about something else.
+            sq += sum(((1.0 + math.log(counts[ch])) * oov) ** 2 for ch in set(prepared) if ch not in vocab)
+            starts = self._post_ptr[term_idx]
+            lengths = self._post_ptr[term_idx + 1] - starts
+            # Concatenate the postings of all query terms without a Python loop.
+            idx = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+            idx_parts.append(self._post_doc[idx] + row * n_cols)
+            val_parts.append(self._post_val[idx] * np.repeat(w_known / math.sqrt(sq), lengths))
+        if not any_phrase:
+            return None
         sims = np.bincount(
-            self._post_doc[idx], weights=self._post_val[idx] * qw, minlength=self._n_docs + len(self._ids)
+            np.concatenate(idx_parts), weights=np.concatenate(val_parts), minlength=len(texts) * n_cols
+        ).reshape(len(texts), n_cols)
+        best_doc = np.maximum.reduceat(sims[:, : self._n_docs], self._starts, axis=1)
+        result: npt.NDArray[np.float64] = (
+            BEST_DOC_WEIGHT * best_doc + (1 - BEST_DOC_WEIGHT) * sims[:, self._n_docs :]
         )
-        best_doc = np.maximum.reduceat(sims[: self._n_docs], self._starts)
-        scores = BEST_DOC_WEIGHT * best_doc + (1 - BEST_DOC_WEIGHT) * sims[self._n_docs :]
+        return result
+
+    def _query(self, text: str) -> npt.NDArray[np.float64] | None:
+        """Per-matter scores for ``text``, or None when it shares no phrase with any matter.
+
+        A message scores as a whole. When nothing reaches the threshold that way and the message is long
+        enough to have several clauses, each clause and each pair of neighbouring clauses is scored too
+        (discounted by :data:`CLAUSE_WEIGHT`): a long message often states the problem in one clause
+        ("地下车库天天漏水") among others about how long it has lasted, whom the writer already asked and
+        how angry they are, which dilute the whole-message cosine below any match.
+        """
+        clipped = text[: MAX_QUERY_CHARS * 2]
+        prepared = prepare(clipped)[:MAX_QUERY_CHARS]
+        if not prepared:
+            return None
+        rows = self._similarities([prepared])
+        base = rows[0] if rows is not None else np.zeros(len(self._ids))
+        scores = self._adjust(base, prepared, clipped)
+        if float(scores.max()) < self.threshold and len(prepared) >= MIN_WINDOWED_CHARS:
+            windows = clause_windows(clipped)
+            parts = self._similarities(windows) if windows else None
+            if parts is not None:
+                rows = parts
+                scores = self._adjust(np.maximum(base, CLAUSE_WEIGHT * parts.max(axis=0)), prepared, clipped)
+        return scores if rows is not None else None
+
+    def _adjust(
+        self, similarities: npt.NDArray[np.float64], prepared: str, clipped: str
+    ) -> npt.NDArray[np.float64]:
+        """``similarities`` plus keyword bonuses, minus matters whose required words are missing, with
+        emergencies damped when the danger is told as over."""
+        scores = similarities.copy()
         if self._keyword_re is not None:
             found: set[str] = set(self._keyword_re.findall(prepared))
             for kw in found:
@@ -238,26 +339,28 @@ class MatterIndex:
         for i, required in self._requirements:
             if required.search(prepared) is None:
                 scores[i] = 0.0
-        if self._emergencies.size and tells_past_danger(text[: MAX_QUERY_CHARS * 2]):
+        if self._emergencies.size and tells_past_danger(clipped):
             scores[self._emergencies] *= PAST_EMERGENCY_FACTOR
         return scores
 
-    def _best(self, scores: npt.NDArray[np.float64]) -> int:
-        """Index of the best matter, preferring a clarify option that scores almost as well as the
-        ambiguous matter asking it (the message then carries the detail the question would ask for),
+    def _best(self, scores: npt.NDArray[np.float64]) -> tuple[int, float]:
+        """Index and score of the best matter, preferring a clarify option that scores almost as well as
+        the ambiguous matter asking it (the message then carries the detail the question would ask for;
+        the option keeps the ambiguous matter's score, since the message plainly is about that topic),
         and an emergency that scores almost as well as the best."""
         i = int(np.argmax(scores))
+        score = float(scores[i])
         options = self._options.get(i)
         if options:
             j = max(options, key=lambda o: scores[o])
-            if scores[j] >= OPTION_PREFERENCE * scores[i]:
+            if scores[j] >= OPTION_PREFERENCE * score:
                 i = j
         if self._emergencies.size and i not in self._emergency_set:
             # Safety first: when an emergency reads almost as likely, answer the emergency.
             e = int(self._emergencies[np.argmax(scores[self._emergencies])])
-            if scores[e] >= EMERGENCY_PREFERENCE * scores[i]:
-                return e
-        return i
+            if scores[e] >= EMERGENCY_PREFERENCE * score:
+                return e, float(scores[e])
+        return i, score
 
     def rank(self, text: str, k: int = 5) -> list[Hit]:
         """The ``k`` best matters for ``text``, best first, whatever their score (for tools and tests)."""
@@ -272,8 +375,7 @@ class MatterIndex:
         scores = self._query(text)
         if scores is None:
             return None
-        i = self._best(scores)
-        score = float(scores[i])
+        i, score = self._best(scores)
         if score < self.threshold:
             return None
         return Hit(self._ids[i], round(min(score, 1.0), 4))

@@ -27,7 +27,7 @@ from typing import Any
 import click
 
 from bot.nlu.base import Entity, Intent, NLUBackend, Understanding
-from bot.nlu.embedded import emergency_kind
+from bot.nlu.embedded import EMERGENCY_PATTERNS, emergency_kind
 from bot.settings import Settings
 from kb import Contact, KBAnswer, KnowledgeBase
 from kb.model import EmergencySub
@@ -42,6 +42,31 @@ EMERGENCY_MATTERS: dict[str, str] = {
     "violence": "violence_fight",
 }
 """Kind of danger → the knowledge-base matter whose safety instructions answer it."""
+
+KINDS_OF_EMERGENCY_MATTER: dict[str, frozenset[str]] = {
+    "fire": frozenset({"fire"}),
+    "electrical_sparks": frozenset({"fire"}),
+    "gas_leak": frozenset({"gas"}),
+    "carbon_monoxide": frozenset({"gas", "injury"}),
+    "lift_trapped": frozenset({"trapped"}),
+    "child_locked_danger": frozenset({"trapped", "injury"}),
+    "injury_medical": frozenset({"injury"}),
+    "electrocution": frozenset({"injury"}),
+    "drowning": frozenset({"injury"}),
+    "burn_scald": frozenset({"injury", "fire"}),
+    "dog_bite": frozenset({"injury"}),
+    "suicide_risk": frozenset({"injury"}),
+    "person_unresponsive": frozenset({"injury"}),
+    "falling_object_injury": frozenset({"injury", "violence"}),
+    "violence_fight": frozenset({"violence"}),
+    "burglary_in_progress": frozenset({"violence"}),
+    "domestic_violence": frozenset({"violence"}),
+    "personal_threat": frozenset({"violence"}),
+    "suspicious_person": frozenset({"violence"}),
+}
+"""Emergency matter → the kinds of danger (:func:`bot.nlu.embedded.emergency_kind`) it answers. When the
+message mentions no kind the matched matter answers ("电动车在电梯里自燃了，轿厢里全是烟" matches the
+trapped-in-a-lift matter on "电梯"), the kind of danger decides. Matters not listed here answer any kind."""
 
 CONFIDENT_EMERGENCY_MATCH = 0.45
 """A knowledge-base emergency match at least this similar is used even without a danger word (matches on
@@ -90,6 +115,17 @@ GENERIC_EMERGENCY_ANSWER = (
 )
 
 
+def _kinds_mentioned(normalized: str) -> set[str]:
+    """Every kind of danger the text has a word for, whether now, past or hypothetical ("救命，他吐血了"
+    mentions violence by "救命" and injury by "血"). The lift hint ("电梯") is left out: a lift is where
+    many things happen, not a danger of its own."""
+    kinds = {kind for kind, pattern in EMERGENCY_PATTERNS.items() if pattern.search(normalized)}
+    kinds.update(
+        kind for kind, pattern in _EMERGENCY_HINTS if kind != "trapped" and pattern.search(normalized)
+    )
+    return kinds
+
+
 def _danger_kind(normalized: str) -> str | None:
     kind = emergency_kind(normalized)
     if kind is not None:
@@ -111,7 +147,9 @@ def find_answer(understanding: Understanding, kb: KnowledgeBase, community: str)
     # is strong on its own. A weak match on generic words ("快来人") must not decide the safety advice.
     kind = emergency_kind(understanding.text)
     if hit is not None and hit.emergency and (kind is not None or hit.score >= CONFIDENT_EMERGENCY_MATCH):
-        return hit
+        answers = KINDS_OF_EMERGENCY_MATTER.get(hit.matter_id)
+        if kind is None or answers is None or answers & _kinds_mentioned(understanding.text):
+            return hit
     kind = kind or _danger_kind(understanding.text)
     if kind is None:
         return None

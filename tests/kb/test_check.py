@@ -182,3 +182,13 @@ def test_community_without_property_needs_fallback(kb_copy: Path) -> None:
     replace_once(path, "property_fallback: community\n", "")
     errors = check_kb(kb_copy)
     assert any(e.startswith(f"{path}:") and "property_fallback" in e for e in errors), errors
+
+
+def test_keyword_with_a_filler_word_is_refused(kb_copy: Path) -> None:
+    """Search removes filler words (了, 一直 …) from messages, so a keyword containing one never matches
+    as written."""
+    path = kb_copy / "matters" / "repairs.yml"
+    line = line_of(path, "keywords: [楼道灯")
+    replace_once(path, "keywords: [楼道灯", "keywords: [楼道灯坏了, 楼道灯")
+    errors = check_kb(kb_copy)
+    assert any("'楼道灯坏了'" in e and "filler" in e for e in errors_at(errors, path, line)), errors

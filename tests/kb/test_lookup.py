@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from bot.nlu.normalize import normalize
@@ -346,3 +347,53 @@ def test_service_numbers_are_understood(kb: KnowledgeBase) -> None:
     assert answer is not None and answer.matter_id == "contact_hotline"
     room = kb.lookup(normalize("3栋120室楼道灯坏了"), "demo")  # a room number is not 急救
     assert room is not None and room.matter_id == "corridor_light_broken"
+
+
+def test_long_message_is_matched_by_its_problem_clause(kb: KnowledgeBase) -> None:
+    """When the whole message is too diluted to match, the clause that names the problem decides."""
+    message = (
+        "说出来都不好意思 我们这栋楼住的大多是老人 平时大家和和气气的 逢年过节还互相送点吃的 "
+        "可这段时间实在扛不住了 地库一下雨就淹 车都不敢往下开 前台就一句在协调 让我们再等等"
+    )
+    answer = kb.lookup(normalize(message), "demo")
+    assert answer is not None and answer.matter_id == "garage_flooding"
+
+
+def test_words_about_frequency_and_what_was_tried_say_nothing_about_the_matter(kb: KnowledgeBase) -> None:
+    # "隔三差五" appears in a water-outage example; it must not pull a lift message there.
+    lift = kb.lookup(normalize("我们楼的电梯隔三差五就出毛病"), "demo")
+    assert lift is not None and lift.matter_id == "lift_broken"
+    # Having called 12345 already is not a question about the hotline.
+    roof = kb.lookup(normalize("顶楼一下雨就漏 打了12345也没人来修"), "demo")
+    assert roof is not None and roof.matter_id != "contact_hotline"
+    assert roof.first_contact.party == "property"
+    hotline = kb.lookup(normalize("12345热线能管物业的事吗"), "demo")
+    assert hotline is not None and hotline.matter_id == "contact_hotline"
+
+
+def test_a_danger_that_may_happen_is_not_an_emergency_answer(kb: KnowledgeBase) -> None:
+    answer = kb.lookup(normalize("楼道里停满了电动车 万一着火了人都跑不出去"), "demo")
+    assert answer is not None and not answer.emergency
+    assert answer.first_contact.party == "property"
+
+
+def test_a_clarify_option_keeps_the_score_of_its_question() -> None:
+    """Preferring the option that carries the detail must not drop the match below the threshold."""
+    from kb.search import OPTION_PREFERENCE, MatterIndex
+
+    index = MatterIndex(load_knowledge_base().matters())
+    scores = np.zeros(len(index))
+    ids = list(index.ids())
+    question, option = ids.index("water_outage"), ids.index("water_outage_building")
+    scores[question] = index.threshold + 0.01
+    scores[option] = (index.threshold + 0.01) * OPTION_PREFERENCE + 0.001  # below the threshold itself
+    best, score = index._best(scores)
+    assert ids[best] == "water_outage_building"
+    assert score >= index.threshold
+
+
+def test_a_topic_keyword_of_a_question_counts_for_its_options(kb: KnowledgeBase) -> None:
+    """ "停电" is a keyword of the ambiguous power-cut matter: it must pull the message to the power
+    matters, not to a bus line (线路) or a water cut that happens to share the rest of the wording."""
+    answer = kb.lookup(normalize("我们村晚上老停电 说是线路检修"), "demo")
+    assert answer is not None and answer.matter_id.startswith("power_outage")

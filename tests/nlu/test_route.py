@@ -74,6 +74,10 @@ async def test_intents_without_a_contact_have_none(
         ("快来人 有个小孩被开水烫伤了", "emergency", "ambulance"),
         ("有个男的拿着棍子在楼下追着人打", "emergency", "police"),
         ("厨房冒黑烟了 救命", "emergency", "fire"),
+        # The lift matter matches on "电梯", but the danger is a fire.
+        ("电动车在电梯里自燃了 轿厢都是烟", "emergency", "fire"),
+        # "救命" is a word of violence, but the matter matched (blood) answers an injury.
+        ("救命 我爸突然吐血了", "emergency", "ambulance"),
     ],
 )
 def test_emergency_always_gets_an_emergency_answer(

@@ -19,6 +19,10 @@ from bot.nlu.normalize import normalize
         ("天燃气味道很重", "天然气味道很重"),
         ("暖器不热", "暖气不热"),
         ("拉圾没人清", "垃圾没人清"),
+        ("家里暖汽片冰凉", "家里暖气片冰凉"),
+        ("电体门关不上", "电梯门关不上"),
+        ("消防拴里没水", "消防栓里没水"),
+        ("楼下酒吧躁声太大", "楼下酒吧噪声太大"),
     ],
 )
 def test_common_typos_are_corrected(raw: str, expected: str) -> None:
@@ -33,6 +37,8 @@ def test_common_typos_are_corrected(raw: str, expected: str) -> None:
         "从一楼到三楼都没电",  # 楼到 across two words
         "楼上漏下水到我家",  # 下水到 across two words
         "取暖器坏了",  # 暖器 inside 取暖器
+        "带电体不要碰",  # 电体 inside 带电体
+        "导电体和绝缘体",  # 电体 inside 导电体
     ],
 )
 def test_real_words_are_left_alone(text: str) -> None:
