@@ -487,7 +487,7 @@ async def main() -> int:
     )
     print(f"from this process on the same machine; {args.rate:g} msg/s for {args.seconds:g} s per path")
     print(
-        f"  {'path':<18} {'turns':>6} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'max ms':>8} {'empty':>6} {'errors':>6}"
+        f"  {'path':<18} {'turns':>6} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'max ms':>8} {'cpu ms/turn':>12} {'empty':>6} {'errors':>6}"
     )
     ok = True
     for path in paths:
