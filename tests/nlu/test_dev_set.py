@@ -14,11 +14,9 @@ import pytest
 import yaml
 
 from bench.nlu_bench import HELDOUT, Case, load_heldout
-from bot.nlu.base import Intent
 from bot.nlu.embedded import TrainingExample, load_training_data
 from bot.nlu.route import INTENTS_WITH_CONTACT
-from kb.model import SUBS_BY_PARTY, Party
-from tests.nlu.test_training_data import _key, near_duplicate
+from tests.nlu.test_training_data import _key, assert_distinct, assert_labels_use_known_codes, near_duplicate
 
 DEV = Path(__file__).resolve().parents[2] / "bench" / "data" / "dev.yml"
 
@@ -34,18 +32,7 @@ def test_dev_set_is_big_and_uses_known_codes(dev: list[Case]) -> None:
     with_contact = [c for c in dev if c.intent in INTENTS_WITH_CONTACT]
     assert len(with_contact) >= 200
     assert {c.intent for c in with_contact} == set(INTENTS_WITH_CONTACT)
-    for c in with_contact:
-        if c.party is None:
-            assert c.intent is Intent.REPORT, c.text
-            continue
-        subs = SUBS_BY_PARTY.get(Party(c.party))
-        if subs is None:
-            assert c.sub is None, c.text
-        else:
-            assert c.sub in subs, c.text
-    for c in dev:
-        if c.intent not in INTENTS_WITH_CONTACT:
-            assert c.party is None and c.sub is None, c.text
+    assert_labels_use_known_codes(dev)
 
 
 def test_dev_set_draws_on_real_appeals_and_covers_many_parties(dev: list[Case]) -> None:
@@ -96,7 +83,4 @@ def test_dev_set_is_no_copy_of_heldout_set(dev: list[Case]) -> None:
 
 
 def test_dev_messages_are_distinct(dev: list[Case]) -> None:
-    keys = [_key(c.text) for c in dev]
-    for i, a in enumerate(keys):
-        for b in keys[i + 1 :]:
-            assert not near_duplicate(a, b), (a, b)
+    assert_distinct(dev)

@@ -13,8 +13,7 @@ import yaml
 from bench.nlu_bench import HELDOUT, Case, load_heldout
 from bot.nlu.embedded import load_training_data
 from bot.nlu.route import INTENTS_WITH_CONTACT
-from kb.model import SUBS_BY_PARTY, Party
-from tests.nlu.test_training_data import _key, near_duplicate
+from tests.nlu.test_training_data import _key, assert_distinct, assert_labels_use_known_codes, near_duplicate
 
 DATA = Path(__file__).resolve().parents[2] / "bench" / "data"
 FRESH = DATA / "fresh.yml"
@@ -31,10 +30,8 @@ def test_fresh_set_is_big_and_uses_known_codes(fresh: list[Case]) -> None:
     assert len(with_contact) >= 120
     assert not any(c.blind for c in fresh)
     assert {c.intent for c in with_contact} == set(INTENTS_WITH_CONTACT)
-    for c in with_contact:
-        assert c.party is not None, c.text
-        subs = SUBS_BY_PARTY.get(Party(c.party))
-        assert (c.sub is None) if subs is None else (c.sub in subs), c.text
+    assert all(c.party is not None for c in with_contact)
+    assert_labels_use_known_codes(fresh)
     keys = {f"{c.party}/{c.sub}" if c.sub else str(c.party) for c in with_contact}
     assert len(keys) >= 20
 
@@ -69,7 +66,4 @@ def test_fresh_set_is_no_copy_of_training_dev_or_heldout(fresh: list[Case]) -> N
 
 
 def test_fresh_messages_are_distinct(fresh: list[Case]) -> None:
-    keys = [_key(c.text) for c in fresh]
-    for i, a in enumerate(keys):
-        for b in keys[i + 1 :]:
-            assert not near_duplicate(a, b), (a, b)
+    assert_distinct(fresh)

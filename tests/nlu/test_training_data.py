@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 import yaml
 
-from bench.nlu_bench import HELDOUT, load_heldout
+from bench.nlu_bench import HELDOUT, Case, load_heldout
 from bot.nlu.base import Intent
 from bot.nlu.embedded import (
     TrainingExample,
@@ -50,6 +51,27 @@ def near_duplicate(a: str, b: str) -> bool:
         return False
     ga, gb = _bigrams(a), _bigrams(b)
     return len(ga & gb) / len(ga | gb) >= 0.7
+
+
+def assert_labels_use_known_codes(cases: Sequence[Case]) -> None:
+    """Every evaluation label is a known first contact: a party, with a sub-code exactly where the party
+    has them; only a vague report may expect no contact; other intents carry no contact at all."""
+    for c in cases:
+        if c.intent not in INTENTS_WITH_CONTACT:
+            assert c.party is None and c.sub is None, c.text
+        elif c.party is None:
+            assert c.intent is Intent.REPORT, c.text  # only vague reports expect no contact
+        else:
+            subs = SUBS_BY_PARTY.get(Party(c.party))
+            assert (c.sub is None) if subs is None else (c.sub in subs), c.text
+
+
+def assert_distinct(cases: Sequence[Case]) -> None:
+    """No two messages of one evaluation set are near duplicates of each other."""
+    keys = [_key(c.text) for c in cases]
+    for i, a in enumerate(keys):
+        for b in keys[i + 1 :]:
+            assert not near_duplicate(a, b), (a, b)
 
 
 def test_every_file_is_rasa_3_nlu_data() -> None:
@@ -119,21 +141,8 @@ def test_heldout_is_big_labelled_and_uses_known_codes() -> None:
     assert len(cases) >= 320
     assert {c.intent for c in cases} == set(Intent)
     assert sum(c.blind for c in cases) >= 50
-    with_contact = [c for c in cases if c.intent in INTENTS_WITH_CONTACT]
-    assert len(with_contact) >= 150
-    for c in with_contact:
-        if c.party is None:
-            assert c.intent is Intent.REPORT, c.text  # only vague reports expect no contact
-            continue
-        party = Party(c.party)
-        subs = SUBS_BY_PARTY.get(party)
-        if subs is None:
-            assert c.sub is None, c.text
-        else:
-            assert c.sub in subs, c.text
-    for c in cases:
-        if c.intent not in INTENTS_WITH_CONTACT:
-            assert c.party is None and c.sub is None, c.text
+    assert sum(c.intent in INTENTS_WITH_CONTACT for c in cases) >= 150
+    assert_labels_use_known_codes(cases)
 
 
 def test_heldout_has_traditional_script_long_and_adapted_messages() -> None:
