@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from bot.runtime import Runtime
+from bot.runtime import Runtime, settle_heap
 from bot.settings import Settings
 from bot.staff import create_console, start_staff_jobs
 from integrations import backend, telegram, wechat, wecom
@@ -43,6 +43,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             await backend.setup(app, app.state.runtime)
             # Staff handoff: held conversations back into Redis, notices to staff chats, auto-release.
             await start_staff_jobs(app.state.runtime)
+            if own:
+                settle_heap()
             yield
         finally:
             if own:

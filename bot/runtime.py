@@ -4,6 +4,7 @@ from settings, and tears them down. Every process (`serve`, `chat`, tests) start
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,6 +101,20 @@ class Runtime:
             await closer()
         await self.store.close()
         await self.db.dispose()
+
+
+def settle_heap() -> None:
+    """Exempt everything loaded at start-up (knowledge base, NLU vocabulary, ORM mappings, libraries:
+    ~165k objects) from the cyclic garbage collector, once a server is ready.
+
+    A full collection walks every tracked object: ~60 ms on the 2-core target, a stall of every turn in
+    flight whenever it runs (measured: the tail of the turn latency). Start-up objects live as long as
+    the process, so collecting them is wasted work; ``gc.freeze`` moves them out of the collector's
+    generations (they are still freed by reference counting). Call once, from a process's own start-up,
+    not from tests that start many runtimes.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -61,3 +63,19 @@ def test_a_server_without_platforms_does_not_load_their_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+async def test_a_server_that_starts_its_own_runtime_freezes_its_start_up_heap(tmp_path: Path) -> None:
+    # A full garbage collection over the start-up objects stalls every turn in flight (~60 ms); the
+    # server exempts them once it is ready. Shared runtimes (tests) are left alone.
+    import gc
+
+    from tests.conftest import make_settings
+
+    gc.unfreeze()
+    app = create_app(make_settings(tmp_path))
+    try:
+        async with app.router.lifespan_context(app):
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
