@@ -373,6 +373,10 @@ def load_or_train(
 
 # --- rules -----------------------------------------------------------------------------------------
 
+HELP = "help"
+"""The kind of a bare call for help ("救命"): an emergency of no particular kind (the last kind, so any
+other danger word in the message says what it is)."""
+
 # Danger happening now, by kind. Matched on normalized (simplified, lower-case) text.
 EMERGENCY_PATTERNS: dict[str, re.Pattern[str]] = {
     "gas": re.compile(
@@ -398,13 +402,16 @@ EMERGENCY_PATTERNS: dict[str, re.Pattern[str]] = {
         r"溺水|触电|没有呼吸|没呼吸|没了呼吸|抽搐|心脏病|一动不动|摔倒\S{0,6}起不来|砸伤|咬伤|"
         r"中毒|卡在防盗窗|锁在车里|反锁在车|倒地|倒在(?:地上|楼梯|路边|门口|楼道|家里|卫生间)|摔破|磕破|头破|"
         r"血止不住|止不住血|叫不醒|叫了不应|叫不应|误吞|误食|误喝|噎住|喘不上气|呼吸困难|口吐白沫|休克|中风|"
-        r"脑梗|心梗|摔倒了|跌倒了|摔了一跤"
+        r"脑梗|心梗|摔倒了|跌倒了|摔了一跤|吐血|咯血|呕血|(?<!气得)(?<!气的)(?<!吓得)(?<!吓的)说不出话|口齿不清|嘴歪|"
+        r"口眼歪斜|半(?:边|个)(?:身子|身体|脸)\S{0,4}(?:动不了|不能动|没知觉|没感觉|发麻|麻了|没力气|使不上劲)|偏瘫"
     ),
     "violence": re.compile(
         r"打人|打架|斗殴|持刀|拿刀|拿着刀|动刀|砍人|杀人|伤人|家暴|打老婆|打老公|打孩子|抢劫|抢东西|撬门|撬锁|"
-        r"入室|砸门|动手了|绑架|非礼|猥亵|救命|撬\S{0,4}(?:门|锁)|砍刀|菜刀|抢包|抢手机|抢钱|尾随|一直跟着我|"
+        r"入室|砸门|动手了|绑架|非礼|猥亵|撬\S{0,4}(?:门|锁)|砍刀|菜刀|抢包|抢手机|抢钱|尾随|一直跟着我|"
         r"跟踪我|打起来了|有人在偷|正在偷|在偷东西|小偷还在|小偷就在"
     ),
+    # A bare call for help says that something is wrong, not what: the kind is left to the other words.
+    HELP: re.compile(r"救命|救救我|快救人|快来救"),
 }
 # When is the danger? Residents tell stories ("上个月食物中毒进了医院", "老人心脏病突发，发现及时才没出大事")
 # and ask hypotheticals ("万一着火怎么办") in the same words as a cry for help. Recall comes first: a danger
@@ -412,9 +419,17 @@ EMERGENCY_PATTERNS: dict[str, re.Pattern[str]] = {
 # message says the danger is over — and an explicit word of the present or of urgency wins back.
 _HYPOTHETICAL_OR_PAST = re.compile(
     r"万一|如果|要是|假如|假设|一旦|上次|上回|去年|前年|曾经|发生过|差点|险些|听说|据说|"
-    r"上个月|上个星期|上月|上周|上星期|上礼拜|几个月前|年前|那次|那回|那天|当时|小时候"
+    r"上个月|上个星期|上月|上周|上星期|上礼拜|几个月前|年前|那次|那回|那天|当时|小时候|到时候|哪天|要真|真要|若是|倘若|"
+    r"真的?(?=[^。!?！？]{1,8}?(?:怎么办|咋办|怎么弄|拿什么|怎么逃|怎么跑|谁负责|谁来救|来不及|来得及))"
 )
-"""Hypothetical or clearly past: holds from where it appears to the end of the sentence."""
+"""Hypothetical or clearly past: holds from where it appears to the end of the sentence. "真着火了怎么办"
+(what if there really is a fire) asks about a risk; "现在真的着火了" is not a question and stays."""
+_HABITUAL = re.compile(
+    r"一(?:插|用|按|拔|接|充|通电)\S{0,3}就|一开(?:灯|电|空调|热水器|机|关)\S{0,2}就|每次|每回|老是|总是|经常|时常|常常|动不动|时不时|隔三差五|三天两头|有时(?!间)|偶尔"
+)
+"""A fault that keeps coming back ("插座一插就冒火星", "电梯老是困人"): a repair to report, not a fire or a
+trapped person now — for those kinds only (a smell of gas, an injury or violence stay, recall first)."""
+_HABITUAL_KINDS = frozenset({"fire", "trapped"})
 _RECENT_PAST = re.compile(
     r"(?<![来到])之前|(?<![来到])以前|昨天|昨晚|昨日|前天|前晚|前几天|前些天|前阵子|前段时间"
 )
@@ -437,7 +452,12 @@ _NEGATED = re.compile(r"(?:没|没有|并没有|不是|未|无)$")
 """Just before a danger word: "也没着火", "不是着火" tell that there is none."""
 _SENTENCE_END = re.compile(r"[。!?！？;；]+")
 _CLAUSE_END = re.compile(r"[\s,，、:：]+")
-_TENSES = (("past", _HYPOTHETICAL_OR_PAST), ("recent", _RECENT_PAST), ("present", _PRESENT))
+_TENSES = (
+    ("past", _HYPOTHETICAL_OR_PAST),
+    ("recent", _RECENT_PAST),
+    ("habit", _HABITUAL),
+    ("present", _PRESENT),
+)
 
 
 def _dangers_now(sentence: str) -> set[str]:
@@ -457,7 +477,11 @@ def _dangers_now(sentence: str) -> set[str]:
                 if position >= m.start():
                     break
                 tense = marker
-            if tense == "past" or (tense == "recent" and kind != "gas"):
+            if (
+                tense == "past"
+                or (tense == "recent" and kind != "gas")
+                or (tense == "habit" and kind in _HABITUAL_KINDS)
+            ):
                 continue
             if _NEGATED.search(sentence, max(0, m.start() - 3), m.start()):
                 continue
@@ -471,7 +495,8 @@ def _dangers_now(sentence: str) -> set[str]:
 
 
 def emergency_kind(normalized: str) -> str | None:
-    """The kind of danger (gas, fire, trapped, injury, violence) the text reports as happening now.
+    """The kind of danger (gas, fire, trapped, injury, violence, or :data:`HELP` for a bare "救命") the
+    text reports as happening now.
 
     None when there is no danger word, or only hypothetical, past or risk mentions ("万一着火",
     "上次困电梯", "上个月食物中毒进了医院", "才没出大事"). A later word of the present ("上次着火的地方现在又
@@ -507,8 +532,9 @@ def is_short_cancel(normalized: str) -> bool:
 # _ABOUT_MY_APPEAL excludes).
 _WHO_TO_CONTACT = re.compile(
     r"找谁|该找|应该找|归谁|谁管|谁来管|谁负责|哪个部门|什么部门|哪个单位|找哪|能找哪|可以找|谁能帮|该向|向谁|向哪|归哪|"
-    r"(?:去|到)哪里?(?:举报|投诉|反映|申请|办|问|报)|打什么电话|打哪个电话|什么电话|(?:电话|号码)(?:是)?多少|"
-    r"联系方式|怎么联系"
+    r"(?:去|到)哪(?:里|儿)?(?:举报|投诉|反映|申请|办|问|报|登记|咨询|交|缴|领)|打什么电话|打哪个电话|什么电话|"
+    r"(?:电话|号码)(?:是)?多少|联系方式|怎么联系|谁来(?:处理|解决|修|管|负责|指导|帮|跟进)|(?:跟|和|同)谁(?:提|说|讲|反映|联系|投诉)|"
+    r"(?:该|要|得|能)去?问谁|(?:该|能|可以|应该)去哪(?:里|儿)?(?:[\s。!?？]|$)"
 )
 _ABOUT_MY_APPEAL = re.compile(
     r"进度|到哪一步|处理到|我(?:的|提交的|报的|反映的)(?:诉求|投诉|工单|单子|问题)|工单|受理"

@@ -116,8 +116,8 @@ GENERIC_EMERGENCY_ANSWER = (
 
 
 def _kinds_mentioned(normalized: str) -> set[str]:
-    """Every kind of danger the text has a word for, whether now, past or hypothetical ("救命，他吐血了"
-    mentions violence by "救命" and injury by "血"). The lift hint ("电梯") is left out: a lift is where
+    """Every kind of danger the text has a word for, whether now, past or hypothetical ("他吐血了，有人拿刀"
+    mentions injury by "吐血" and violence by "刀"). The lift hint ("电梯") is left out: a lift is where
     many things happen, not a danger of its own."""
     kinds = {kind for kind, pattern in EMERGENCY_PATTERNS.items() if pattern.search(normalized)}
     kinds.update(
@@ -126,8 +126,14 @@ def _kinds_mentioned(normalized: str) -> set[str]:
     return kinds
 
 
-def _danger_kind(normalized: str) -> str | None:
+def _specific_kind(normalized: str) -> str | None:
+    """:func:`emergency_kind`, except that a bare call for help ("救命") is no particular kind."""
     kind = emergency_kind(normalized)
+    return kind if kind in EMERGENCY_MATTERS else None
+
+
+def _danger_kind(normalized: str) -> str | None:
+    kind = _specific_kind(normalized)
     if kind is not None:
         return kind
     return next((k for k, pattern in _EMERGENCY_HINTS if pattern.search(normalized)), None)
@@ -145,8 +151,9 @@ def find_answer(understanding: Understanding, kb: KnowledgeBase, community: str)
     # The knowledge base knows more specific emergencies (sparks, carbon monoxide, a child locked in a
     # car …); trust its match when the danger words agree that something is happening, or when the match
     # is strong on its own. A weak match on generic words ("快来人") must not decide the safety advice.
-    kind = emergency_kind(understanding.text)
-    if hit is not None and hit.emergency and (kind is not None or hit.score >= CONFIDENT_EMERGENCY_MATCH):
+    now = emergency_kind(understanding.text)  # HELP ("救命") says that it is urgent, not what it is
+    kind = now if now in EMERGENCY_MATTERS else None
+    if hit is not None and hit.emergency and (now is not None or hit.score >= CONFIDENT_EMERGENCY_MATCH):
         answers = KINDS_OF_EMERGENCY_MATTER.get(hit.matter_id)
         if kind is None or answers is None or answers & _kinds_mentioned(understanding.text):
             return hit

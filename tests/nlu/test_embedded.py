@@ -53,6 +53,8 @@ CASES = [
     ("家里一股煤气味 好浓", Intent.EMERGENCY),
     ("电梯坏在半路 我被困在里面了", Intent.EMERGENCY),
     ("楼下有人拿刀砍人", Intent.EMERGENCY),
+    ("救命", Intent.EMERGENCY),
+    ("卧室插座一插电器就冒火星 麻烦派个电工", Intent.REPORT),
     ("您好 在吗", Intent.GREET),
     ("早上好 回音", Intent.GREET),
     ("谢谢你 帮了大忙", Intent.THANKS),
@@ -171,6 +173,24 @@ async def test_health_is_none_when_trained(nlu: EmbeddedNLU) -> None:
         ("饭烧焦了 一屋子糊味", None),
         # A typo fixed by normalize().
         ("着伙了 快来人啊 三楼", "fire"),
+        # A bare call for help is urgent but says nothing about the kind; other words decide it.
+        ("救命", "help"),
+        ("救命啊 快来人", "help"),
+        ("救命 有人在撬门", "violence"),
+        # Stroke signs and coughing up blood call for an ambulance; "气得说不出话" is a figure of speech.
+        ("我妈突然说不出话了 嘴也歪了", "injury"),
+        ("爷爷半边身子动不了 口齿不清", "injury"),
+        ("我爸突然吐血了", "injury"),
+        ("被物业气得说不出话", None),
+        # "What if there really were a fire" asks about a risk; a real fire now stays one.
+        ("真着火了怎么办", None),
+        ("消防栓都是坏的 真起火了拿什么灭", None),
+        ("到时候着火了谁负责", None),
+        ("现在真的着火了", "fire"),
+        # A fault that keeps coming back is a repair, except a gas smell (recall first).
+        ("插座一插就冒火星 不敢用了", None),
+        ("电梯老是困人 修了又坏", None),
+        ("每次开灶都有煤气味", "gas"),
     ],
 )
 def test_emergency_rule_is_about_danger_now(text: str, kind: str | None) -> None:
@@ -184,6 +204,14 @@ def test_emergency_rule_is_about_danger_now(text: str, kind: str | None) -> None
         ("停车费乱涨价能向哪里反映", True),
         ("物业的座机号码是多少", True),
         ("顶楼漏水好几年了 现在应该找谁", True),
+        ("雨棚被风刮坏了 谁来处理", True),
+        ("这种事该跟谁提", True),
+        ("手机被骗了钱 去哪报案", True),
+        ("这种情况该向谁反映", True),
+        ("路灯不亮找哪个单位", True),
+        ("补贴停发了 该去问谁", True),
+        ("出租房子要去哪登记", True),
+        ("工资一直拖着不发 该去哪", True),
         ("我提交的投诉现在到哪个部门了", False),  # the resident's own appeal: status
         ("楼道灯坏了好几天了", False),
     ],

@@ -76,8 +76,10 @@ async def test_intents_without_a_contact_have_none(
         ("厨房冒黑烟了 救命", "emergency", "fire"),
         # The lift matter matches on "电梯", but the danger is a fire.
         ("电动车在电梯里自燃了 轿厢都是烟", "emergency", "fire"),
-        # "救命" is a word of violence, but the matter matched (blood) answers an injury.
         ("救命 我爸突然吐血了", "emergency", "ambulance"),
+        # "救命" says nothing of the kind: the stroke signs decide (not the police).
+        ("救命 我妈突然说不出话了 嘴也歪了", "emergency", "ambulance"),
+        ("救命 有人拿刀", "emergency", "police"),
     ],
 )
 def test_emergency_always_gets_an_emergency_answer(
@@ -92,6 +94,14 @@ def test_emergency_always_gets_an_emergency_answer(
     assert route["first_contact"]["party"] == party
     assert route["first_contact"]["sub"] == sub
     assert route["answer"].startswith("【紧急】")
+
+
+def test_a_bare_call_for_help_gets_the_generic_emergency_answer(kb: KnowledgeBase) -> None:
+    score = IntentScore(Intent.EMERGENCY, 0.95)
+    route = route_understanding(Understanding(text="救命", intent=score, ranking=(score,)), kb, "demo")
+    assert route["kb_id"] is None  # not the violence matter: nothing says what happened
+    assert route["first_contact"]["party"] == "emergency"
+    assert all(number in route["answer"] for number in ("110", "119", "120"))
 
 
 def test_emergency_without_any_hint_still_points_to_110(kb: KnowledgeBase) -> None:
