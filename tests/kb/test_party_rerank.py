@@ -76,3 +76,20 @@ def test_classifier_is_small_and_quick_to_train() -> None:
     assert party._coef_t.dtype.name == "float32"
     assert party._coef_t.nbytes < 2_000_000
     assert set(party.classes) == {party_key(m) for m in kb.matters()}
+
+
+def test_cross_validation_shows_the_party_classifier_helps_on_unseen_examples() -> None:
+    # `python -m kb.bench --cv N` is how the classifier's weights were chosen; it must keep showing a gain
+    # on examples the index has not seen (the whole reason the classifier exists).
+    import re
+
+    from click.testing import CliRunner
+
+    from kb.bench import main
+
+    out = CliRunner().invoke(main, ["--cv", "3"]).output
+    right = {
+        m[0]: float(m[1]) for m in re.findall(r"party classifier (on|off).*?first contact ([\d.]+)%", out)
+    }
+    assert set(right) == {"on", "off"}, out
+    assert right["on"] >= right["off"] + 2.0, out
