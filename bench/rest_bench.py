@@ -27,6 +27,7 @@ import aiohttp
 import httpx
 
 from bench.services import (
+    cpu_seconds,
     percentile,
     prepare_real_services,
     rss_mb,
@@ -143,8 +144,11 @@ async def main() -> int:
         ) as client:
             # Warm-up: the first turns load lazily initialised parts (jit-free, but caches and pools).
             await _dialog_turns(client, base, rate=50, seconds=2)
+            cpu0 = cpu_seconds(server.pid)
             chatter_rate = await _chatter(client, base, args.chatter)
+            cpu1 = cpu_seconds(server.pid)
             latencies = await _dialog_turns(client, base, rate=100, seconds=args.seconds)
+            cpu2 = cpu_seconds(server.pid)
         rss, peak = rss_mb(server.pid)
     finally:
         stop_process(server)
@@ -159,6 +163,10 @@ async def main() -> int:
         f"   over {len(latencies)} turns   (target p99 ≤ 20 ms)"
     )
     print(f"  server RSS:              {rss:6.1f} MB now, {peak:6.1f} MB peak   (target ≤ 200 MB)")
+    print(
+        f"  server CPU:              {(cpu1 - cpu0) * 1000 / args.chatter:.2f} ms per ignored message, "
+        f"{(cpu2 - cpu1) * 1000 / len(latencies):.2f} ms per dialog turn (user + system; 1000 ms/s is one core)"
+    )
     ok = chatter_rate >= 500 and p99 <= 20 and peak <= 200
     print("  result:", "all targets met" if ok else "TARGET MISSED")
     return 0 if ok else 1
