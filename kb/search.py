@@ -23,8 +23,9 @@ best matter answers if it scores at least :data:`PARTY_FALLBACK_THRESHOLD`. Cros
 knowledge base's examples (``python -m kb.bench --cv 5``: 5 folds, each fold's examples held out of both
 the index and the classifier), the party of the answer is right for 85.6 % of examples instead of 80.7 %;
 the weights were chosen there and on the development set as a whole. Weighting small parties up in
-training (class balancing) did not help there (84.6–86.1 %), nor did other weights (85.3–85.9 %). Training takes ~0.2–0.3 s (25 L-BFGS iterations of the intent
-model's optimizer, bot.nlu.embedded) and a few MB; the model is ~0.4 MB of float32. :meth:`MatterIndex.rank`
+training (class balancing) did not help there (84.6–86.1 %), nor did other weights (85.3–85.9 %).
+Training takes ~0.2–0.3 s (25 L-BFGS iterations of the optimizer the intent model uses, bot.nlu.logreg)
+and a few MB; the model is ~0.4 MB of float32. :meth:`MatterIndex.rank`
 stays plain TF-IDF (the intent model reads its scores).
 
 Why not scikit-learn itself: importing it costs 2–3 s on the 2-core target, against a budget of 1 s for
@@ -172,6 +173,13 @@ def ngrams(text: str) -> list[str]:
     for n in range(max(NGRAM_MIN, 2), NGRAM_MAX + 1):
         out += [text[i : i + n] for i in range(len(text) - n + 1)]
     return out
+
+
+def _clip(text: str) -> tuple[str, str]:
+    """The start of normalized ``text`` that search reads (twice :data:`MAX_QUERY_CHARS`, as fillers and
+    noise fall away), and its form after :func:`prepare`, cut to :data:`MAX_QUERY_CHARS`."""
+    clipped = text[: MAX_QUERY_CHARS * 2]
+    return clipped, prepare(clipped)[:MAX_QUERY_CHARS]
 
 
 def clause_windows(text: str) -> list[str]:
@@ -433,7 +441,11 @@ class MatterIndex:
         return result
 
     def _query(self, text: str) -> npt.NDArray[np.float64] | None:
-        """Per-matter scores for ``text``, or None when it shares no phrase with any matter.
+        """Per-matter scores for ``text``, or None when it shares no phrase with any matter."""
+        return self._scores(*_clip(text))
+
+    def _scores(self, clipped: str, prepared: str) -> npt.NDArray[np.float64] | None:
+        """Per-matter scores of a message given as :func:`_clip` returns it.
 
         A message scores as a whole. When nothing reaches the threshold that way and the message is long
         enough to have several clauses, each clause and each pair of neighbouring clauses is scored too
@@ -441,8 +453,6 @@ class MatterIndex:
         ("地下车库天天漏水") among others about how long it has lasted, whom the writer already asked and
         how angry they are, which dilute the whole-message cosine below any match.
         """
-        clipped = text[: MAX_QUERY_CHARS * 2]
-        prepared = prepare(clipped)[:MAX_QUERY_CHARS]
         if not prepared:
             return None
         rows = self._similarities([prepared])
@@ -496,7 +506,7 @@ class MatterIndex:
     def party_probabilities(self, text: str) -> dict[str, float]:
         """The party classifier's probability of each first contact for normalized ``text`` (for tools
         and tests); empty when the index has no classifier."""
-        probs = self._party_probabilities(prepare(text[: MAX_QUERY_CHARS * 2])[:MAX_QUERY_CHARS])
+        probs = self._party_probabilities(_clip(text)[1])
         if probs is None or self._party is None:
             return {}
         return dict(zip(self._party.classes, map(float, probs), strict=True))
@@ -534,7 +544,8 @@ class MatterIndex:
 
     def search(self, text: str) -> Hit | None:
         """The best matter for ``text`` (already normalized), or None if nothing scores above threshold."""
-        scores = self._query(text)
+        clipped, prepared = _clip(text)
+        scores = self._scores(clipped, prepared)
         if scores is None:
             return None
         i, score = self._best(scores)
@@ -546,7 +557,7 @@ class MatterIndex:
             top = float(scores.max())
             plausible = self._party_of[scores >= RERANK_FLOOR * top]
             if np.any(plausible != plausible[0]):
-                probs = self._party_probabilities(prepare(text[: MAX_QUERY_CHARS * 2])[:MAX_QUERY_CHARS])
+                probs = self._party_probabilities(prepared)
                 assert probs is not None
                 j, _ = self._best(self._rerank(scores, probs))
                 if j != i:
@@ -554,7 +565,7 @@ class MatterIndex:
             return Hit(self._ids[i], round(min(score, 1.0), 4))
         # Nothing is similar enough, but the wording says clearly whose matter it is: the best matter of
         # that party answers if it is at least a weak match.
-        probs = self._party_probabilities(prepare(text[: MAX_QUERY_CHARS * 2])[:MAX_QUERY_CHARS])
+        probs = self._party_probabilities(prepared)
         assert probs is not None
         party = int(np.argmax(probs))
         if probs[party] < PARTY_CONFIDENT:
