@@ -150,11 +150,6 @@ class HandoffDesk:
         self.relay = Relay(self)
 
     # --- hooks called by the dispatcher ---------------------------------------------------------------
-    async def held(self, key: ConversationKey) -> bool:
-        """Whether staff hold ``key``'s conversation (a Redis marker mirroring the database): in a group,
-        a held resident's replies reach staff even when they do not address the bot."""
-        return bool(await self.redis.exists(held_marker(key)))
-
     async def intercept(
         self,
         repo: Repository,
@@ -741,7 +736,9 @@ class HandoffDesk:
 
 
 def held_marker(key: ConversationKey) -> str:
-    """The Redis key that marks ``key``'s conversation as held by staff (see :meth:`HandoffDesk.held`)."""
+    """The Redis key that marks ``key``'s conversation as held by staff, mirroring the database: in a
+    group, a held resident's replies reach staff even when they do not address the bot (the dispatcher
+    checks this key on every unaddressed group message)."""
     return f"{PREFIX}:held:{key.part}"
 
 

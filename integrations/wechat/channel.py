@@ -109,12 +109,12 @@ class WeChatChannel(PassiveReplyChannel):
     # --- one callback --------------------------------------------------------------------------------
     async def callback(self, query: Mapping[str, str], body: bytes, started: float) -> Response:
         """Handle one signed POST. Raises HTTPException 400/403 for bodies that must not be processed."""
-        envelope = _parse(body)
+        envelope = parse_body(body)
         encrypted = query.get("encrypt_type", "").lower() == "aes"
         xml: str | bytes = body
         if encrypted:
             xml = self._decrypt(envelope, query)
-            _parse(xml)  # the decrypted document gets the same DTD/entity refusal
+            parse_body(xml)  # the decrypted document gets the same DTD/entity refusal
         try:
             msg = parse_message(xml)
             item = inbound(msg)
@@ -199,7 +199,9 @@ class WeChatChannel(PassiveReplyChannel):
         return str(data["access_token"]), int(data.get("expires_in", 7200))
 
 
-def _parse(body: bytes | str) -> dict[str, str]:
+def parse_body(body: bytes | str) -> dict[str, str]:
+    """A callback's XML (outer envelope or decrypted message) as a mapping, or 400 when it is not safe,
+    well-formed WeChat XML. Shared with the WeCom channel."""
     try:
         return parse_xml(body)
     except BadXML as exc:

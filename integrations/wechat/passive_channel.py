@@ -6,6 +6,7 @@ window is missed or the core speaks on its own.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Coroutine
 from typing import Any, ClassVar
@@ -119,6 +120,14 @@ class PassiveReplyChannel:
 
     async def _post(self, reply: Reply) -> None:
         raise NotImplementedError
+
+    async def hold(self) -> None:
+        """A runtime job: keeps the channel for the runtime's life and closes it when the runtime cancels
+        its jobs at shutdown."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.close()
 
     async def close(self) -> None:
         """Wait for running work and late deliveries, then close the HTTP client if it is our own."""

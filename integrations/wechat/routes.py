@@ -7,9 +7,8 @@ wechatpy (and its crypto stack): the route is always mounted and answers 404 unt
 
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import structlog
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
@@ -65,25 +64,12 @@ async def setup(app: FastAPI, runtime: Runtime, *, http: httpx.AsyncClient | Non
     channel = WeChatChannel(runtime, http=http)
     app.state.wechat = channel
     runtime.outbound.register(channel)
-    runtime.spawn("wechat", hold_until_cancelled(channel))
+    runtime.spawn("wechat", channel.hold())
     log.info(
         "WeChat Official Account on",
         safe_mode=channel.crypto is not None,
         sending=channel.access is not None,
     )
-
-
-class _Closable(Protocol):
-    async def close(self) -> None: ...
-
-
-async def hold_until_cancelled(channel: _Closable) -> None:
-    """A runtime job that holds ``channel`` for the runtime's life and closes it (its HTTP client) when
-    the runtime cancels its jobs. Shared by the WeCom channel."""
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await channel.close()
 
 
 __all__ = ["URL", "router", "setup"]

@@ -35,10 +35,10 @@ from bot.message import ChatType, IncomingMessage, Platform, Reply, Target
 from bot.outbound import DeliveryError
 from bot.runtime import Runtime
 from integrations.wechat.api import AccessToken, fetch_json, post_json
-from integrations.wechat.channel import DECRYPT_ERRORS, aes_key_checked
+from integrations.wechat.channel import DECRYPT_ERRORS, aes_key_checked, parse_body
 from integrations.wechat.passive_channel import PassiveReplyChannel
 from integrations.wechat.translate import BadMessage, Decision, inbound
-from integrations.wechat.xmlsafe import BadXML, cdata_safe, parse_xml
+from integrations.wechat.xmlsafe import cdata_safe
 from integrations.wecom.notify import StaffGroupRobot
 from integrations.wecom.robot import (
     RobotCrypto,
@@ -126,7 +126,7 @@ class WeComChannel(PassiveReplyChannel):
     async def _app_callback(self, query: Mapping[str, str], body: bytes, started: float) -> Response:
         if self.app_crypto is None:
             raise HTTPException(404, "WeCom app callbacks are not configured (HUIYIN_WECOM_TOKEN)")
-        envelope = _parse(body)
+        envelope = parse_body(body)
         encrypt = envelope.get("Encrypt")
         if not encrypt:
             raise HTTPException(400, "no <Encrypt> element")
@@ -141,7 +141,7 @@ class WeComChannel(PassiveReplyChannel):
             raise HTTPException(403, "msg_signature does not match") from None
         except DECRYPT_ERRORS:
             raise HTTPException(400, "<Encrypt> does not decrypt") from None
-        _parse(xml)
+        parse_body(xml)
         try:
             msg = parse_message(xml)
             item = inbound(msg)
@@ -294,13 +294,6 @@ def _with_text(message: IncomingMessage, text: str) -> IncomingMessage:
     from dataclasses import replace
 
     return replace(message, text=text)
-
-
-def _parse(body: bytes | str) -> dict[str, str]:
-    try:
-        return parse_xml(body)
-    except BadXML as exc:
-        raise HTTPException(400, str(exc)) from None
 
 
 __all__ = ["WeComChannel"]

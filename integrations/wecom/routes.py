@@ -15,7 +15,6 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from integrations.rest.channel import read_limited_body
-from integrations.wechat.routes import hold_until_cancelled
 
 if TYPE_CHECKING:
     import httpx
@@ -65,7 +64,7 @@ async def setup(app: FastAPI, runtime: Runtime, *, http: httpx.AsyncClient | Non
         app.state.wecom_staff = channel.staff
     if channel.access is not None:
         runtime.outbound.register(channel)
-    runtime.spawn("wecom", hold_until_cancelled(channel))
+    runtime.spawn("wecom", channel.hold())
     log.info(
         "WeCom on",
         app_callbacks=channel.app_crypto is not None,
