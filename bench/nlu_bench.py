@@ -37,6 +37,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import httpx
 import yaml
 
+from bench.services import percentile
 from bot.nlu.base import Intent, IntentScore, Understanding
 from bot.nlu.embedded import (
     REGULARIZATION_C,
@@ -136,14 +137,6 @@ class Score:
     def f1(self, intent: str) -> float:
         tp, fp, fn = (self.per_intent[(intent, k)] for k in ("tp", "fp", "fn"))
         return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 def _pct(right: int, total: int) -> str:
@@ -263,8 +256,8 @@ def print_table(rows: list[tuple[Score, Score]]) -> None:
     print(header)
     print("-" * len(header))
     for overall, blind in rows:
-        p50, p99 = percentile(overall.latencies_ms, 50), percentile(overall.latencies_ms, 99)
-        c50, c99 = percentile(overall.cpu_ms, 50), percentile(overall.cpu_ms, 99)
+        p50, p99 = percentile(overall.latencies_ms, 0.50), percentile(overall.latencies_ms, 0.99)
+        c50, c99 = percentile(overall.cpu_ms, 0.50), percentile(overall.cpu_ms, 0.99)
         print(
             f"{overall.name:<22}{_pct(overall.intent_right, overall.total):<22}"
             f"{_pct(overall.contact_right, overall.contact_total):<26}{p50:8.3f}{p99:8.3f}{c50:9.3f}{c99:9.3f}"

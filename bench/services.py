@@ -81,8 +81,10 @@ def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None
 
 
 def percentile(values: list[float], q: float) -> float:
-    """The ``q`` quantile (0 to 1) of ``values`` by the nearest rank; ``values`` must not be empty."""
+    """The ``q`` quantile (0 to 1) of ``values`` by the nearest rank; NaN when there are none."""
     ordered = sorted(values)
+    if not ordered:
+        return float("nan")
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 

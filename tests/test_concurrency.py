@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from bot.db.models import Appeal, TranscriptMessage
 from bot.message import IncomingMessage, Platform
 from bot.runtime import Runtime
 from bot.state import ConversationKey, StateStore
+from integrations.backend.reference import free_port
 from tests.conftest import REAL_DATABASE_URL, REAL_REDIS_URL, _reset_real_services, make_settings
 
 Msg = Callable[..., IncomingMessage]
@@ -83,12 +83,6 @@ async def test_dedup_and_offer_slots(runtime: Runtime) -> None:
     assert not await store.take_offer_slot(Platform.REST, "g", "u", 60)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def two_servers(tmp_path: Path) -> Iterator[list[str]]:
     settings = make_settings(tmp_path)
@@ -102,7 +96,7 @@ def two_servers(tmp_path: Path) -> Iterator[list[str]]:
     }
     procs, urls = [], []
     for _ in range(2):
-        port = _free_port()
+        port = free_port()
         cmd = [sys.executable, "-m", "bot", "serve", "--port", str(port)]
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
         urls.append(f"http://127.0.0.1:{port}")

@@ -18,7 +18,6 @@ import json
 import os
 import select
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -33,6 +32,7 @@ from bot.app import create_app
 from bot.runtime import Runtime
 from bot.settings import Settings
 from integrations import telegram
+from integrations.backend.reference import free_port
 from tests.conftest import make_settings
 
 NODE_DIR = Path(os.environ.get("HUIYIN_NODE_DIR", Path.home() / ".cache" / "huiyin" / "node"))
@@ -82,12 +82,6 @@ def _seconds(value: Any) -> Any:
     return value
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def emulator() -> Iterator[str]:
     if not (NODE_DIR / "node_modules" / "telegram-test-api").is_dir():
@@ -95,7 +89,7 @@ def emulator() -> Iterator[str]:
             f"telegram-test-api is not installed under {NODE_DIR}: "
             f"npm install --prefix {NODE_DIR} telegram-test-api@4.2.1"
         )
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         ["node", "-e", LAUNCH, str(port)], cwd=NODE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
