@@ -7,8 +7,8 @@ in the product: its ``getMe`` lacks ``is_bot``, the bot's message dates are in m
 queries lack ``chat_instance``, ``editMessageReplyMarkup`` answers ``null`` instead of the message or
 ``true``, and unknown methods (``setMyCommands``) answer ``{"message": ...}`` with HTTP 500.
 
-Needs Node.js and the package installed under ``$HUIYIN_NODE_DIR`` (default ``~/.cache/huiyin/node``):
-``npm install --prefix ~/.cache/huiyin/node telegram-test-api@4.2.1`` (CI's ``.ci/run`` does this).
+Needs Node.js and npm; the package is installed on first use under ``$HUIYIN_NODE_DIR`` (default
+``~/.cache/huiyin/node``) with ``npm install --prefix``, and found there by later runs and by CI.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from integrations.backend.reference import free_port
 from tests.conftest import make_settings
 
 NODE_DIR = Path(os.environ.get("HUIYIN_NODE_DIR", Path.home() / ".cache" / "huiyin" / "node"))
+NODE_PACKAGE = "telegram-test-api@4.2.1"
 TOKEN = "1234567890:e2eTestTokenForHuiyin"
 LAUNCH = """
 const TelegramServer = require('telegram-test-api');
@@ -85,10 +86,28 @@ def _seconds(value: Any) -> Any:
 @pytest.fixture
 def emulator() -> Iterator[str]:
     if not (NODE_DIR / "node_modules" / "telegram-test-api").is_dir():
-        pytest.fail(
-            f"telegram-test-api is not installed under {NODE_DIR}: "
-            f"npm install --prefix {NODE_DIR} telegram-test-api@4.2.1"
+        # First run on this machine: install it where later runs (and CI) find it cached.
+        NODE_DIR.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            [
+                "npm",
+                "install",
+                "--silent",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                str(NODE_DIR),
+                NODE_PACKAGE,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
+        if done.returncode != 0:
+            pytest.fail(
+                f"could not install {NODE_PACKAGE} under {NODE_DIR} "
+                f"(npm install --prefix {NODE_DIR} {NODE_PACKAGE}): {done.stderr[-500:]}"
+            )
     port = free_port()
     process = subprocess.Popen(
         ["node", "-e", LAUNCH, str(port)], cwd=NODE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
