@@ -105,10 +105,10 @@ class Runtime:
 
 def settle_heap() -> None:
     """Exempt everything loaded at start-up (knowledge base, NLU vocabulary, ORM mappings, libraries:
-    ~165k objects) from the cyclic garbage collector, once a server is ready.
+    ~140k objects) from the cyclic garbage collector, once a server is ready.
 
-    A full collection walks every tracked object: ~60 ms on the 2-core target, a stall of every turn in
-    flight whenever it runs (measured: the tail of the turn latency). Start-up objects live as long as
+    A full collection walks every tracked object, tens of milliseconds on the 2-core target
+    (``python -m bench.heap_bench``), a stall of every turn in flight whenever it runs. Start-up objects live as long as
     the process, so collecting them is wasted work; ``gc.freeze`` moves them out of the collector's
     generations (they are still freed by reference counting). Call once, from a process's own start-up,
     not from tests that start many runtimes.

@@ -51,9 +51,9 @@ async def test_webhooks_of_platforms_that_are_not_switched_on_answer_404(runtime
 
 
 def test_a_server_without_platforms_does_not_load_their_libraries() -> None:
-    # Memory: python-telegram-bot and wechatpy cost ~37 MB of the server's resident set (issue 2 targets
-    # ≤ 200 MB); a deployment that configures neither must not pay for them. A fresh interpreter, since
-    # this test session has imported them already.
+    # Memory: python-telegram-bot and wechatpy would add ~27 MB to the server's resident set
+    # (python -m bench.heap_bench; issue 2 targets ≤ 200 MB); a deployment that configures neither must
+    # not pay for them. A fresh interpreter, since this test session has imported them already.
     import subprocess
     import sys
 
@@ -66,7 +66,7 @@ def test_a_server_without_platforms_does_not_load_their_libraries() -> None:
 
 
 async def test_a_server_that_starts_its_own_runtime_freezes_its_start_up_heap(tmp_path: Path) -> None:
-    # A full garbage collection over the start-up objects stalls every turn in flight (~60 ms); the
+    # A full garbage collection over the start-up objects stalls every turn in flight (python -m bench.heap_bench); the
     # server exempts them once it is ready. Shared runtimes (tests) are left alone.
     import gc
 
