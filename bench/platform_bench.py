@@ -46,6 +46,8 @@ from wechatpy.enterprise.crypto import WeChatCrypto as EnterpriseCrypto
 from wechatpy.utils import WeChatSigner, to_text
 
 from bench.services import (
+    DIALOG_STEPS,
+    appeal_turn,
     cpu_seconds,
     percentile,
     prepare_real_services,
@@ -64,7 +66,6 @@ WW_AES = base64.b64encode(bytes(range(32, 64))).decode().rstrip("=")
 ROBOT_TOKEN = "robotBenchToken"
 ROBOT_AES = base64.b64encode(bytes(range(64, 96))).decode().rstrip("=")
 RESIDENTS = 200
-DIALOG = ["{b}栋{u}单元楼道灯坏了好几天了", "跳过", "不留", "/confirm"]
 
 
 def _sign(token: str, *parts: str) -> str:
@@ -258,9 +259,9 @@ def _turns(payloads: Payloads, path: str, count: int, offset: int) -> list[Turn]
     turns: list[Turn] = []
     for i in range(count):
         who = offset + i % RESIDENTS
-        step = steps[i % RESIDENTS] % len(DIALOG)
+        step = steps[i % RESIDENTS] % DIALOG_STEPS
+        text = appeal_turn(who, steps[i % RESIDENTS])
         steps[i % RESIDENTS] += 1
-        text = DIALOG[step].format(b=who % 30 + 1, u=who % 4 + 1)
         if path == "rest (baseline)":
             turns.append(_rest(who, step, text))
         elif path == "telegram webhook":

@@ -14,6 +14,9 @@ import httpx
 from integrations.backend.reference import free_port
 
 __all__ = [
+    "DIALOG_STEPS",
+    "appeal_turn",
+    "count_rows",
     "cpu_seconds",
     "free_port",
     "percentile",
@@ -24,6 +27,30 @@ __all__ = [
     "stop_process",
     "wait_ready",
 ]
+
+
+DIALOG_STEPS = 4
+"""An appeal dialog as the benchmarks send it: the report, "no photo", "no phone", confirm."""
+_ISSUES = (
+    "楼道灯坏了好几天了",
+    "电梯门关不上，一直报警",
+    "楼下的垃圾好几天没人清运了",
+    "单元门门禁坏了关不上",
+    "楼顶漏水，墙都泡了",
+)
+
+
+def appeal_turn(who: int, step: int) -> str:
+    """The text of resident ``who``'s ``step``-th message (counting from 0 over all their dialogs).
+
+    Each resident reports at a place of their own (building ``who // 4 + 1``, unit ``who % 4 + 1``) and
+    something else in each new dialog, so that every confirmation files a new appeal: repeating one report
+    would meet the duplicate check (bot/appeals/duplicates.py) and measure offers to join instead.
+    """
+    dialog, s = divmod(step, DIALOG_STEPS)
+    if s == 0:
+        return f"{who // 4 + 1}栋{who % 4 + 1}单元{_ISSUES[dialog % len(_ISSUES)]}"
+    return ("跳过", "不留", "/confirm")[s - 1]
 
 
 async def prepare_real_services(database_url: str, redis_url: str) -> None:
@@ -42,6 +69,17 @@ async def prepare_real_services(database_url: str, redis_url: str) -> None:
     client = aioredis.Redis.from_url(redis_url)
     await client.flushdb()
     await client.aclose()
+
+
+async def count_rows(database_url: str, table: str) -> int:
+    """How many rows ``table`` has (a benchmark's check that it did what it says it measures)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        return int(await conn.fetchval(f'SELECT count(*) FROM "{table}"'))
+    finally:
+        await conn.close()
 
 
 def spawn_huiyin(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
