@@ -34,12 +34,12 @@ from bot.dialog.engine import DialogEngine, Prompt, Turn, TurnContext
 from bot.dialog.slots import bare
 from bot.dialog.spec import DialogBundle
 from bot.handoff import HandoffDesk, Verdict
-from bot.handoff.desk import held_marker
+from bot.handoff.desk import HELD_COMPLETE, held_marker
 from bot.message import Button, ChatType, IncomingMessage, Reply, Target
 from bot.nlu.base import Intent, NLUBackend, Understanding
 from bot.nlu.normalize import normalize
 from bot.settings import Settings
-from bot.state import ConversationKey, StateStore, private_key_for
+from bot.state import DIALOGS_COMPLETE, ConversationKey, StateStore, private_key_for
 from kb import KBAnswer, KnowledgeBase
 
 log = structlog.get_logger(__name__)
@@ -67,6 +67,7 @@ class _TurnOutput:
     intent: str | None = None
     handoff: str | None = None  # this turn asks for staff: asked | emergency (see bot/handoff)
     not_understood: bool = False
+    chat_changed: bool = False  # a staff command rebound the chat (see bot/handoff/commands.py)
 
     def say(self, text: str, buttons: tuple[Button, ...] = (), *, private: bool = False) -> None:
         self.prompts.append(Prompt(text, buttons, private))
@@ -113,20 +114,24 @@ class Dispatcher:
         key = ConversationKey.of(message)
         if message.is_group and not self._addressed(message) and not await self._engaged(key):
             return await self._unaddressed_group_message(message)
-        async with self.store.lock(key):
-            cached = await self.store.seen(message.platform, message.message_id)
-            if cached is not None:
+        # With the lock and the state, whether the conversation may be held by staff and whether a
+        # missing state means "no dialog": each saves the turn a database read (see the two flags' notes).
+        flags = (held_marker(key), HELD_COMPLETE, DIALOGS_COMPLETE)
+        async with self.store.turn(key, message.platform, message.message_id, flags) as turn:
+            if turn.replayed is not None:
                 log.info(
                     "duplicate message ignored", platform=message.platform, message_id=message.message_id
                 )
-                return [Reply.from_dict(r) for r in cached]
-            replies = await self._handle_locked(message, key)
-            await self.store.mark_seen(
-                message.platform,
-                message.message_id,
-                [r.to_dict() for r in replies],
-                self.settings.dedup_ttl_s,
+                return [Reply.from_dict(r) for r in turn.replayed]
+            held, markers_complete, dialogs_complete = turn.flags
+            replies, state = await self._handle_locked(
+                message,
+                key,
+                turn.state,
+                maybe_held=held or not markers_complete,
+                state_known=turn.state is not None or dialogs_complete,
             )
+            await turn.finish(state, [r.to_dict() for r in replies], self.settings.dedup_ttl_s)
         return replies
 
     # --- group etiquette -------------------------------------------------------------------------------
@@ -194,7 +199,18 @@ class Dispatcher:
         return community.code if community else None
 
     # --- one turn, under the conversation lock ---------------------------------------------------------
-    async def _handle_locked(self, message: IncomingMessage, key: ConversationKey) -> list[Reply]:
+    async def _handle_locked(
+        self,
+        message: IncomingMessage,
+        key: ConversationKey,
+        state: dict[str, Any] | None,
+        *,
+        maybe_held: bool,
+        state_known: bool,
+    ) -> tuple[list[Reply], dict[str, Any] | None]:
+        """One turn; ``state`` is the dialog state read from Redis under the lock (``state_known``: a
+        None there means no dialog, the database's durable copy need not be read). Returns the replies and
+        the new state, which the caller saves as it releases the lock."""
         u = await self.nlu.parse(message.text)
         created: dict[str, ConversationRef] = {}
         async with self.db.unit_of_work() as uow:
@@ -212,12 +228,11 @@ class Dispatcher:
                 if message.attachments
                 else None,
             )
-            state = await self.store.get_state(key)
-            if state is None:
+            if not state_known:  # Redis lost its data since start-up: the durable copy
                 state = await repo.dialog_state(ref.conversation_id)
             out = _TurnOutput(state=state, intent=u.intent.name.value)
             # Staff commands, invites, building leaders' relays, conversations staff hold: bot/handoff.
-            verdict = await self.handoff.intercept(repo, ref, message, u, out)
+            verdict = await self.handoff.intercept(repo, ref, message, u, out, maybe_held=maybe_held)
             if verdict is Verdict.HELD and self._is_emergency(u, ref):
                 await self._emergency(ref, u, out)  # safety first, even while staff hold it
             elif verdict is Verdict.PASS:
@@ -229,7 +244,6 @@ class Dispatcher:
             if moved:
                 private_ref = await self._resolve_private(repo, message, ref, created)
                 await repo.touch_conversation(private_ref.conversation_id, out.private_state)
-            await repo.touch_conversation(ref.conversation_id, out.state)
             replies = [self._to_reply(message, p) for p in out.prompts]
             for reply in replies:
                 await repo.add_transcript(
@@ -239,17 +253,22 @@ class Dispatcher:
                     text=reply.text,
                     payload={"target": reply.target.value, "buttons": [b.payload for b in reply.buttons]},
                 )
+            # After the transcript rows: its autoflush writes them all (in and out) in one INSERT.
+            await repo.touch_conversation(ref.conversation_id, out.state)
             await uow.commit()
         # Only ids of rows that now exist: a turn that failed before its commit created nothing.
         if len(self._refs) + len(created) > REF_CACHE_SIZE:
             self._refs.clear()
         now = time.monotonic()
         self._refs.update((k, (now, ref)) for k, ref in created.items())
+        if out.chat_changed:
+            prefix = f"{message.platform.value}:{message.chat_id}:"
+            for stale in [k for k in self._refs if k.startswith(prefix)]:
+                del self._refs[stale]
         if moved:
             async with self.store.lock(private_key):
                 await self.store.set_state(private_key, out.private_state)
-        await self.store.set_state(key, out.state)
-        return replies
+        return replies, out.state
 
     async def _resolve(
         self,
@@ -282,7 +301,7 @@ class Dispatcher:
             self.settings.group_listen_default if message.is_group else False,
         )
         conv = await repo.conversation(key.part, message.platform.value, chat, person)
-        ref = ConversationRef(conv.id, person.id, chat.community_id, code, chat.id)
+        ref = ConversationRef(conv.id, person.id, chat.community_id, code, chat.id, chat.purpose)
         created[key.part] = ref  # cached once the turn's transaction has committed
         return ref
 
@@ -313,7 +332,9 @@ class Dispatcher:
             message.platform.value, key.chat_id, ChatType.PRIVATE.value, "", ref.community_id, False
         )
         conv = await repo.conversation(key.part, message.platform.value, chat, person)
-        private_ref = ConversationRef(conv.id, person.id, chat.community_id, ref.community_code, chat.id)
+        private_ref = ConversationRef(
+            conv.id, person.id, chat.community_id, ref.community_code, chat.id, chat.purpose
+        )
         created[key.part] = private_ref
         return private_ref
 

@@ -19,7 +19,7 @@ from bot.nlu.base import NLUBackend
 from bot.nlu.registry import build_nlu
 from bot.outbound import Outbound
 from bot.settings import Settings
-from bot.state import StateStore
+from bot.state import DIALOGS_COMPLETE, StateStore
 from kb import KnowledgeBase, load_knowledge_base
 
 log = structlog.get_logger(__name__)
@@ -86,6 +86,7 @@ class Runtime:
                 name = f"hy:dlg:{key}"
                 if state and await self.store.redis.set(name, _dumps(state), nx=True, ex=7 * 24 * 3600):
                     restored += 1
+        await self.store.redis.set(DIALOGS_COMPLETE, "1")
         if restored:
             log.info("restored half-finished dialogs from the database", count=restored)
         return restored

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from bot.db.models import Appeal, TranscriptMessage
 from bot.message import IncomingMessage, Platform
 from bot.runtime import Runtime
-from bot.state import ConversationKey, StateStore
+from bot.state import ConversationKey, LockTimeout, StateStore
 from integrations.backend.reference import free_port
 from tests.conftest import REAL_DATABASE_URL, REAL_REDIS_URL, _reset_real_services, make_settings
 
@@ -81,6 +81,53 @@ async def test_dedup_and_offer_slots(runtime: Runtime) -> None:
     assert await store.seen(Platform.REST, "m1") == [{"text": "x"}]
     assert await store.take_offer_slot(Platform.REST, "g", "u", 60)
     assert not await store.take_offer_slot(Platform.REST, "g", "u", 60)
+
+
+async def test_a_turn_locks_reads_and_saves_in_one_piece(runtime: Runtime) -> None:
+    store: StateStore = runtime.store
+    key = ConversationKey(Platform.REST, "c", "u")
+    await store.redis.set("flag-a", "1")
+    async with store.turn(key, Platform.REST, "m1", flags=("flag-a", "flag-b")) as turn:
+        assert turn.replayed is None and turn.state is None and turn.flags == (True, False)
+        assert await store.redis.exists(store.lock_name(key))
+        await turn.finish({"dialog": "appeal"}, [{"text": "好的"}], dedup_ttl_s=60)
+    assert not await store.redis.exists(store.lock_name(key))
+    assert await store.get_state(key) == {"dialog": "appeal"}
+    # The same message again: its replies, without taking the lock or touching the state.
+    async with store.turn(key, Platform.REST, "m1") as again:
+        assert again.replayed == [{"text": "好的"}]
+        assert not await store.redis.exists(store.lock_name(key))
+    # A new message reads the state; finishing with None clears it.
+    async with store.turn(key, Platform.REST, "m2") as turn:
+        assert turn.state == {"dialog": "appeal"}
+        await turn.finish(None, [], dedup_ttl_s=60)
+    assert await store.get_state(key) is None
+
+
+async def test_a_failed_turn_releases_the_lock_and_records_nothing(runtime: Runtime) -> None:
+    store: StateStore = runtime.store
+    key = ConversationKey(Platform.REST, "c", "u")
+    with pytest.raises(RuntimeError):
+        async with store.turn(key, Platform.REST, "m1"):
+            raise RuntimeError("the database went away")
+    assert not await store.redis.exists(store.lock_name(key))
+    assert await store.seen(Platform.REST, "m1") is None
+
+
+async def test_a_turn_waits_for_the_lock_and_gives_up_in_time(runtime: Runtime) -> None:
+    store = StateStore(runtime.store.redis, lock_timeout_s=30, lock_wait_s=0.3)
+    key = ConversationKey(Platform.REST, "c", "u")
+    async with store.lock(key):
+        started = time.monotonic()
+        with pytest.raises(LockTimeout):
+            async with store.turn(key, Platform.REST, "m1"):
+                pass
+        assert 0.3 <= time.monotonic() - started < 2
+    # A lock that someone else took over (ours expired) is not released by us.
+    async with store.turn(key, Platform.REST, "m2") as turn:
+        await store.redis.set(store.lock_name(key), "another holder")
+        await turn.finish(None, [], dedup_ttl_s=60)
+    assert await store.redis.get(store.lock_name(key)) == "another holder"
 
 
 @pytest.fixture

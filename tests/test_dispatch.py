@@ -158,6 +158,39 @@ async def test_half_finished_appeal_survives_a_restart(
         await second.close()
 
 
+async def test_a_dialog_survives_redis_losing_its_data_while_running(
+    runtime: Runtime, private_msg: Msg
+) -> None:
+    """Without a restart: the turn finds neither the state nor the "dialogs restored" key, and reads the
+    durable copy from the database."""
+    await runtime.dispatcher.handle(private_msg("我要报修"))
+    await runtime.dispatcher.handle(private_msg("5栋外墙瓷砖掉下来了"))
+    await runtime.store.redis.flushdb()
+    r = await runtime.dispatcher.handle(private_msg("跳过"))
+    assert "手机号" in texts(r)
+
+
+async def test_a_dialog_turn_costs_two_statements(runtime: Runtime, private_msg: Msg) -> None:
+    """The hot path, pinned: the transcript (in and out, one INSERT) and the conversation (one UPDATE).
+    The dialog state, the dedup record, the lock and the held check come from Redis in two round trips."""
+    from sqlalchemy import event
+
+    await runtime.dispatcher.handoff.restore_markers(runtime.db)  # as `huiyin serve` does at start-up
+    await runtime.dispatcher.handle(private_msg("地下车库积水了"))
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement.split(None, 1)[0].upper())
+
+    event.listen(runtime.db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        r = await runtime.dispatcher.handle(private_msg("跳过"))
+    finally:
+        event.remove(runtime.db.engine.sync_engine, "before_cursor_execute", record)
+    assert "手机号" in texts(r)
+    assert statements == ["INSERT", "UPDATE"], statements
+
+
 async def test_idle_dialog_expires_politely(runtime: Runtime, private_msg: Msg) -> None:
     await runtime.dispatcher.handle(private_msg("楼道灯坏了"))
     key = ConversationKey.of(private_msg("x"))

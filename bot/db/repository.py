@@ -32,6 +32,8 @@ from bot.db.models import (
     utcnow,
 )
 
+PENDING_TRANSCRIPT = "huiyin.pending_transcript"
+"""``session.info`` key of the transcript lines :meth:`Repository.add_transcript` has not written yet."""
 T = TypeVar("T")
 M = TypeVar("M", bound=Base)
 
@@ -45,6 +47,7 @@ class ConversationRef:
     community_id: int
     community_code: str
     chat_pk: int
+    chat_purpose: str = "residents"  # "staff" for a bound staff chat (see bot.handoff.notices.STAFF_CHAT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,17 +224,22 @@ class Repository:
         intent: str | None = None,
         payload: dict[str, Any] | None = None,
     ) -> None:
-        self.session.add(
-            TranscriptMessage(
-                conversation_id=conversation_id,
-                direction=direction,
-                author=author,
-                text=text,
-                platform_message_id=platform_message_id,
-                author_person_id=author_person_id,
-                intent=intent,
-                payload=payload or {},
-            )
+        """Add a line to the transcript. It is written just before the session's next statement (so a
+        query sees it, as with an ORM autoflush) or at commit, together with every line added since, in
+        one INSERT: a turn's lines in and out cost one statement, where the ORM would insert them one by
+        one on SQLite and ask for their ids back (see :func:`bot.db.session.write_pending`)."""
+        self.session.info.setdefault(PENDING_TRANSCRIPT, []).append(
+            {
+                "conversation_id": conversation_id,
+                "direction": direction,
+                "author": author,
+                "author_person_id": author_person_id,
+                "platform_message_id": platform_message_id,
+                "text": text,
+                "intent": intent,
+                "payload": payload or {},
+                "created_at": utcnow(),
+            }
         )
 
     async def recent_question(

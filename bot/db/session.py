@@ -7,21 +7,69 @@ transaction, which is how an appeal and its outbox row are written together or n
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import event, text
+from sqlalchemy import Table, event, insert, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
-from bot.db.repository import Repository
+from bot.db.models import TranscriptMessage
+from bot.db.repository import PENDING_TRANSCRIPT, Repository
 
 if TYPE_CHECKING:  # Alembic is imported when a migration runs, not by every process that opens the DB
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+_AFTER_COMMIT = "huiyin.after_commit"
+TRANSCRIPT_TABLE = cast(Table, TranscriptMessage.__table__)
+
+
+def after_commit(session: AsyncSession, action: Callable[[], Awaitable[object]]) -> None:
+    """Run ``action`` once ``session``'s transaction is committed by :func:`commit` (never if it is not).
+
+    For what mirrors the database elsewhere and must not run ahead of it: a Redis marker that says a
+    conversation is no longer held is removed only once the release is durable.
+    """
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+async def commit(session: AsyncSession) -> None:
+    """Commit ``session``, then run what :func:`after_commit` deferred to this moment."""
+    await session.commit()
+    for action in session.info.pop(_AFTER_COMMIT, []):
+        await action()
+
+
+def write_pending(session: Session) -> None:
+    """Write the transcript lines added since the session's last statement, in one INSERT (no RETURNING:
+    nothing needs their ids). Runs before every ORM statement and before commit (the listeners below)."""
+    rows = session.info.pop(PENDING_TRANSCRIPT, None)
+    if rows:
+        # On the connection, as Core: through the session it would be the ORM's bulk insert, which splits
+        # the rows by which of their values are None (one statement per shape).
+        session.connection().execute(insert(TRANSCRIPT_TABLE), rows)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _before_statement(state: ORMExecuteState) -> None:
+    write_pending(state.session)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    write_pending(session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, _previous: SessionTransaction) -> None:
+    # What was deferred to a commit that will not come: the lines were never written, the actions must
+    # never run.
+    session.info.pop(PENDING_TRANSCRIPT, None)
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 def alembic_config(url: str) -> Config:
@@ -42,7 +90,7 @@ class UnitOfWork:
         self.repo = Repository(session)
 
     async def commit(self) -> None:
-        await self.session.commit()
+        await commit(self.session)
 
     async def rollback(self) -> None:
         await self.session.rollback()

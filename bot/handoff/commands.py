@@ -204,6 +204,7 @@ class StaffCommands:
         chat.purpose = STAFF_CHAT
         chat.community_id = community.id
         chat.listen = False
+        out.chat_changed = True
         audit(
             session,
             actor_person_id=person_id,

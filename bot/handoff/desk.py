@@ -44,10 +44,10 @@ from bot.db.models import (
     utcnow,
 )
 from bot.db.repository import ConversationRef, Repository
-from bot.db.session import Database
+from bot.db.session import Database, after_commit
 from bot.dialog.engine import Prompt
 from bot.dialog.spec import Responses
-from bot.handoff.notices import Notice, notify_staff, queue_notice
+from bot.handoff.notices import STAFF_CHAT, Notice, notify_staff, queue_notice
 from bot.handoff.summary import ResidentLine, Summary, summarize
 from bot.message import Button, ChatType, IncomingMessage, Platform, Target
 from bot.nlu.base import Intent, Understanding
@@ -80,6 +80,7 @@ class TurnOutput(Protocol):
     state: dict[str, Any] | None
     handoff: str | None
     not_understood: bool
+    chat_changed: bool  # a staff command rebound this chat: cached ids of its conversations are stale
 
     def say(self, text: str, buttons: tuple[Button, ...] = (), *, private: bool = False) -> None: ...
 
@@ -157,25 +158,26 @@ class HandoffDesk:
         message: IncomingMessage,
         u: Understanding,
         out: TurnOutput,
+        *,
+        maybe_held: bool = True,
     ) -> Verdict:
-        """Called at the start of every turn, under the conversation lock, in the turn's transaction."""
+        """Called at the start of every turn, under the conversation lock, in the turn's transaction.
+
+        ``maybe_held=False`` is the dispatcher's word that Redis has no held marker for the conversation
+        and the markers are complete (:data:`HELD_COMPLETE`): then the database is not asked.
+        """
         if await self.commands.handle(repo.session, ref, message, out):
             return Verdict.HANDLED
         if await self.relay.handle(repo.session, ref, message, out):
             return Verdict.HANDLED
-        row = (
-            await repo.session.execute(
-                select(Conversation.handoff_holder_id, Chat.purpose)
-                .join(Chat, Chat.id == Conversation.chat_id)
-                .where(Conversation.id == ref.conversation_id)
-            )
-        ).first()
-        if row is None:
-            return Verdict.PASS
-        holder_id, purpose = row
-        if purpose == "staff":
+        if ref.chat_purpose == STAFF_CHAT:
             out.say(self.words.get("staff.staff_chat_help"))
             return Verdict.HANDLED
+        if not maybe_held:
+            return Verdict.PASS
+        holder_id = await repo.session.scalar(
+            select(Conversation.handoff_holder_id).where(Conversation.id == ref.conversation_id)
+        )
         if holder_id is None:
             return Verdict.PASS
         await self._resident_message_held(repo.session, ref, message, u)
@@ -639,7 +641,10 @@ class HandoffDesk:
         conv = await session.get(Conversation, conversation_id)
         assert conv is not None
         conv.handoff_holder_id = None
-        await self.redis.delete(held_marker(address.key))
+        # Once the release is durable: until then the conversation is held, and the marker must say so
+        # (the dispatcher trusts its absence, see HELD_COMPLETE).
+        marker = held_marker(address.key)
+        after_commit(session, lambda: self.redis.delete(marker))
         audit(
             session,
             actor_person_id=actor_person_id,
@@ -702,7 +707,8 @@ class HandoffDesk:
                 log.warning("auto-release round failed", error=repr(exc))
 
     async def restore_markers(self, db: Database) -> int:
-        """Put the "held" markers back into Redis (an in-process Redis starts empty after a restart)."""
+        """Put the "held" markers back into Redis (an in-process Redis starts empty after a restart),
+        then set :data:`HELD_COMPLETE`."""
         restored = 0
         async with db.unit_of_work() as uow:
             rows = await uow.session.execute(
@@ -715,6 +721,7 @@ class HandoffDesk:
                 if address is not None:
                     await self.redis.set(held_marker(address.key), str(handoff_id))
                     restored += 1
+        await self.redis.set(HELD_COMPLETE, "1")
         return restored
 
     async def send(self, notices: Sequence[Notice], outbound: Outbound | None) -> list[Notice]:
@@ -733,6 +740,15 @@ class HandoffDesk:
         if address is None:
             raise HandoffError("not_found", id=conversation_id)
         return address
+
+
+HELD_COMPLETE = f"{PREFIX}:held:complete"
+"""Set by :meth:`HandoffDesk.restore_markers` once every held conversation has its marker. While it
+exists, a conversation without a marker is not held and the dispatcher's turn skips the database check;
+markers are set before a take commits and removed only after a release commits, so the marker errs on
+the side of "held" (which only costs that check). When Redis loses its data this key goes too, and every
+turn asks the database until the next start-up restores them. (Redis must not evict keys without an
+expiry: ``maxmemory-policy`` noeviction or volatile-*, see docs/staff.md.)"""
 
 
 def held_marker(key: ConversationKey) -> str:

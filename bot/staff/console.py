@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
 from bot.db.models import AppealStatus, CannedReply, Community, Conversation, HandoffStatus, TranscriptMessage
+from bot.db.session import commit
 from bot.handoff.desk import HandoffDesk, HandoffError
 from bot.roles import audit, staff_name
 from bot.runtime import Runtime
@@ -99,7 +100,7 @@ class Ctx:
         return ZoneInfo(self.rt.settings.timezone)
 
     async def commit(self) -> None:
-        await self.session.commit()
+        await commit(self.session)
 
     def audit(
         self,

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 
 from bot.db.models import AuditEntry, Conversation, Handoff, HandoffNote, TranscriptMessage, utcnow
 from bot.handoff import HandoffError
+from bot.handoff.desk import HELD_COMPLETE
 from bot.message import ChatType
 from tests.staff.conftest import World
 
@@ -260,3 +261,33 @@ async def test_asking_for_a_person_in_the_middle_of_a_form(world: World) -> None
     assert replies[-1].startswith("我们继续刚才的登记"), replies
     handoff = await world.handoff(await world.conversation_of("res-wang"))
     assert handoff is not None and handoff.status == "waiting"
+
+
+async def test_when_redis_loses_the_held_markers_the_database_still_holds(world: World) -> None:
+    """A turn trusts a missing marker only while HELD_COMPLETE says the markers are all there."""
+    await world.say("转人工")
+    conv = await world.conversation_of("res-wang")
+    await world.take(conv)
+    # A Redis that keeps nothing restarts: every marker is gone, and so is HELD_COMPLETE.
+    await world.rt.store.redis.flushdb()
+    assert await world.say("楼上漏水到我家厨房了") == []
+    # The next start-up puts them back.
+    assert await world.rt.dispatcher.handoff.restore_markers(world.rt.db) == 1
+    assert await world.rt.store.redis.exists(HELD_COMPLETE)
+    assert await world.say("楼上漏水到我家厨房了") == []
+
+
+async def test_a_release_that_is_not_committed_keeps_the_bot_quiet(world: World) -> None:
+    """The marker goes only once the release is durable: a rolled-back release leaves it held."""
+    desk = world.rt.dispatcher.handoff
+    await world.say("转人工")
+    conv = await world.conversation_of("res-wang")
+    await world.take(conv)
+    async with world.rt.db.unit_of_work() as uow:
+        await desk.release(uow.session, conv, world.lina.person_id)
+        await uow.rollback()  # the database refused the commit, say
+    assert await world.say("楼上漏水到我家厨房了") == []
+    async with world.rt.db.unit_of_work() as uow:
+        await desk.release(uow.session, conv, world.lina.person_id)
+        await uow.commit()
+    assert await world.say("下水道堵了找谁") != []
