@@ -7,7 +7,10 @@ Measures, with the load generator on the same machine (so it competes for the sa
 1. group chatter the bot ignores: messages per second, closed loop with 32 concurrent senders;
 2. dialog turns at a fixed 100 messages/s (open loop): latency p50/p99 of each HTTP round trip; every
    turn is a real step of an appeal dialog (report → photo skipped → no phone → confirm), so the turns
-   write transcripts, dialog state and appeals;
+   write transcripts, dialog state and appeals. 200 residents take turns; the warm-up leaves them spread
+   evenly over the four steps (as in a real community, where people are at different points of their
+   forms), so every second of the measurement has the same mix of turns rather than two seconds of
+   nothing but confirmations;
 3. the server's resident set size (VmHWM, the peak) at the end.
 
 Targets (issue 2): chatter ≥ 500 msg/s; dialog turn p99 ≤ 20 ms at 100 msg/s; RSS ≤ 200 MB.
@@ -72,13 +75,14 @@ async def _chatter(client: aiohttp.ClientSession, base: str, total: int) -> floa
 
 
 async def _dialog_turns(
-    client: aiohttp.ClientSession, base: str, rate: float, seconds: float, step: list[int]
+    client: aiohttp.ClientSession, base: str, rate: float, residents: list[int], step: list[int]
 ) -> list[float]:
-    """Open loop: a message every 1/rate s, each the next step of one of many residents' dialogs
+    """Open loop: a message every 1/rate s, each the next step of the dialog of the next of ``residents``
     (``step`` counts each resident's messages so far, across calls).
 
-    Residents are chosen round-robin with enough of them that one resident's previous turn has finished
-    before their next one is due (as in a real group, where one person doesn't type 100 times a second).
+    In the measurement residents take turns round-robin, enough of them that one resident's previous turn
+    has finished before their next one is due (as in a real group, where one person doesn't type 100
+    times a second).
     """
     latencies: list[float] = []
     errors: list[str] = []
@@ -93,13 +97,11 @@ async def _dialog_turns(
             errors.append(body.decode(errors="replace"))
 
     start = time.perf_counter()
-    n = int(rate * seconds)
-    for i in range(n):
+    for i, who in enumerate(residents):
         due = start + i / rate
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        who = i % RESIDENTS
         s = step[who] % DIALOG_STEPS
         text = appeal_turn(who, step[who])
         step[who] += 1
@@ -148,13 +150,17 @@ async def main() -> int:
         async with aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=64), timeout=aiohttp.ClientTimeout(total=30)
         ) as client:
-            # Warm-up: the first turns load lazily initialised parts (jit-free, but caches and pools).
+            # Warm-up: load lazily initialised parts (caches, pools), and leave resident r at step r % 4,
+            # one step at a time (a resident answers once the bot has asked).
             step = [0] * RESIDENTS
-            await _dialog_turns(client, base, rate=50, seconds=2, step=step)
+            for k in range(1, DIALOG_STEPS):
+                wave = [r for r in range(RESIDENTS) if r % DIALOG_STEPS >= k]
+                await _dialog_turns(client, base, rate=50, residents=wave, step=step)
             cpu0, own0 = cpu_seconds(server.pid), cpu_seconds(os.getpid())
             chatter_rate = await _chatter(client, base, args.chatter)
             cpu1, own1 = cpu_seconds(server.pid), cpu_seconds(os.getpid())
-            latencies = await _dialog_turns(client, base, rate=100, seconds=args.seconds, step=step)
+            turns = [i % RESIDENTS for i in range(int(100 * args.seconds))]
+            latencies = await _dialog_turns(client, base, rate=100, residents=turns, step=step)
             cpu2 = cpu_seconds(server.pid)
         rss, peak = rss_mb(server.pid)
     finally:

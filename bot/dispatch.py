@@ -73,6 +73,15 @@ class _TurnOutput:
         self.prompts.append(Prompt(text, buttons, private))
 
 
+@dataclass(frozen=True, slots=True)
+class _Hints:
+    """What the turn's opening read from Redis says the turn may skip (see :meth:`Dispatcher.handle`)."""
+
+    maybe_held: bool  # a held marker exists, or the markers are not known to be complete: ask the DB
+    state_known: bool  # no state means no dialog: the database's durable copy need not be read
+    comment_pending: bool  # the resident was asked for a comment on a rating
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -116,21 +125,20 @@ class Dispatcher:
             return await self._unaddressed_group_message(message)
         # With the lock and the state, whether the conversation may be held by staff and whether a
         # missing state means "no dialog": each saves the turn a database read (see the two flags' notes).
-        flags = (held_marker(key), HELD_COMPLETE, DIALOGS_COMPLETE)
+        flags = (held_marker(key), HELD_COMPLETE, DIALOGS_COMPLETE, self.follow_up.comment_key(key))
         async with self.store.turn(key, message.platform, message.message_id, flags) as turn:
             if turn.replayed is not None:
                 log.info(
                     "duplicate message ignored", platform=message.platform, message_id=message.message_id
                 )
                 return [Reply.from_dict(r) for r in turn.replayed]
-            held, markers_complete, dialogs_complete = turn.flags
-            replies, state = await self._handle_locked(
-                message,
-                key,
-                turn.state,
+            held, markers_complete, dialogs_complete, comment_pending = turn.flags
+            hints = _Hints(
                 maybe_held=held or not markers_complete,
                 state_known=turn.state is not None or dialogs_complete,
+                comment_pending=comment_pending,
             )
+            replies, state = await self._handle_locked(message, key, turn.state, hints)
             await turn.finish(state, [r.to_dict() for r in replies], self.settings.dedup_ttl_s)
         return replies
 
@@ -204,12 +212,9 @@ class Dispatcher:
         message: IncomingMessage,
         key: ConversationKey,
         state: dict[str, Any] | None,
-        *,
-        maybe_held: bool,
-        state_known: bool,
+        hints: _Hints,
     ) -> tuple[list[Reply], dict[str, Any] | None]:
-        """One turn; ``state`` is the dialog state read from Redis under the lock (``state_known``: a
-        None there means no dialog, the database's durable copy need not be read). Returns the replies and
+        """One turn; ``state`` is the dialog state read from Redis under the lock. Returns the replies and
         the new state, which the caller saves as it releases the lock."""
         u = await self.nlu.parse(message.text)
         created: dict[str, ConversationRef] = {}
@@ -228,15 +233,15 @@ class Dispatcher:
                 if message.attachments
                 else None,
             )
-            if not state_known:  # Redis lost its data since start-up: the durable copy
+            if not hints.state_known:  # Redis lost its data since start-up: the durable copy
                 state = await repo.dialog_state(ref.conversation_id)
             out = _TurnOutput(state=state, intent=u.intent.name.value)
             # Staff commands, invites, building leaders' relays, conversations staff hold: bot/handoff.
-            verdict = await self.handoff.intercept(repo, ref, message, u, out, maybe_held=maybe_held)
+            verdict = await self.handoff.intercept(repo, ref, message, u, out, maybe_held=hints.maybe_held)
             if verdict is Verdict.HELD and self._is_emergency(u, ref):
                 await self._emergency(ref, u, out)  # safety first, even while staff hold it
             elif verdict is Verdict.PASS:
-                await self._turn(repo, ref, message, u, out)
+                await self._turn(repo, ref, message, u, out, hints)
                 await self.handoff.after_turn(repo, ref, message, out)
 
             private_key = private_key_for(message)
@@ -265,9 +270,8 @@ class Dispatcher:
             prefix = f"{message.platform.value}:{message.chat_id}:"
             for stale in [k for k in self._refs if k.startswith(prefix)]:
                 del self._refs[stale]
-        if moved:
-            async with self.store.lock(private_key):
-                await self.store.set_state(private_key, out.private_state)
+        if moved and out.private_state is not None:
+            await self.store.put_state(private_key, out.private_state)
         return replies, out.state
 
     async def _resolve(
@@ -346,11 +350,14 @@ class Dispatcher:
         message: IncomingMessage,
         u: Understanding,
         out: _TurnOutput,
+        hints: _Hints,
     ) -> None:
         ctx = await self._context(repo, ref, message, out.state)
         state = out.state
         # Ratings and their comments, answers to a duplicate offer: bot/appeals.
-        handled = await self.follow_up.intercept(repo, ref, message, u, state)
+        handled = await self.follow_up.intercept(
+            repo, ref, message, u, state, comment_pending=hints.comment_pending
+        )
         if handled is not None:
             out.prompts.extend(handled.prompts)
             out.state = handled.state

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import LockError
 
 from bot.message import ChatType, IncomingMessage, Platform
 
@@ -95,6 +94,13 @@ redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
+# KEYS: lock, state.  ARGV: state, state ttl (s).  Writes another conversation's state unless a message
+# of it holds its lock (then 0: wait and try again).
+_PUT_STATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
 # KEYS: lock.  ARGV: token.  Releases the lock only if it is still ours (it may have expired and been
 # taken by another holder).
 _RELEASE = """
@@ -140,6 +146,7 @@ class StateStore:
         self._open_turn = redis.register_script(_OPEN_TURN)
         self._close_turn = redis.register_script(_CLOSE_TURN)
         self._release = redis.register_script(_RELEASE)
+        self._put_state = redis.register_script(_PUT_STATE)
 
     @classmethod
     def from_url(
@@ -222,27 +229,18 @@ class StateStore:
 
     @asynccontextmanager
     async def lock(self, key: ConversationKey) -> AsyncIterator[None]:
-        """Serialize everything that reads and writes ``key``'s state, across processes.
-
-        Taken *before* the state is read (aiogram's issue 1317: loading first and locking later lets two
-        messages overwrite each other's dialog).
-        """
-        lock = self.redis.lock(
-            self.lock_name(key),
-            timeout=self._lock_timeout_s,
-            blocking_timeout=self._lock_wait_s,
-            sleep=0.01,
-        )
-        if not await lock.acquire():
-            raise LockTimeout(str(key))
+        """Hold ``key``'s conversation lock for a block of work that is not a message's turn (the same lock
+        :meth:`turn` and :meth:`put_state` respect), waiting up to the lock wait."""
+        name, token = self.lock_name(key), secrets.token_hex(16)
+        deadline = time.monotonic() + self._lock_wait_s
+        while not await self.redis.set(name, token, nx=True, px=int(self._lock_timeout_s * 1000)):
+            if time.monotonic() >= deadline:
+                raise LockTimeout(str(key))
+            await asyncio.sleep(0.01)
         try:
             yield
         finally:
-            try:
-                await lock.release()
-            except LockError:
-                # Held past its timeout and taken over: our work is done; nothing to release.
-                pass
+            await self._release(keys=[name], args=[token])
 
     # --- dialog state --------------------------------------------------------------------------------
     @staticmethod
@@ -260,6 +258,18 @@ class StateStore:
             await self.redis.delete(name)
         else:
             await self.redis.set(name, json.dumps(state, ensure_ascii=False), ex=STATE_RETENTION_S)
+
+    async def put_state(self, key: ConversationKey, state: dict[str, Any]) -> None:
+        """Save ``key``'s state from outside its turns (a dialog moving into the resident's private chat),
+        waiting while a message of that conversation holds its lock: as :meth:`lock` then
+        :meth:`set_state`, in one round trip."""
+        keys = [self.lock_name(key), self.state_name(key)]
+        args: list[str | int] = [json.dumps(state, ensure_ascii=False), STATE_RETENTION_S]
+        deadline = time.monotonic() + self._lock_wait_s
+        while not await self._put_state(keys=keys, args=args):
+            if time.monotonic() >= deadline:
+                raise LockTimeout(str(key))
+            await asyncio.sleep(0.01)
 
     async def has_state(self, key: ConversationKey) -> bool:
         return bool(await self.redis.exists(self.state_name(key)))

@@ -130,6 +130,17 @@ async def test_a_turn_waits_for_the_lock_and_gives_up_in_time(runtime: Runtime) 
     assert await store.redis.get(store.lock_name(key)) == "another holder"
 
 
+async def test_a_state_handed_to_another_conversation_waits_for_its_lock(runtime: Runtime) -> None:
+    store: StateStore = runtime.store
+    key = ConversationKey(Platform.REST, "u", "u")
+    async with store.lock(key):
+        put = asyncio.create_task(store.put_state(key, {"dialog": "appeal"}))
+        await asyncio.sleep(0.05)
+        assert not put.done() and await store.get_state(key) is None
+    await asyncio.wait_for(put, 2)
+    assert await store.get_state(key) == {"dialog": "appeal"}
+
+
 @pytest.fixture
 def two_servers(tmp_path: Path) -> Iterator[list[str]]:
     settings = make_settings(tmp_path)

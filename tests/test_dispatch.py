@@ -182,13 +182,24 @@ async def test_a_dialog_turn_costs_two_statements(runtime: Runtime, private_msg:
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         statements.append(statement.split(None, 1)[0].upper())
 
+    redis = runtime.store.redis
+    commands: list[str] = []
+    execute = redis.execute_command
+
+    async def count_command(*args: Any, **kwargs: Any) -> Any:
+        commands.append(str(args[0]).upper())
+        return await execute(*args, **kwargs)
+
     event.listen(runtime.db.engine.sync_engine, "before_cursor_execute", record)
+    redis.execute_command = count_command  # type: ignore[method-assign]
     try:
         r = await runtime.dispatcher.handle(private_msg("跳过"))
     finally:
         event.remove(runtime.db.engine.sync_engine, "before_cursor_execute", record)
+        del redis.execute_command
     assert "手机号" in texts(r)
     assert statements == ["INSERT", "UPDATE"], statements
+    assert commands == ["EVALSHA", "EVALSHA"], commands
 
 
 async def test_idle_dialog_expires_politely(runtime: Runtime, private_msg: Msg) -> None:

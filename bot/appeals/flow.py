@@ -64,7 +64,9 @@ class FollowUp:
         return self._name.sub("", text).strip()
 
     @staticmethod
-    def _comment_key(key: ConversationKey) -> str:
+    def comment_key(key: ConversationKey) -> str:
+        """The Redis key that says the resident was asked for a comment on their rating (and on which
+        appeal). The dispatcher learns whether it exists as it opens the turn."""
         return f"hy:rating-comment:{key.part}"
 
     # --- before the dialog engine ----------------------------------------------------------------------
@@ -75,8 +77,12 @@ class FollowUp:
         message: IncomingMessage,
         u: Understanding,
         state: dict[str, Any] | None,
+        *,
+        comment_pending: bool = True,
     ) -> Handled | None:
-        """Handle the message here when it is a rating, a comment or a duplicate answer; else None."""
+        """Handle the message here when it is a rating, a comment or a duplicate answer; else None.
+
+        ``comment_pending=False`` is the caller's word that :meth:`comment_key` does not exist."""
         text = self._text(message)
         found = _RATE.fullmatch(text)
         if found:
@@ -97,7 +103,9 @@ class FollowUp:
                 return await self._rate(
                     repo, ref, message, appeal.public_id, rating.RATING_WORDS[word], state
                 )
-        key = self._comment_key(ConversationKey.of(message))
+        if not comment_pending:
+            return None
+        key = self.comment_key(ConversationKey.of(message))
         pending = await self.store.redis.get(key)
         if pending is None or text.startswith("/"):
             return None
@@ -150,7 +158,7 @@ class FollowUp:
             else w.get("rating.ask_comment")
         )
         await self.store.redis.set(
-            self._comment_key(ConversationKey.of(message)), public_id, ex=COMMENT_WINDOW_S
+            self.comment_key(ConversationKey.of(message)), public_id, ex=COMMENT_WINDOW_S
         )
         return Handled([Prompt(first), Prompt(ask)], state)
 

@@ -36,6 +36,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -565,6 +566,11 @@ _DANGER_HINT = re.compile(
 )
 
 
+SHORT_TEXT_CHARS = 12
+"""Messages up to this long have their understanding cached (see :class:`EmbeddedNLU`)."""
+SHORT_CACHE_SIZE = 4096  # a few hundred kB at most
+
+
 def shipped_matter_lookup(normalized: str) -> tuple[float, bool] | None:
     """:data:`MatterLookup` over the shipped knowledge base (loaded once per process, on first use)."""
     from kb import load_knowledge_base  # here, not at import: tests and tools use the model without it
@@ -595,6 +601,9 @@ class EmbeddedNLU:
         self.origin = origin  # "cache" or "trained": how this instance got its model
         # Consulted only when the model alone says "emergency" (see _understand); None switches that off.
         self.matters = matters
+        # Short messages repeat: buttons' payloads, 跳过, 不留, 确认, 好的, 谢谢. Their understanding is the
+        # same every time (it depends on the text alone, and Understanding is immutable), so it is kept.
+        self._short = lru_cache(maxsize=SHORT_CACHE_SIZE)(self._understand_safely)
 
     async def parse(self, text: str) -> Understanding:
         return self.understand(text)
@@ -604,6 +613,11 @@ class EmbeddedNLU:
 
     def understand(self, text: str) -> Understanding:
         """Synchronous :meth:`parse` (the CLI and the benchmark call it directly). Never raises."""
+        if isinstance(text, str) and len(text) <= SHORT_TEXT_CHARS:
+            return self._short(text)
+        return self._understand_safely(text)
+
+    def _understand_safely(self, text: str) -> Understanding:
         try:
             return self._understand(text)
         except Exception as exc:  # the contract: odd input gives OTHER, never an exception

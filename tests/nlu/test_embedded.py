@@ -382,3 +382,12 @@ def test_understanding_is_fast(nlu: EmbeddedNLU) -> None:
         costs.append(time.thread_time() - started)
     costs.sort()
     assert costs[len(costs) // 2] < 0.002  # CPU time, generous: measured ~0.1-0.3 ms
+
+
+def test_short_messages_are_understood_once(nlu: EmbeddedNLU) -> None:
+    """Buttons and short answers repeat across residents: their understanding is kept, not recomputed."""
+    first = nlu.understand("不留电话")
+    assert nlu.understand("不留电话") is first
+    long_text = "3栋2单元楼道灯坏了好几天了，晚上回家很不方便"
+    assert nlu.understand(long_text) is not nlu.understand(long_text)
+    assert nlu.understand(long_text) == nlu.understand(long_text)
