@@ -155,7 +155,7 @@ async def main() -> int:
             step = [0] * RESIDENTS
             for k in range(1, DIALOG_STEPS):
                 wave = [r for r in range(RESIDENTS) if r % DIALOG_STEPS >= k]
-                await _dialog_turns(client, base, rate=50, residents=wave, step=step)
+                await _dialog_turns(client, base, rate=100, residents=wave, step=step)
             cpu0, own0 = cpu_seconds(server.pid), cpu_seconds(os.getpid())
             chatter_rate = await _chatter(client, base, args.chatter)
             cpu1, own1 = cpu_seconds(server.pid), cpu_seconds(os.getpid())

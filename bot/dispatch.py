@@ -611,8 +611,7 @@ class Dispatcher:
             # "/report 楼道灯坏了": understand the rest as the first message of the form.
             message = replace(message, text=arg)
             u = _entities_only(u, arg)
-        person = await repo.person(ref.person_id)
-        saved_phone = person.phone if person else None
+        saved_phone = await repo.saved_phone(ref.person_id)
         ctx = replace(ctx, saved_phone=saved_phone)
         turn = self.engine.start("appeal", u, message, ctx)
         state = turn.state

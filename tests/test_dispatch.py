@@ -171,8 +171,9 @@ async def test_a_dialog_survives_redis_losing_its_data_while_running(
 
 
 async def test_a_dialog_turn_costs_two_statements(runtime: Runtime, private_msg: Msg) -> None:
-    """The hot path, pinned: the transcript (in and out, one INSERT) and the conversation (one UPDATE).
-    The dialog state, the dedup record, the lock and the held check come from Redis in two round trips."""
+    """The hot path, pinned: the conversation's UPDATE and the transcript (in and out, one INSERT at
+    commit). The dialog state, the dedup record, the lock and the held check come from Redis in two round
+    trips."""
     from sqlalchemy import event
 
     await runtime.dispatcher.handoff.restore_markers(runtime.db)  # as `huiyin serve` does at start-up
@@ -198,7 +199,7 @@ async def test_a_dialog_turn_costs_two_statements(runtime: Runtime, private_msg:
         event.remove(runtime.db.engine.sync_engine, "before_cursor_execute", record)
         del redis.execute_command
     assert "手机号" in texts(r)
-    assert statements == ["INSERT", "UPDATE"], statements
+    assert statements == ["UPDATE", "INSERT"], statements
     assert commands == ["EVALSHA", "EVALSHA"], commands
 
 

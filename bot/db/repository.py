@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +32,9 @@ from bot.db.models import (
     utcnow,
 )
 
+TRANSCRIPT_TABLE = cast(Table, TranscriptMessage.__table__)
+CONVERSATION_TABLE = cast(Table, Conversation.__table__)
+PERSON_TABLE = cast(Table, Person.__table__)
 PENDING_TRANSCRIPT = "huiyin.pending_transcript"
 """``session.info`` key of the transcript lines :meth:`Repository.add_transcript` has not written yet."""
 T = TypeVar("T")
@@ -186,12 +189,19 @@ class Repository:
         )
 
     async def touch_conversation(self, conversation_id: int, dialog_state: dict[str, Any] | None) -> None:
-        """Record activity and the durable copy of the dialog state, in one UPDATE."""
-        await self.session.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation_id)
+        """Record activity and the durable copy of the dialog state, in one UPDATE.
+
+        Core on the session's connection, not an ORM-enabled UPDATE: nothing in the session needs to be
+        flushed first or synchronized after, and the ORM's bulk-update machinery costs more than the
+        statement itself. (Folding the transcript INSERT into this statement as a data-modifying WITH
+        was tried: a multi-row VALUES is compiled anew each time and cost more than the round trip.)"""
+        stmt = (
+            update(CONVERSATION_TABLE)
+            .where(CONVERSATION_TABLE.c.id == conversation_id)
             .values(last_message_at=utcnow(), dialog_state=dialog_state)
         )
+        connection = await self.session.connection()
+        await connection.execute(stmt)
 
     async def roles_of(self, person_id: int, community_id: int) -> dict[str, list[Any]]:
         grants = (
@@ -207,6 +217,12 @@ class Repository:
         person = await self.session.get(Person, person_id)
         if person is not None:
             person.phone = phone
+
+    async def saved_phone(self, person_id: int) -> str | None:
+        """The phone number the resident left before, if any (one column, without loading the person)."""
+        table = PERSON_TABLE
+        connection = await self.session.connection()
+        return cast(str | None, await connection.scalar(select(table.c.phone).where(table.c.id == person_id)))
 
     async def person(self, person_id: int) -> Person | None:
         return await self.session.get(Person, person_id)

@@ -10,22 +10,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, event, insert, text
+from sqlalchemy import event, insert, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
-from bot.db.models import TranscriptMessage
-from bot.db.repository import PENDING_TRANSCRIPT, Repository
+from bot.db.repository import PENDING_TRANSCRIPT, TRANSCRIPT_TABLE, Repository
 
 if TYPE_CHECKING:  # Alembic is imported when a migration runs, not by every process that opens the DB
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _AFTER_COMMIT = "huiyin.after_commit"
-TRANSCRIPT_TABLE = cast(Table, TranscriptMessage.__table__)
 
 
 def after_commit(session: AsyncSession, action: Callable[[], Awaitable[object]]) -> None:
