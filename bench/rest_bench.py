@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import statistics
 import tempfile
@@ -124,6 +125,13 @@ async def _dialog_turns(
     return latencies
 
 
+def _session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=120),
+        timeout=aiohttp.ClientTimeout(total=30),
+    )
+
+
 async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/huiyin_bench")
@@ -147,21 +155,30 @@ async def main() -> int:
             await wait_ready(probe, base)
         # The load itself goes through aiohttp: httpx's client costs ~2 ms of CPU per request here
         # (aiohttp ~0.12 ms), so on 2 shared cores it measured the load generator more than the server.
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=64), timeout=aiohttp.ClientTimeout(total=30)
-        ) as client:
+        step = [0] * RESIDENTS
+        async with _session() as client:
             # Warm-up: load lazily initialised parts (caches, pools), and leave resident r at step r % 4,
             # one step at a time (a resident answers once the bot has asked).
-            step = [0] * RESIDENTS
             for k in range(1, DIALOG_STEPS):
                 wave = [r for r in range(RESIDENTS) if r % DIALOG_STEPS >= k]
                 await _dialog_turns(client, base, rate=100, residents=wave, step=step)
-            cpu0, own0 = cpu_seconds(server.pid), cpu_seconds(os.getpid())
+        cpu0, own0 = cpu_seconds(server.pid), cpu_seconds(os.getpid())
+        async with _session() as client:
             chatter_rate = await _chatter(client, base, args.chatter)
-            cpu1, own1 = cpu_seconds(server.pid), cpu_seconds(os.getpid())
-            turns = [i % RESIDENTS for i in range(int(100 * args.seconds))]
-            latencies = await _dialog_turns(client, base, rate=100, residents=turns, step=step)
-            cpu2 = cpu_seconds(server.pid)
+        cpu1, own1 = cpu_seconds(server.pid), cpu_seconds(os.getpid())
+        # The load generator's own pauses would count as the server's latency: no cyclic collection in
+        # it while it measures (aiohttp's clean-up of idle connections, fifteen seconds after the chatter,
+        # did the same before the chatter got a client of its own).
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        try:
+            async with _session() as client:
+                turns = [i % RESIDENTS for i in range(int(100 * args.seconds))]
+                latencies = await _dialog_turns(client, base, rate=100, residents=turns, step=step)
+        finally:
+            gc.enable()
+        cpu2 = cpu_seconds(server.pid)
         rss, peak = rss_mb(server.pid)
     finally:
         stop_process(server)
