@@ -152,18 +152,22 @@ def two_servers(tmp_path: Path) -> Iterator[list[str]]:
         "HUIYIN_DATA_DIR": str(tmp_path / "data"),
         "HUIYIN_LOG_LEVEL": "warning",
     }
-    procs, urls = [], []
-    for _ in range(2):
+    procs, urls, logs = [], [], []
+    for n in range(2):
         port = free_port()
         cmd = [sys.executable, "-m", "bot", "serve", "--port", str(port)]
-        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        # A file, not a pipe nobody reads: a server whose warnings filled the pipe would block on its
+        # next write and never exit, and go on consuming the shared Redis' queues after the test.
+        log = (tmp_path / f"server-{n}.log").open("wb")
+        logs.append(log)
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log))
         urls.append(f"http://127.0.0.1:{port}")
     try:
         deadline = time.time() + 90
         for url, proc in zip(urls, procs, strict=True):
             while True:
                 if proc.poll() is not None:
-                    raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server died")
+                    raise RuntimeError((tmp_path / f"server-{procs.index(proc)}.log").read_text())
                 try:
                     if httpx.get(url + "/readyz", timeout=1).status_code == 200:
                         break
@@ -177,7 +181,13 @@ def two_servers(tmp_path: Path) -> Iterator[list[str]]:
         for proc in procs:
             proc.terminate()
         for proc in procs:
-            proc.wait(timeout=20)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for log in logs:
+            log.close()
 
 
 @pytest.mark.real_services
