@@ -12,6 +12,9 @@ Keys (all under the ``hy:`` prefix; ``{conv}`` is ``platform:chat_id:user_id``):
 - ``hy:seen:{platform}:{message_id}``  the replies a handled message produced, for dedup
 - ``hy:offer:{platform}:{chat}:{user}``  listen-mode offer cooldown
 - ``hy:chat:{platform}:{chat}``  cached chat settings (listen mode, community)
+- ``hy:dlg:complete``  set once start-up restored the durable copies of dialogs (:data:`DIALOGS_COMPLETE`)
+
+A message's turn reads and writes these in two round trips, each one Lua script (see :meth:`StateStore.turn`).
 """
 
 from __future__ import annotations
