@@ -83,8 +83,7 @@ class Runtime:
                 )
             )
             for key, state in rows:
-                name = f"hy:dlg:{key}"
-                if state and await self.store.redis.set(name, _dumps(state), nx=True, ex=7 * 24 * 3600):
+                if state and await self.store.restore_state(key, state):
                     restored += 1
         await self.store.redis.set(DIALOGS_COMPLETE, "1")
         if restored:
@@ -121,9 +120,3 @@ def settle_heap() -> None:
 def _log_crash(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("background job crashed", job=task.get_name(), error=repr(task.exception()))
-
-
-def _dumps(state: object) -> str:
-    import json
-
-    return json.dumps(state, ensure_ascii=False)

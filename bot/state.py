@@ -23,16 +23,17 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 
 from bot.message import ChatType, IncomingMessage, Platform
 
 PREFIX = "hy"
+R = TypeVar("R")
 # A dialog that idles past its timeout is expired on the next message; the state itself is kept a while
 # longer so that the resident can be told politely what happened to it.
 STATE_RETENTION_S = 7 * 24 * 3600
@@ -174,8 +175,24 @@ class StateStore:
     # --- turns and locks -----------------------------------------------------------------------------
     @staticmethod
     def lock_name(key: ConversationKey) -> str:
-        """The Redis key of ``key``'s conversation lock (shared by :meth:`turn` and :meth:`lock`)."""
+        """The Redis key of ``key``'s conversation lock (taken by :meth:`turn`, respected by
+        :meth:`put_state`)."""
         return f"{PREFIX}:lock:{key.part}"
+
+    @staticmethod
+    def seen_name(platform: Platform, message_id: str) -> str:
+        """The Redis key of the dedup record of a handled message."""
+        return f"{PREFIX}:seen:{platform.value}:{message_id}"
+
+    async def _past_lock(self, key: ConversationKey, attempt: Callable[[], Awaitable[R | None]]) -> R:
+        """``attempt()`` until it gets past ``key``'s lock (it answers None while another message holds
+        it), polling every 10 ms up to the lock wait; then :class:`LockTimeout`."""
+        deadline = time.monotonic() + self._lock_wait_s
+        while (result := await attempt()) is None:
+            if time.monotonic() >= deadline:
+                raise LockTimeout(str(key))
+            await asyncio.sleep(0.01)
+        return result
 
     @asynccontextmanager
     async def turn(
@@ -190,23 +207,21 @@ class StateStore:
         issue 1317: loading first and locking later lets two messages overwrite each other's dialog). A
         turn left without :meth:`Turn.finish` (an error) releases the lock and records nothing.
         """
-        lock, seen = self.lock_name(key), f"{PREFIX}:seen:{platform.value}:{message_id}"
+        lock, seen = self.lock_name(key), self.seen_name(platform, message_id)
         turn = Turn(self, key, seen, secrets.token_hex(16))
         keys = [lock, seen, self.state_name(key), *flags]
         args: list[str | int] = [turn.token, int(self._lock_timeout_s * 1000)]
-        deadline = time.monotonic() + self._lock_wait_s
-        while True:
-            reply = await self._open_turn(keys=keys, args=args)
-            if reply[0] == 2:
-                turn.replayed = cast(list[dict[str, Any]], json.loads(reply[1]))
-                turn.finished = True
-                yield turn
-                return
-            if reply[0] == 1:
-                break
-            if time.monotonic() >= deadline:
-                raise LockTimeout(str(key))
-            await asyncio.sleep(0.01)
+
+        async def attempt() -> list[Any] | None:
+            reply = cast(list[Any], await self._open_turn(keys=keys, args=args))
+            return None if reply[0] == 0 else reply
+
+        reply = await self._past_lock(key, attempt)
+        if reply[0] == 2:
+            turn.replayed = cast(list[dict[str, Any]], json.loads(reply[1]))
+            turn.finished = True
+            yield turn
+            return
         if reply[1] is not None:
             turn.state = cast(dict[str, Any], json.loads(reply[1]))
         turn.flags = tuple(bool(x) for x in reply[2:])
@@ -230,49 +245,34 @@ class StateStore:
             ],
         )
 
-    @asynccontextmanager
-    async def lock(self, key: ConversationKey) -> AsyncIterator[None]:
-        """Hold ``key``'s conversation lock for a block of work that is not a message's turn (the same lock
-        :meth:`turn` and :meth:`put_state` respect), waiting up to the lock wait."""
-        name, token = self.lock_name(key), secrets.token_hex(16)
-        deadline = time.monotonic() + self._lock_wait_s
-        while not await self.redis.set(name, token, nx=True, px=int(self._lock_timeout_s * 1000)):
-            if time.monotonic() >= deadline:
-                raise LockTimeout(str(key))
-            await asyncio.sleep(0.01)
-        try:
-            yield
-        finally:
-            await self._release(keys=[name], args=[token])
-
     # --- dialog state --------------------------------------------------------------------------------
     @staticmethod
-    def state_name(key: ConversationKey) -> str:
-        """The Redis key of ``key``'s dialog state."""
-        return f"{PREFIX}:dlg:{key.part}"
+    def state_name(key: ConversationKey | str) -> str:
+        """The Redis key of a conversation's dialog state (``key``, or its :attr:`~ConversationKey.part` as
+        the database stores it in ``conversation.key``)."""
+        return f"{PREFIX}:dlg:{key if isinstance(key, str) else key.part}"
 
     async def get_state(self, key: ConversationKey) -> dict[str, Any] | None:
         raw = await self.redis.get(self.state_name(key))
         return None if raw is None else cast(dict[str, Any], json.loads(raw))
 
-    async def set_state(self, key: ConversationKey, state: dict[str, Any] | None) -> None:
-        name = self.state_name(key)
-        if state is None:
-            await self.redis.delete(name)
-        else:
-            await self.redis.set(name, json.dumps(state, ensure_ascii=False), ex=STATE_RETENTION_S)
-
     async def put_state(self, key: ConversationKey, state: dict[str, Any]) -> None:
         """Save ``key``'s state from outside its turns (a dialog moving into the resident's private chat),
-        waiting while a message of that conversation holds its lock: as :meth:`lock` then
-        :meth:`set_state`, in one round trip."""
+        waiting while a message of that conversation holds its lock, in one round trip."""
         keys = [self.lock_name(key), self.state_name(key)]
         args: list[str | int] = [json.dumps(state, ensure_ascii=False), STATE_RETENTION_S]
-        deadline = time.monotonic() + self._lock_wait_s
-        while not await self._put_state(keys=keys, args=args):
-            if time.monotonic() >= deadline:
-                raise LockTimeout(str(key))
-            await asyncio.sleep(0.01)
+
+        async def attempt() -> int | None:
+            return cast(int, await self._put_state(keys=keys, args=args)) or None
+
+        await self._past_lock(key, attempt)
+
+    async def restore_state(self, conversation_key: str, state: dict[str, Any]) -> bool:
+        """Put a durable copy of a dialog back, unless Redis has a state for that conversation already
+        (``conversation_key`` as stored in ``conversation.key``). True if it was put back."""
+        name = self.state_name(conversation_key)
+        dumped = json.dumps(state, ensure_ascii=False)
+        return bool(await self.redis.set(name, dumped, nx=True, ex=STATE_RETENTION_S))
 
     async def has_state(self, key: ConversationKey) -> bool:
         return bool(await self.redis.exists(self.state_name(key)))
@@ -280,15 +280,8 @@ class StateStore:
     # --- dedup ---------------------------------------------------------------------------------------
     async def seen(self, platform: Platform, message_id: str) -> list[dict[str, Any]] | None:
         """The replies recorded for an already handled message, or None if it is new."""
-        raw = await self.redis.get(f"{PREFIX}:seen:{platform.value}:{message_id}")
+        raw = await self.redis.get(self.seen_name(platform, message_id))
         return None if raw is None else cast(list[dict[str, Any]], json.loads(raw))
-
-    async def mark_seen(
-        self, platform: Platform, message_id: str, replies: list[dict[str, Any]], ttl_s: int
-    ) -> None:
-        await self.redis.set(
-            f"{PREFIX}:seen:{platform.value}:{message_id}", json.dumps(replies, ensure_ascii=False), ex=ttl_s
-        )
 
     # --- listen mode ---------------------------------------------------------------------------------
     async def take_offer_slot(self, platform: Platform, chat_id: str, user_id: str, cooldown_s: int) -> bool:

@@ -35,15 +35,16 @@ async def test_lock_serializes_holders(runtime: Runtime) -> None:
     inside = 0
     peak = 0
 
-    async def hold() -> None:
+    async def hold(i: int) -> None:
         nonlocal inside, peak
-        async with runtime.store.lock(key):
+        async with runtime.store.turn(key, Platform.REST, f"m{i}") as turn:
             inside += 1
             peak = max(peak, inside)
             await asyncio.sleep(0.002)
             inside -= 1
+            await turn.finish(None, [], dedup_ttl_s=60)
 
-    await asyncio.gather(*(hold() for _ in range(20)))
+    await asyncio.gather(*(hold(i) for i in range(20)))
     assert peak == 1
 
 
@@ -77,7 +78,8 @@ async def test_fifty_concurrent_messages_keep_a_consistent_transcript(
 async def test_dedup_and_offer_slots(runtime: Runtime) -> None:
     store: StateStore = runtime.store
     assert await store.seen(Platform.REST, "m1") is None
-    await store.mark_seen(Platform.REST, "m1", [{"text": "x"}], ttl_s=60)
+    async with store.turn(ConversationKey(Platform.REST, "c", "u"), Platform.REST, "m1") as turn:
+        await turn.finish(None, [{"text": "x"}], dedup_ttl_s=60)
     assert await store.seen(Platform.REST, "m1") == [{"text": "x"}]
     assert await store.take_offer_slot(Platform.REST, "g", "u", 60)
     assert not await store.take_offer_slot(Platform.REST, "g", "u", 60)
@@ -117,12 +119,13 @@ async def test_a_failed_turn_releases_the_lock_and_records_nothing(runtime: Runt
 async def test_a_turn_waits_for_the_lock_and_gives_up_in_time(runtime: Runtime) -> None:
     store = StateStore(runtime.store.redis, lock_timeout_s=30, lock_wait_s=0.3)
     key = ConversationKey(Platform.REST, "c", "u")
-    async with store.lock(key):
+    async with store.turn(key, Platform.REST, "m0") as holder:
         started = time.monotonic()
         with pytest.raises(LockTimeout):
             async with store.turn(key, Platform.REST, "m1"):
                 pass
         assert 0.3 <= time.monotonic() - started < 2
+        await holder.finish(None, [], dedup_ttl_s=60)
     # A lock that someone else took over (ours expired) is not released by us.
     async with store.turn(key, Platform.REST, "m2") as turn:
         await store.redis.set(store.lock_name(key), "another holder")
@@ -133,10 +136,11 @@ async def test_a_turn_waits_for_the_lock_and_gives_up_in_time(runtime: Runtime) 
 async def test_a_state_handed_to_another_conversation_waits_for_its_lock(runtime: Runtime) -> None:
     store: StateStore = runtime.store
     key = ConversationKey(Platform.REST, "u", "u")
-    async with store.lock(key):
+    async with store.turn(key, Platform.REST, "m1") as holder:
         put = asyncio.create_task(store.put_state(key, {"dialog": "appeal"}))
         await asyncio.sleep(0.05)
         assert not put.done() and await store.get_state(key) is None
+        await holder.finish(None, [], dedup_ttl_s=60)
     await asyncio.wait_for(put, 2)
     assert await store.get_state(key) == {"dialog": "appeal"}
 

@@ -209,7 +209,7 @@ async def test_idle_dialog_expires_politely(runtime: Runtime, private_msg: Msg) 
     state = await runtime.store.get_state(key)
     assert state is not None
     state["updated_at"] = time.time() - runtime.settings.dialog_idle_timeout_s - 5
-    await runtime.store.set_state(key, state)
+    await runtime.store.put_state(key, state)
     r = await runtime.dispatcher.handle(private_msg("3栋"))
     assert "已自动取消" in texts(r) and "楼道灯坏了" in texts(r)
     assert await runtime.store.get_state(key) is None

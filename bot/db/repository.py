@@ -220,9 +220,9 @@ class Repository:
 
     async def saved_phone(self, person_id: int) -> str | None:
         """The phone number the resident left before, if any (one column, without loading the person)."""
-        table = PERSON_TABLE
         connection = await self.session.connection()
-        return cast(str | None, await connection.scalar(select(table.c.phone).where(table.c.id == person_id)))
+        stmt = select(PERSON_TABLE.c.phone).where(PERSON_TABLE.c.id == person_id)
+        return cast(str | None, await connection.scalar(stmt))
 
     async def person(self, person_id: int) -> Person | None:
         return await self.session.get(Person, person_id)
