@@ -1,17 +1,22 @@
 """Benchmark: one `huiyin serve` process through the REST channel, on real Redis + PostgreSQL.
 
     .venv/bin/python -m bench.rest_bench [--database-url URL] [--redis-url URL] [--seconds 20]
+                                         [--trace turns.csv]
 
 Measures, with the load generator on the same machine (so it competes for the same 2 cores):
 
 1. group chatter the bot ignores: messages per second, closed loop with 32 concurrent senders;
 2. dialog turns at a fixed 100 messages/s (open loop): latency p50/p99 of each HTTP round trip; every
    turn is a real step of an appeal dialog (report → photo skipped → no phone → confirm), so the turns
-   write transcripts, dialog state and appeals. 200 residents take turns; the warm-up leaves them spread
+   write transcripts, dialog state and appeals. 200 residents take turns; the warm-up (a whole dialog
+   each, so that every kind of turn has run before the measurement) leaves them spread
    evenly over the four steps (as in a real community, where people are at different points of their
    forms), so every second of the measurement has the same mix of turns rather than two seconds of
    nothing but confirmations;
 3. the server's resident set size (VmHWM, the peak) at the end.
+
+``--trace`` writes each measured turn (when it was sent, its step, its latency) to a CSV file, to see
+whether a slow p99 is a few stalls or a whole stretch of queueing.
 
 Targets (issue 2): chatter ≥ 500 msg/s; dialog turn p99 ≤ 20 ms at 100 msg/s; RSS ≤ 200 MB.
 The database is a fresh one (`huiyin_bench` by default) created if missing; Redis database 14 is flushed.
@@ -26,6 +31,7 @@ import os
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import aiohttp
 import httpx
@@ -77,23 +83,24 @@ async def _chatter(client: aiohttp.ClientSession, base: str, total: int) -> floa
 
 async def _dialog_turns(
     client: aiohttp.ClientSession, base: str, rate: float, residents: list[int], step: list[int]
-) -> list[float]:
+) -> list[tuple[float, int, float]]:
     """Open loop: a message every 1/rate s, each the next step of the dialog of the next of ``residents``
-    (``step`` counts each resident's messages so far, across calls).
+    (``step`` counts each resident's messages so far, across calls). Returns, per turn in the order they
+    were sent, (seconds from the start until it was sent, its dialog step 0-3, latency in ms).
 
     In the measurement residents take turns round-robin, enough of them that one resident's previous turn
     has finished before their next one is due (as in a real group, where one person doesn't type 100
     times a second).
     """
-    latencies: list[float] = []
+    turns: list[tuple[float, int, float]] = [(0.0, 0, 0.0)] * len(residents)
     errors: list[str] = []
     tasks: list[asyncio.Task[None]] = []
 
-    async def one(i: int, text: str, meta: dict[str, object], sender: str) -> None:
+    async def one(i: int, s: int, text: str, meta: dict[str, object], sender: str) -> None:
         t = time.perf_counter()
         async with client.post(base + URL, json={"sender": sender, "message": text, "metadata": meta}) as r:
             body = await r.read()
-        latencies.append((time.perf_counter() - t) * 1000)
+        turns[i] = (t - start, s, (time.perf_counter() - t) * 1000)
         if r.status != 200:
             errors.append(body.decode(errors="replace"))
 
@@ -118,11 +125,16 @@ async def _dialog_turns(
         else:
             meta = {"chat_type": "private", "chat_id": sender}
         meta["message_id"] = f"d{who}-{step[who]}"
-        tasks.append(asyncio.create_task(one(i, text, meta, sender)))
+        tasks.append(asyncio.create_task(one(i, s, text, meta, sender)))
     await asyncio.gather(*tasks)
     if errors:
         raise RuntimeError(f"{len(errors)} failed turns, e.g. {errors[0]}")
-    return latencies
+    return turns
+
+
+def _write_trace(path: Path, trace: list[tuple[float, int, float]]) -> None:
+    rows = "".join(f"{t:.4f},{s},{ms:.3f}\n" for t, s, ms in trace)
+    path.write_text("sent_s,step,latency_ms\n" + rows, encoding="utf-8")
 
 
 def _session() -> aiohttp.ClientSession:
@@ -138,6 +150,7 @@ async def main() -> int:
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     ap.add_argument("--seconds", type=float, default=20.0, help="duration of the 100 msg/s dialog phase")
     ap.add_argument("--chatter", type=int, default=10_000, help="number of chatter messages")
+    ap.add_argument("--trace", metavar="CSV", help="write every measured turn (sent at, step, latency) here")
     args = ap.parse_args()
 
     await prepare_real_services(args.database_url, args.redis_url)
@@ -157,10 +170,13 @@ async def main() -> int:
         # (aiohttp ~0.12 ms), so on 2 shared cores it measured the load generator more than the server.
         step = [0] * RESIDENTS
         async with _session() as client:
-            # Warm-up: load lazily initialised parts (caches, pools), and leave resident r at step r % 4,
-            # one step at a time (a resident answers once the bot has asked).
-            for k in range(1, DIALOG_STEPS):
-                wave = [r for r in range(RESIDENTS) if r % DIALOG_STEPS >= k]
+            # Warm-up: every path a turn takes, loading lazily initialised parts (caches, the pool's
+            # connections and their prepared statements): a whole dialog each, confirmation included
+            # (without it the measurement began with the server's first confirmations, a backlog of
+            # seconds on a slow machine). Then resident r is left at step r % 4, one step at a time (a
+            # resident answers once the bot has asked).
+            for k in range(1, 2 * DIALOG_STEPS):
+                wave = [r for r in range(RESIDENTS) if DIALOG_STEPS + r % DIALOG_STEPS >= k]
                 await _dialog_turns(client, base, rate=100, residents=wave, step=step)
         cpu0, own0 = cpu_seconds(server.pid), cpu_seconds(os.getpid())
         async with _session() as client:
@@ -175,7 +191,7 @@ async def main() -> int:
         try:
             async with _session() as client:
                 turns = [i % RESIDENTS for i in range(int(100 * args.seconds))]
-                latencies = await _dialog_turns(client, base, rate=100, residents=turns, step=step)
+                trace = await _dialog_turns(client, base, rate=100, residents=turns, step=step)
         finally:
             gc.enable()
         cpu2 = cpu_seconds(server.pid)
@@ -185,6 +201,9 @@ async def main() -> int:
     confirmed = sum(n // DIALOG_STEPS for n in step)
     appeals = await count_rows(args.database_url, "appeal")
 
+    latencies = [ms for _, _, ms in trace]
+    if args.trace:
+        _write_trace(Path(args.trace), trace)
     p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
     print(
         "huiyin REST benchmark — one `huiyin serve` process, real PostgreSQL + Redis, load from the same machine"
