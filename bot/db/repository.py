@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, Table, select, update
+from sqlalchemy import Select, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +37,9 @@ CONVERSATION_TABLE = cast(Table, Conversation.__table__)
 PERSON_TABLE = cast(Table, Person.__table__)
 PENDING_TRANSCRIPT = "huiyin.pending_transcript"
 """``session.info`` key of the transcript lines :meth:`Repository.add_transcript` has not written yet."""
+PENDING_TOUCH = "huiyin.pending_touch"
+"""``session.info`` key of the conversations :meth:`Repository.touch_conversation` has not written yet
+(a dict by conversation id: a later touch of the same conversation replaces an earlier one)."""
 T = TypeVar("T")
 M = TypeVar("M", bound=Base)
 
@@ -189,19 +192,17 @@ class Repository:
         )
 
     async def touch_conversation(self, conversation_id: int, dialog_state: dict[str, Any] | None) -> None:
-        """Record activity and the durable copy of the dialog state, in one UPDATE.
+        """Record activity and the durable copy of the dialog state.
 
-        Core on the session's connection, not an ORM-enabled UPDATE: nothing in the session needs to be
-        flushed first or synchronized after, and the ORM's bulk-update machinery costs more than the
-        statement itself. (Folding the transcript INSERT into this statement as a data-modifying WITH
-        was tried: a multi-row VALUES is compiled anew each time and cost more than the round trip.)"""
-        stmt = (
-            update(CONVERSATION_TABLE)
-            .where(CONVERSATION_TABLE.c.id == conversation_id)
-            .values(last_message_at=utcnow(), dialog_state=dialog_state)
-        )
-        connection = await self.session.connection()
-        await connection.execute(stmt)
+        Written like transcript lines (:meth:`add_transcript`): before the session's next statement or at
+        commit, in the same statement as the lines on PostgreSQL. A turn that wrote nothing else then
+        commits in one statement without a transaction around it (see :func:`bot.db.session.commit`)."""
+        touches = self.session.info.setdefault(PENDING_TOUCH, {})
+        touches[conversation_id] = {
+            "id": conversation_id,
+            "last_message_at": utcnow(),
+            "dialog_state": dialog_state,
+        }
 
     async def roles_of(self, person_id: int, community_id: int) -> dict[str, list[Any]]:
         grants = (

@@ -1,0 +1,136 @@
+"""The unit of work's buffered writes (transcript lines, conversation touches) and the connection pool.
+
+A turn's lines and touch are written at commit, alone (one statement outside a transaction on
+PostgreSQL) when the unit of work did nothing else, inside its transaction when it did. Either way they
+are written exactly once, and never when the unit of work is not committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import func, select, text
+
+from bot.db.models import Person, TranscriptMessage
+from bot.message import IncomingMessage
+from bot.runtime import Runtime
+
+Msg = Callable[..., IncomingMessage]
+
+
+async def _conversation_id(runtime: Runtime, private_msg: Msg) -> int:
+    """A conversation that exists (one turn of the resident's private chat has created it)."""
+    await runtime.dispatcher.handle(private_msg("你好"))
+    async with runtime.db.unit_of_work() as uow:
+        found = await uow.session.scalar(select(TranscriptMessage.conversation_id).limit(1))
+    assert found is not None
+    return int(found)
+
+
+async def _lines(runtime: Runtime, conversation_id: int) -> list[str]:
+    async with runtime.db.unit_of_work() as uow:
+        return [m.text for m in await uow.repo.transcript(conversation_id)]
+
+
+async def test_lines_and_touch_alone_are_written_at_commit(runtime: Runtime, private_msg: Msg) -> None:
+    conv = await _conversation_id(runtime, private_msg)
+    before = await _lines(runtime, conv)
+    async with runtime.db.unit_of_work() as uow:
+        await uow.repo.add_transcript(conv, direction="in", author="resident", text="第一行", intent=None)
+        await uow.repo.add_transcript(
+            conv, direction="out", author="bot", text="第二行", payload={"buttons": ["/confirm"]}
+        )
+        await uow.repo.touch_conversation(conv, {"dialog": "appeal", "slots": {"description": "漏水"}})
+        await uow.repo.touch_conversation(conv, {"dialog": "appeal", "slots": {"description": "楼顶漏水"}})
+        await uow.commit()
+    assert await _lines(runtime, conv) == [*before, "第一行", "第二行"]
+    async with runtime.db.unit_of_work() as uow:
+        # The later touch of the same conversation wins.
+        assert await uow.repo.dialog_state(conv) == {"dialog": "appeal", "slots": {"description": "楼顶漏水"}}
+        line = (await uow.repo.transcript(conv))[-1]
+        assert line.payload == {"buttons": ["/confirm"]} and line.created_at.tzinfo is not None
+    async with runtime.db.unit_of_work() as uow:
+        await uow.repo.touch_conversation(conv, None)  # no dialog: SQL NULL, as the column's type writes it
+        await uow.commit()
+    async with runtime.db.unit_of_work() as uow:
+        assert await uow.repo.dialog_state(conv) is None
+        assert await uow.session.scalar(
+            text(f"SELECT dialog_state IS NULL FROM conversation WHERE id = {conv}")
+        )
+
+
+async def test_a_statement_in_between_writes_the_lines_first_and_once(
+    runtime: Runtime, private_msg: Msg
+) -> None:
+    conv = await _conversation_id(runtime, private_msg)
+    before = await _lines(runtime, conv)
+    async with runtime.db.unit_of_work() as uow:
+        await uow.repo.add_transcript(conv, direction="in", author="resident", text="先写的")
+        # A query sees the line (it is written just before the query, in the transaction) ...
+        assert [m.text for m in await uow.repo.transcript(conv)] == [*before, "先写的"]
+        await uow.repo.add_transcript(conv, direction="out", author="bot", text="后写的")
+        await uow.repo.touch_conversation(conv, {"dialog": "appeal"})
+        await uow.commit()
+    # ... and every line is written once.
+    assert await _lines(runtime, conv) == [*before, "先写的", "后写的"]
+
+
+async def test_lines_go_with_the_orm_changes_of_their_unit_of_work(
+    runtime: Runtime, private_msg: Msg
+) -> None:
+    """With a change in the identity map the lines are not written alone: they commit with it or not."""
+    conv = await _conversation_id(runtime, private_msg)
+    before = await _lines(runtime, conv)
+    async with runtime.db.unit_of_work() as uow:
+        person = await uow.session.scalar(select(Person).limit(1))
+        assert person is not None
+        person.phone = "13800000000"
+        await uow.repo.add_transcript(conv, direction="in", author="resident", text="留个电话")
+        await uow.commit()
+    async with runtime.db.unit_of_work() as uow:
+        assert await uow.session.scalar(select(Person.phone).where(Person.id == person.id)) == "13800000000"
+    assert await _lines(runtime, conv) == [*before, "留个电话"]
+
+
+async def test_nothing_is_written_without_a_commit(runtime: Runtime, private_msg: Msg) -> None:
+    conv = await _conversation_id(runtime, private_msg)
+    before = await _lines(runtime, conv)
+    async with runtime.db.unit_of_work() as uow:
+        await uow.repo.add_transcript(conv, direction="in", author="resident", text="不会写入")
+        await uow.repo.touch_conversation(conv, {"dialog": "appeal"})
+    async with runtime.db.unit_of_work() as uow:
+        await uow.repo.add_transcript(conv, direction="in", author="resident", text="也不会写入")
+        await uow.repo.transcript(conv)  # written in the transaction ...
+        await uow.rollback()  # ... which is rolled back
+        await uow.commit()  # a commit after the rollback has nothing left to write
+    assert await _lines(runtime, conv) == before
+    async with runtime.db.unit_of_work() as uow:
+        assert await uow.repo.dialog_state(conv) is None
+
+
+@pytest.mark.real_services
+async def test_a_connection_the_server_closed_is_replaced_at_checkout(
+    runtime: Runtime, private_msg: Msg
+) -> None:
+    """PostgreSQL restarted or an administrator terminated the backends: the pooled connections are
+    closed sockets. The next turns get fresh connections instead of failing (without a ping per
+    checkout, which costs more round trips than a turn)."""
+    await runtime.dispatcher.handle(private_msg("地下车库积水了"))
+    async with runtime.db.engine.connect() as admin, runtime.db.engine.connect() as other:
+        await other.execute(text("SELECT 1"))
+        await other.commit()  # idle, as a pooled connection is
+        terminated = await admin.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    assert terminated, "the pool should have held another connection"
+    # Back in the pool: `other` (terminated), then `admin` (alive); the pool hands out the oldest first.
+    await asyncio.sleep(0.1)  # the event loop reads the closed socket, as it would while the pool idles
+    r = await runtime.dispatcher.handle(private_msg("跳过"))
+    assert any("手机号" in reply.text for reply in r)
+    async with runtime.db.unit_of_work() as uow:
+        assert await uow.session.scalar(select(func.count()).select_from(TranscriptMessage)) >= 4
