@@ -115,6 +115,12 @@ async def main() -> int:
     ap.add_argument("--pstats", metavar="FILE", help="write the profile of the counting pass here")
     ap.add_argument("--top", type=int, default=0, help="print the N functions of most cumulative time")
     ap.add_argument("--sql", action="store_true", help="count statements by their first 90 characters")
+    ap.add_argument(
+        "--profile-step",
+        type=int,
+        choices=range(DIALOG_STEPS),
+        help="keep in the profile (--pstats, --top) only the turns of this step (0 report … 3 confirm)",
+    )
     args = ap.parse_args()
 
     await prepare_real_services(args.database_url, args.redis_url)
@@ -158,7 +164,9 @@ async def main() -> int:
             body = _request(who, st)
             before = _total_calls(profile)
             seen.clear()
-            profile.enable()
+            keep = args.profile_step in (None, st % DIALOG_STEPS)
+            if keep:
+                profile.enable()
             await _post(app, body)
             profile.disable()
             calls[st % DIALOG_STEPS] += _total_calls(profile) - before

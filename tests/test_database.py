@@ -1,8 +1,10 @@
-"""The unit of work's buffered writes (transcript lines, conversation touches) and the connection pool.
+"""The unit of work's buffered writes (transcript lines, conversation touches), filing an appeal, and
+the connection pool.
 
 A turn's lines and touch are written at commit, alone (one statement outside a transaction on
 PostgreSQL) when the unit of work did nothing else, inside its transaction when it did. Either way they
-are written exactly once, and never when the unit of work is not committed.
+are written exactly once, and never when the unit of work is not committed. An appeal is filed with its
+status event and outbox row (on PostgreSQL in one statement), once per dialog.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import func, select, text
 
-from bot.db.models import Person, TranscriptMessage
+from bot.db.models import Appeal, AppealEvent, Counter, OutboxEntry, Person, TranscriptMessage, utcnow
+from bot.db.repository import ConversationRef, NewAppeal
 from bot.message import IncomingMessage
 from bot.runtime import Runtime
 
@@ -110,6 +113,94 @@ async def test_nothing_is_written_without_a_commit(runtime: Runtime, private_msg
         assert await uow.repo.dialog_state(conv) is None
 
 
+async def _resident(runtime: Runtime, who: str = "filer") -> ConversationRef:
+    async with runtime.db.unit_of_work() as uow:
+        person = await uow.repo.person_for("rest", who, "赵先生")
+        community = await uow.repo.community(runtime.settings.default_community)
+        chat = await uow.repo.chat("rest", who, "private", "", community.id, False)
+        conv = await uow.repo.conversation(f"rest:{who}:{who}", "rest", chat, person)
+        await uow.commit()
+        return ConversationRef(conv.id, person.id, community.id, community.code, chat.id)
+
+
+async def _file(
+    runtime: Runtime, ref: ConversationRef, draft_key: str, day: str = "20261123"
+) -> tuple[str, bool]:
+    new = NewAppeal(
+        draft_key=draft_key,
+        description="5栋2单元电梯门关不上",
+        origin_platform="rest",
+        origin_chat="filer",
+        origin_chat_type="private",
+        building="5",
+        unit="2",
+        contact_phone="13900000000",
+    )
+    async with runtime.db.unit_of_work() as uow:
+        filed, created = await uow.repo.create_appeal(
+            new, ref, public_id_prefix="HY", day=day, first_response_due_at=utcnow()
+        )
+        await uow.commit()
+    return filed.public_id, created
+
+
+async def test_an_appeal_is_filed_once_per_dialog_with_its_event_and_outbox_row(runtime: Runtime) -> None:
+    ref = await _resident(runtime)
+    first, created = await _file(runtime, ref, "draft-1")
+    again, created_again = await _file(runtime, ref, "draft-1")  # the same dialog confirmed again
+    assert created and not created_again and again == first == "HY-20261123-0001"
+    second, _ = await _file(runtime, ref, "draft-2")
+    assert second == "HY-20261123-0002", "the day's numbering goes on without a gap"
+    async with runtime.db.unit_of_work() as uow:
+        appeal = await uow.repo.appeal_by_public_id(first)
+        assert appeal is not None
+        events = (
+            await uow.session.scalars(select(AppealEvent).where(AppealEvent.appeal_id == appeal.id))
+        ).all()
+        outbox = (
+            await uow.session.scalars(select(OutboxEntry).where(OutboxEntry.appeal_id == appeal.id))
+        ).all()
+        assert await uow.session.scalar(select(func.count()).select_from(Appeal)) == 2
+    assert (appeal.reporter_id, appeal.conversation_id, appeal.building, appeal.unit) == (
+        ref.person_id,
+        ref.conversation_id,
+        "5",
+        "2",
+    )
+    assert (appeal.status, appeal.supporters, appeal.location, appeal.photos, appeal.backend_state) == (
+        "submitted",
+        1,
+        {},
+        [],
+        {},
+    )
+    assert appeal.contact_phone == "13900000000" and appeal.created_at.tzinfo is not None
+    [event] = events
+    assert (event.kind, event.status_to, event.actor, event.note) == (
+        "status",
+        "submitted",
+        f"resident:{ref.person_id}",
+        "居民通过回音提交",
+    )
+    [entry] = outbox
+    assert (entry.action, entry.idempotency_key, entry.payload, entry.attempts, entry.delivered_at) == (
+        "create",
+        f"{first}:create",
+        {"public_id": first},
+        0,
+        None,
+    )
+
+
+async def test_the_ten_thousandth_appeal_of_a_day_keeps_all_its_digits(runtime: Runtime) -> None:
+    ref = await _resident(runtime)
+    async with runtime.db.unit_of_work() as uow:
+        uow.session.add(Counter(name="appeal:20261124", value=9999))
+        await uow.commit()
+    public_id, _ = await _file(runtime, ref, "draft-busy-day", day="20261124")
+    assert public_id == "HY-20261124-10000"
+
+
 @pytest.mark.real_services
 async def test_a_connection_the_server_closed_is_replaced_at_checkout(
     runtime: Runtime, private_msg: Msg
@@ -133,4 +224,4 @@ async def test_a_connection_the_server_closed_is_replaced_at_checkout(
     r = await runtime.dispatcher.handle(private_msg("跳过"))
     assert any("手机号" in reply.text for reply in r)
     async with runtime.db.unit_of_work() as uow:
-        assert await uow.session.scalar(select(func.count()).select_from(TranscriptMessage)) >= 4
+        assert (await uow.session.scalar(select(func.count()).select_from(TranscriptMessage)) or 0) >= 4

@@ -16,14 +16,14 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.appeals.status import lock_appeal, record_note
 from bot.db.models import OPEN_STATUSES, Appeal, AppealSupporter, OutboxEntry, utcnow
-from bot.db.repository import Repository
+from bot.db.repository import SKIP_PENDING, Repository
 from bot.dialog.spec import Responses
 from bot.nlu.normalize import normalize
 
@@ -79,7 +79,24 @@ def _metres(a: dict[str, Any], b: dict[str, Any]) -> float | None:
     return 6_371_000 * math.hypot(x, y)
 
 
-def same_place(place: dict[str, Any], appeal: Appeal, description: str = "") -> bool:
+class Placed(Protocol):
+    """What :func:`same_place` reads of an appeal: an :class:`Appeal`, or a row of its columns."""
+
+    @property
+    def description(self) -> str: ...
+    @property
+    def building(self) -> str | None: ...
+    @property
+    def unit(self) -> str | None: ...
+    @property
+    def room(self) -> str | None: ...
+    @property
+    def place(self) -> str | None: ...
+    @property
+    def location(self) -> dict[str, Any]: ...
+
+
+def same_place(place: dict[str, Any], appeal: Placed, description: str = "") -> bool:
     """Whether the place of a new appeal (the dialog's ``place`` slot, and its description) is where
     ``appeal`` is."""
     room = place.get("room")
@@ -116,11 +133,24 @@ async def find_duplicate(
     kb_matter_id: str | None,
     window_days: int,
 ) -> Appeal | None:
-    """The open appeal a new one would duplicate, or None. The most alike wins."""
+    """The open appeal a new one would duplicate, or None. The most alike wins.
+
+    The candidates are read as the few columns the comparison needs, not as entities: every confirmation
+    pays for this query, and building up to :data:`CANDIDATES` whole appeals cost more than the rest of
+    the turn. Only the match, when there is one, is loaded whole."""
     if window_days <= 0 or not place:
         return None
     stmt = (
-        select(Appeal)
+        select(
+            Appeal.id,
+            Appeal.description,
+            Appeal.building,
+            Appeal.unit,
+            Appeal.room,
+            Appeal.place,
+            Appeal.location,
+            Appeal.kb_matter_id,
+        )
         .where(
             Appeal.community_id == community_id,
             Appeal.status.in_([s.value for s in OPEN_STATUSES]),
@@ -133,16 +163,16 @@ async def find_duplicate(
         stmt = stmt.where(Appeal.building == str(place["building"]))
     elif _place_text(place) and not place.get("location"):
         stmt = stmt.where(Appeal.place.is_not(None))
-    best: tuple[float, Appeal] | None = None
-    for appeal in (await session.execute(stmt)).scalars():
-        if not same_place(place, appeal, description):
+    best: tuple[float, int] | None = None
+    for candidate in await session.execute(stmt, execution_options=SKIP_PENDING):
+        if not same_place(place, candidate, description):
             continue
-        score = similarity(description, appeal.description)
-        same_matter = kb_matter_id is not None and kb_matter_id == appeal.kb_matter_id
+        score = similarity(description, candidate.description)
+        same_matter = kb_matter_id is not None and kb_matter_id == candidate.kb_matter_id
         if score >= SIMILAR or (same_matter and score >= SIMILAR_SAME_MATTER):
             if best is None or score > best[0]:
-                best = (score, appeal)
-    return best[1] if best else None
+                best = (score, candidate.id)
+    return await session.get(Appeal, best[1]) if best else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,11 +7,12 @@ end with the same row.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, Table, select
+from sqlalchemy import Select, Table, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -80,15 +81,75 @@ class NewAppeal:
     relayed_by_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class FiledAppeal:
+    """The identity of an appeal :meth:`Repository.create_appeal` filed (or found already filed)."""
+
+    id: int
+    public_id: str
+
+
+SKIP_PENDING = {"huiyin_skip_pending": True}
+"""Execution options of a statement that reads neither transcript lines nor conversations: the
+buffered ones (:meth:`Repository.add_transcript`, :meth:`Repository.touch_conversation`) need not be
+written before it, and are written with the commit instead (one round trip fewer)."""
+
+# PostgreSQL: an appeal, its first status event and its outbox row in one statement. The day's counter
+# is incremented in the same statement (its row stays locked until the commit, which serializes the
+# numbering), unless the dialog's appeal exists already (``draft_key``): then nothing is written and no
+# row is returned. (Two processes filing the same dialog at the same instant, which the conversation lock
+# prevents, would both pass that check; the loser's ON CONFLICT leaves a gap in the day's numbers and
+# nothing else.) Parameters in a SELECT list have no type from the column they go to, hence the casts.
+_PG_FILE_APPEAL = text(
+    """
+    WITH seq AS (
+        INSERT INTO counter (name, value)
+        SELECT :counter, 1 WHERE NOT EXISTS (SELECT 1 FROM appeal WHERE draft_key = :draft_key)
+        ON CONFLICT (name) DO UPDATE SET value = counter.value + 1
+        RETURNING value
+    ), filed AS (
+        INSERT INTO appeal (public_id, draft_key, community_id, reporter_id, relayed_by_id,
+            conversation_id, origin_platform, origin_chat, origin_chat_type, description, building, unit,
+            room, place, location, photos, contact_phone, category, kb_matter_id, responsible_party,
+            responsible_sub, urgent, status, supporters, first_response_due_at, backend_state,
+            created_at, updated_at)
+        SELECT :prefix || lpad(CAST(value AS TEXT), greatest(4, length(CAST(value AS TEXT))), '0'),
+            :draft_key, CAST(:community_id AS BIGINT), CAST(:reporter_id AS BIGINT),
+            CAST(:relayed_by_id AS BIGINT), CAST(:conversation_id AS BIGINT), :origin_platform,
+            :origin_chat, :origin_chat_type, :description, :building, :unit, :room, :place,
+            CAST(:location AS JSON), CAST(:photos AS JSON), :contact_phone, :category, :kb_matter_id,
+            :responsible_party, :responsible_sub, CAST(:urgent AS BOOLEAN), :status, 1,
+            CAST(:first_response_due_at AS TIMESTAMPTZ), '{}', CAST(:now AS TIMESTAMPTZ),
+            CAST(:now AS TIMESTAMPTZ)
+        FROM seq
+        ON CONFLICT (draft_key) DO NOTHING
+        RETURNING id, public_id
+    ), event AS (
+        INSERT INTO appeal_event (appeal_id, kind, status_to, note, actor, payload, created_at)
+        SELECT id, 'status', :status, :note, :actor, '{}', CAST(:now AS TIMESTAMPTZ) FROM filed
+    ), queued AS (
+        INSERT INTO outbox (appeal_id, action, idempotency_key, payload, attempts, next_attempt_at,
+                            created_at)
+        SELECT id, 'create', public_id || :create_suffix, json_build_object('public_id', public_id), 0,
+               CAST(:now AS TIMESTAMPTZ), CAST(:now AS TIMESTAMPTZ)
+        FROM filed
+    )
+    SELECT id, public_id FROM filed
+    """
+)
+
+
 class Repository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    def _dialect(self) -> str:
+        bind = self.session.bind
+        return bind.dialect.name if bind is not None else ""
+
     # --- helpers -------------------------------------------------------------------------------------
     def _insert(self, model: type[Base]) -> Any:
-        bind = self.session.bind
-        dialect = bind.dialect.name if bind is not None else ""
-        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+        return (postgresql.insert if self._dialect() == "postgresql" else sqlite.insert)(model)
 
     async def _first(self, stmt: Select[T]) -> T | None:
         return (await self.session.execute(stmt)).scalars().first()
@@ -311,51 +372,71 @@ class Repository:
         public_id_prefix: str,
         day: str,
         first_response_due_at: datetime,
-    ) -> tuple[Appeal, bool]:
+        actor: str | None = None,
+        note: str = "居民通过回音提交",
+    ) -> tuple[FiledAppeal, bool]:
         """Create the appeal, its first status event and its outbox row; idempotent on ``draft_key``.
 
-        Returns ``(appeal, created)``. The caller commits: all three rows land in one transaction.
+        Returns ``(appeal, created)``; ``created`` is False when the dialog's appeal existed already (then
+        nothing is written). ``actor`` and ``note`` are the status event's (default: the reporter,
+        through huiyin). The caller commits: all three rows land in one transaction, on PostgreSQL in
+        one statement with the day's sequence number (see :data:`_PG_FILE_APPEAL`).
         """
+        values = {
+            "draft_key": new.draft_key,
+            "community_id": ref.community_id,
+            "reporter_id": ref.person_id,
+            "relayed_by_id": new.relayed_by_id,
+            "conversation_id": ref.conversation_id,
+            "origin_platform": new.origin_platform,
+            "origin_chat": new.origin_chat,
+            "origin_chat_type": new.origin_chat_type,
+            "description": new.description,
+            "building": new.building,
+            "unit": new.unit,
+            "room": new.room,
+            "place": new.place,
+            "location": new.location,
+            "photos": new.photos,
+            "contact_phone": new.contact_phone,
+            "category": new.category,
+            "kb_matter_id": new.kb_matter_id,
+            "responsible_party": new.responsible_party,
+            "responsible_sub": new.responsible_sub,
+            "urgent": new.urgent,
+            "status": AppealStatus.SUBMITTED.value,
+            "first_response_due_at": first_response_due_at,
+        }
+        event = {"actor": actor or f"resident:{ref.person_id}", "note": note}
+        if self._dialect() == "postgresql":
+            now = utcnow()
+            params = {
+                **values,
+                "location": json.dumps(new.location, ensure_ascii=False),
+                "photos": json.dumps(new.photos, ensure_ascii=False),
+                **event,
+                "counter": f"appeal:{day}",
+                "create_suffix": ":create",  # the outbox row's idempotency key, as below
+                "prefix": f"{public_id_prefix}-{day}-",
+                "now": now,
+            }
+            row = (
+                await self.session.execute(_PG_FILE_APPEAL, params, execution_options=SKIP_PENDING)
+            ).first()
+            if row is not None:
+                return FiledAppeal(row.id, row.public_id), True
+            existing = await self.appeal_by_draft(new.draft_key)
+            assert existing is not None, "an appeal conflicted on its draft key and is not there"
+            return FiledAppeal(existing.id, existing.public_id), False
         existing = await self.appeal_by_draft(new.draft_key)
         if existing is not None:
-            return existing, False
+            return FiledAppeal(existing.id, existing.public_id), False
         seq = await self.next_sequence(f"appeal:{day}")
-        appeal = Appeal(
-            public_id=f"{public_id_prefix}-{day}-{seq:04d}",
-            draft_key=new.draft_key,
-            community_id=ref.community_id,
-            reporter_id=ref.person_id,
-            relayed_by_id=new.relayed_by_id,
-            conversation_id=ref.conversation_id,
-            origin_platform=new.origin_platform,
-            origin_chat=new.origin_chat,
-            origin_chat_type=new.origin_chat_type,
-            description=new.description,
-            building=new.building,
-            unit=new.unit,
-            room=new.room,
-            place=new.place,
-            location=new.location,
-            photos=new.photos,
-            contact_phone=new.contact_phone,
-            category=new.category,
-            kb_matter_id=new.kb_matter_id,
-            responsible_party=new.responsible_party,
-            responsible_sub=new.responsible_sub,
-            urgent=new.urgent,
-            status=AppealStatus.SUBMITTED.value,
-            first_response_due_at=first_response_due_at,
-        )
+        appeal = Appeal(public_id=f"{public_id_prefix}-{day}-{seq:04d}", **values)
         self.session.add(appeal)
         await self.session.flush()
         self.session.add(
-            AppealEvent(
-                appeal_id=appeal.id,
-                kind="status",
-                status_to=AppealStatus.SUBMITTED.value,
-                actor=f"resident:{ref.person_id}",
-                note="居民通过回音提交",
-            )
+            AppealEvent(appeal_id=appeal.id, kind="status", status_to=AppealStatus.SUBMITTED.value, **event)
         )
         self.session.add(
             OutboxEntry(
@@ -365,7 +446,7 @@ class Repository:
                 payload={"public_id": appeal.public_id},
             )
         )
-        return appeal, True
+        return FiledAppeal(appeal.id, appeal.public_id), True
 
     async def appeals_of(self, person_id: int, limit: int = 5) -> list[Appeal]:
         rows = await self.session.execute(

@@ -165,7 +165,8 @@ def _json(value: Any) -> str | None:
 
 @event.listens_for(Session, "do_orm_execute")
 def _before_statement(state: ORMExecuteState) -> None:
-    write_pending(state.session)
+    if not state.execution_options.get("huiyin_skip_pending"):  # see bot.db.repository.SKIP_PENDING
+        write_pending(state.session)
 
 
 @event.listens_for(Session, "before_commit")

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Appeal, AppealEvent, AppealStatus, Community, Person
+from bot.db.models import Appeal, AppealStatus, Community, Person
 from bot.db.repository import ConversationRef, NewAppeal, Repository
 from bot.handoff.summary import place_text
 from bot.message import Button, IncomingMessage
@@ -285,22 +285,9 @@ class Relay:
             public_id_prefix=self.settings.appeal_id_prefix,
             day=now.strftime("%Y%m%d"),
             first_response_due_at=now + timedelta(hours=self.settings.first_response_hours),
+            actor=f"leader:{leader.id}",
+            note=f"楼长{message.sender_name or ''}代{draft['resident']}反映",
         )
-        first = (
-            (
-                await session.execute(
-                    select(AppealEvent)
-                    .where(AppealEvent.appeal_id == appeal.id)
-                    .order_by(AppealEvent.id)
-                    .limit(1)
-                )
-            )
-            .scalars()
-            .first()
-        )
-        if first is not None:
-            first.actor = f"leader:{leader.id}"
-            first.note = f"楼长{message.sender_name or ''}代{draft['resident']}反映"
         out.say(
             self.words.get(
                 "relay.created", public_id=appeal.public_id, resident=draft["resident"], place=_place(draft)

@@ -76,7 +76,7 @@ async def test_a_leader_relays_for_a_neighbour(world: World) -> None:
     assert reporter is not None and reporter.display_name == "王阿姨"
     assert leader is not None and leader.display_name == "楼长老周"
     assert (appeal.building, appeal.room, appeal.community_id) == ("3", "502", world.demo.id)
-    assert event is not None and "楼长" in event.note
+    assert event is not None and "楼长" in event.note and event.actor == f"leader:{leader.id}"
     # Confirming twice creates nothing more; "我的诉求进度" of the leader lists the relayed appeal.
     assert any("过期" in r for r in await world.say("/relay ok", who="res-leader", name="楼长老周"))
     status = " ".join(await world.say("我的诉求进度", who="res-leader", name="楼长老周"))
