@@ -121,34 +121,34 @@ class Dispatcher:
                 sender_name=message.sender_name.replace("\x00", ""),
             )
         key = ConversationKey.of(message)
-        if message.is_group and not self._addressed(message) and not await self._engaged(key):
-            return await self._unaddressed_group_message(message)
         # With the lock and the state, whether the conversation may be held by staff and whether a
         # missing state means "no dialog": each saves the turn a database read (see the two flags' notes).
         flags = (held_marker(key), HELD_COMPLETE, DIALOGS_COMPLETE, self.follow_up.comment_key(key))
-        async with self.store.turn(key, message.platform, message.message_id, flags) as turn:
+        # A group message not addressed to the bot is answered only when the resident has a dialog open
+        # with it or staff hold their conversation (the held marker, the first flag); otherwise it is
+        # group chatter, and finding that out is the same single round trip.
+        unaddressed = message.is_group and not self._addressed(message)
+        async with self.store.turn(
+            key, message.platform, message.message_id, flags, engaged_by=1 if unaddressed else 0
+        ) as turn:
             if turn.replayed is not None:
                 log.info(
                     "duplicate message ignored", platform=message.platform, message_id=message.message_id
                 )
                 return [Reply.from_dict(r) for r in turn.replayed]
-            held, markers_complete, dialogs_complete, comment_pending = turn.flags
-            hints = _Hints(
-                maybe_held=held or not markers_complete,
-                state_known=turn.state is not None or dialogs_complete,
-                comment_pending=comment_pending,
-            )
-            replies, state = await self._handle_locked(message, key, turn.state, hints)
-            await turn.finish(state, [r.to_dict() for r in replies], self.settings.dedup_ttl_s)
-        return replies
+            if not turn.idle:
+                held, markers_complete, dialogs_complete, comment_pending = turn.flags
+                hints = _Hints(
+                    maybe_held=held or not markers_complete,
+                    state_known=turn.state is not None or dialogs_complete,
+                    comment_pending=comment_pending,
+                )
+                replies, state, move = await self._handle_locked(message, key, turn.state, hints)
+                await turn.finish(state, [r.to_dict() for r in replies], self.settings.dedup_ttl_s, also=move)
+                return replies
+        return await self._unaddressed_group_message(message)
 
     # --- group etiquette -------------------------------------------------------------------------------
-    async def _engaged(self, key: ConversationKey) -> bool:
-        """Whether the resident has a dialog open with the bot, or staff hold their conversation: then their
-        group messages are answered (or reach staff) without addressing the bot. One Redis round trip for
-        both (EXISTS of two keys), because every message of ordinary group chatter pays for this check."""
-        return bool(await self.store.redis.exists(self.store.state_name(key), held_marker(key)))
-
     def _addressed(self, message: IncomingMessage) -> bool:
         if message.mentions_bot or message.reply_to_bot:
             return True
@@ -213,9 +213,10 @@ class Dispatcher:
         key: ConversationKey,
         state: dict[str, Any] | None,
         hints: _Hints,
-    ) -> tuple[list[Reply], dict[str, Any] | None]:
-        """One turn; ``state`` is the dialog state read from Redis under the lock. Returns the replies and
-        the new state, which the caller saves as it releases the lock."""
+    ) -> tuple[list[Reply], dict[str, Any] | None, tuple[ConversationKey, dict[str, Any]] | None]:
+        """One turn; ``state`` is the dialog state read from Redis under the lock. Returns the replies,
+        the new state and, when the dialog moves into the resident's private chat, that conversation's key
+        and state: the caller saves both as it releases the lock."""
         u = await self.nlu.parse(message.text)
         created: dict[str, ConversationRef] = {}
         async with self.db.unit_of_work() as uow:
@@ -270,9 +271,9 @@ class Dispatcher:
             prefix = f"{message.platform.value}:{message.chat_id}:"
             for stale in [k for k in self._refs if k.startswith(prefix)]:
                 del self._refs[stale]
-        if moved and out.private_state is not None:
-            await self.store.put_state(private_key, out.private_state)
-        return replies, out.state
+        # The dialog moving into the private chat is saved there as the turn finishes (same round trip).
+        move = (private_key, out.private_state) if moved and out.private_state is not None else None
+        return replies, out.state, move
 
     async def _resolve(
         self,

@@ -79,10 +79,18 @@ class LockTimeout(Exception):
 # state; closing writes the new state and the dedup record and releases the lock. Seven separate
 # commands before; on a turn that costs ~5 ms of CPU in all, each round trip was worth ~0.2 ms.
 #
-# KEYS: lock, seen, state, flag keys...  ARGV: token, lock expiry (ms).
-# Returns {0} while another holder has the lock, {2, replies} for a message already handled (the lock
-# is not taken), {1, state or false, flag key exists (1/0)...} with the lock taken.
+# KEYS: lock, seen, state, flag keys...  ARGV: token, lock expiry (ms), how many of the keys after
+# state must include one that exists (0: none).
+# Returns {3} when none of those exists (nothing is taken), {0} while another holder has the lock,
+# {2, replies} for a message already handled (the lock is not taken), {1, state or false, flag key
+# exists (1/0)...} with the lock taken.
 _OPEN_TURN = """
+local required = tonumber(ARGV[3])
+if required > 0 then
+  if redis.call('EXISTS', KEYS[3]) == 0 and redis.call('EXISTS', unpack(KEYS, 4, 3 + required)) == 0 then
+    return {3}
+  end
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
 local seen = redis.call('GET', KEYS[2])
 if seen then return {2, seen} end
@@ -91,12 +99,20 @@ local reply = {1, redis.call('GET', KEYS[3])}
 for i = 4, #KEYS do reply[i - 1] = redis.call('EXISTS', KEYS[i]) end
 return reply
 """
-# KEYS: lock, seen, state.  ARGV: token, replies, dedup ttl (s), state ('' deletes it), state ttl (s).
+# KEYS: lock, seen, state[, another conversation's lock and state].  ARGV: token, replies, dedup ttl
+# (s), state ('' deletes it), state ttl (s)[, the other conversation's state].
+# Returns 0 when the other state was not written because a message of that conversation holds its lock,
+# else 1.
 _CLOSE_TURN = """
 if ARGV[4] == '' then redis.call('DEL', KEYS[3]) else redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[5]) end
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+local written = 1
+if #KEYS == 5 then
+  if redis.call('EXISTS', KEYS[4]) == 1 then written = 0
+  else redis.call('SET', KEYS[5], ARGV[6], 'EX', ARGV[5]) end
+end
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 1
+return written
 """
 # KEYS: lock, state.  ARGV: state, state ttl (s).  Writes another conversation's state unless a message
 # of it holds its lock (then 0: wait and try again).
@@ -118,8 +134,10 @@ class Turn:
     """One message's hold on its conversation, from :meth:`StateStore.turn`.
 
     ``replayed`` holds the replies recorded for a message that was already handled (a redelivery):
-    then the lock was not taken and nothing is to be done. Otherwise ``state`` is the dialog state read
-    under the lock, ``flags`` whether each flag key asked for exists, and :meth:`finish` ends the turn.
+    then the lock was not taken and nothing is to be done. ``idle`` is True when the turn was asked
+    only for a conversation that is engaged and it is not (then nothing was taken either). Otherwise
+    ``state`` is the dialog state read under the lock, ``flags`` whether each flag key asked for exists,
+    and :meth:`finish` ends the turn.
     """
 
     store: StateStore
@@ -127,17 +145,30 @@ class Turn:
     seen_name: str
     token: str
     replayed: list[dict[str, Any]] | None = None
+    idle: bool = False
     state: dict[str, Any] | None = None
     flags: tuple[bool, ...] = ()
     finished: bool = field(default=False)
 
     async def finish(
-        self, state: dict[str, Any] | None, replies: list[dict[str, Any]], dedup_ttl_s: int
+        self,
+        state: dict[str, Any] | None,
+        replies: list[dict[str, Any]],
+        dedup_ttl_s: int,
+        *,
+        also: tuple[ConversationKey, dict[str, Any]] | None = None,
     ) -> None:
         """Save the new dialog state and the dedup record of this message, and release the lock: one
-        atomic script, so a redelivery never sees the record without the state that goes with it."""
-        await self.store._finish(self, state, replies, dedup_ttl_s)
+        atomic script, so a redelivery never sees the record without the state that goes with it.
+
+        ``also`` is another conversation's key and state to save in the same round trip (a dialog moving
+        into the resident's private chat), as :meth:`StateStore.put_state` would: if a message of that
+        conversation holds its lock, it is saved once that lock is free, after this turn's is released.
+        """
+        written = await self.store._finish(self, state, replies, dedup_ttl_s, also)
         self.finished = True
+        if not written and also is not None:
+            await self.store.put_state(*also)
 
 
 class StateStore:
@@ -196,11 +227,21 @@ class StateStore:
 
     @asynccontextmanager
     async def turn(
-        self, key: ConversationKey, platform: Platform, message_id: str, flags: Sequence[str] = ()
+        self,
+        key: ConversationKey,
+        platform: Platform,
+        message_id: str,
+        flags: Sequence[str] = (),
+        *,
+        engaged_by: int = 0,
     ) -> AsyncIterator[Turn]:
         """Hold ``key``'s conversation for one message: the lock, the dedup check, the state read and the
         existence of each of the ``flags`` keys in one round trip; :meth:`Turn.finish` saves and releases
         in another.
+
+        With ``engaged_by`` n, the turn is only for an engaged conversation: one with a dialog state, or
+        with one of the first n ``flags`` keys. Otherwise :attr:`Turn.idle` is True and nothing is held
+        (in the same round trip: a group message not addressed to the bot pays no more to be ignored).
 
         Waits (polling every 10 ms) while another message of the conversation holds the lock, up to the
         lock wait, then raises :class:`LockTimeout`. The lock is taken before the state is read (aiogram's
@@ -210,13 +251,19 @@ class StateStore:
         lock, seen = self.lock_name(key), self.seen_name(platform, message_id)
         turn = Turn(self, key, seen, secrets.token_hex(16))
         keys = [lock, seen, self.state_name(key), *flags]
-        args: list[str | int] = [turn.token, int(self._lock_timeout_s * 1000)]
+        if not 0 <= engaged_by <= len(flags):
+            raise ValueError(f"engaged_by={engaged_by} with {len(flags)} flags")
+        args: list[str | int] = [turn.token, int(self._lock_timeout_s * 1000), engaged_by]
 
         async def attempt() -> list[Any] | None:
             reply = cast(list[Any], await self._open_turn(keys=keys, args=args))
             return None if reply[0] == 0 else reply
 
         reply = await self._past_lock(key, attempt)
+        if reply[0] == 3:
+            turn.idle = turn.finished = True
+            yield turn
+            return
         if reply[0] == 2:
             turn.replayed = cast(list[dict[str, Any]], json.loads(reply[1]))
             turn.finished = True
@@ -232,18 +279,25 @@ class StateStore:
                 await self._release(keys=[lock], args=[turn.token])
 
     async def _finish(
-        self, turn: Turn, state: dict[str, Any] | None, replies: list[dict[str, Any]], dedup_ttl_s: int
-    ) -> None:
-        await self._close_turn(
-            keys=[self.lock_name(turn.key), turn.seen_name, self.state_name(turn.key)],
-            args=[
-                turn.token,
-                json.dumps(replies, ensure_ascii=False),
-                dedup_ttl_s,
-                "" if state is None else json.dumps(state, ensure_ascii=False),
-                STATE_RETENTION_S,
-            ],
-        )
+        self,
+        turn: Turn,
+        state: dict[str, Any] | None,
+        replies: list[dict[str, Any]],
+        dedup_ttl_s: int,
+        also: tuple[ConversationKey, dict[str, Any]] | None,
+    ) -> bool:
+        keys = [self.lock_name(turn.key), turn.seen_name, self.state_name(turn.key)]
+        args: list[str | int] = [
+            turn.token,
+            json.dumps(replies, ensure_ascii=False),
+            dedup_ttl_s,
+            "" if state is None else json.dumps(state, ensure_ascii=False),
+            STATE_RETENTION_S,
+        ]
+        if also is not None:
+            keys += [self.lock_name(also[0]), self.state_name(also[0])]
+            args.append(json.dumps(also[1], ensure_ascii=False))
+        return bool(await self._close_turn(keys=keys, args=args))
 
     # --- dialog state --------------------------------------------------------------------------------
     @staticmethod

@@ -145,6 +145,55 @@ async def test_a_state_handed_to_another_conversation_waits_for_its_lock(runtime
     assert await store.get_state(key) == {"dialog": "appeal"}
 
 
+async def test_a_finishing_turn_hands_a_state_to_another_conversation(runtime: Runtime) -> None:
+    """The dialog moving into the private chat: saved there by the group turn's closing script, or, when
+    a message of the private chat holds its lock, once that lock is free."""
+    store: StateStore = runtime.store
+    group, private = ConversationKey(Platform.REST, "g", "u"), ConversationKey(Platform.REST, "u", "u")
+    async with store.turn(group, Platform.REST, "m1") as turn:
+        await turn.finish(None, [], dedup_ttl_s=60, also=(private, {"dialog": "appeal", "n": 1}))
+    assert await store.get_state(private) == {"dialog": "appeal", "n": 1}
+    assert not await store.redis.exists(store.lock_name(group))
+    async with store.turn(private, Platform.REST, "p1") as holder:
+        async with store.turn(group, Platform.REST, "m2") as turn:
+            finish = asyncio.create_task(
+                turn.finish(None, [], dedup_ttl_s=60, also=(private, {"dialog": "appeal", "n": 2}))
+            )
+            await asyncio.sleep(0.05)
+            # The group turn is over (its lock released, its message recorded); the hand-over waits.
+            assert not finish.done() and not await store.redis.exists(store.lock_name(group))
+            assert await store.seen(Platform.REST, "m2") == []
+            assert await store.get_state(private) == {"dialog": "appeal", "n": 1}
+        await holder.finish(holder.state, [], dedup_ttl_s=60)
+    await asyncio.wait_for(finish, 2)
+    assert await store.get_state(private) == {"dialog": "appeal", "n": 2}
+
+
+async def test_a_turn_only_for_an_engaged_conversation(runtime: Runtime) -> None:
+    """Group chatter: with ``engaged_by`` the turn is taken only when the resident has a dialog state or
+    one of the first flag keys exists (staff hold the conversation); else nothing is held or recorded."""
+    store: StateStore = runtime.store
+    key = ConversationKey(Platform.REST, "g", "u")
+    async with store.turn(key, Platform.REST, "c1", flags=("held", "other"), engaged_by=1) as turn:
+        assert turn.idle and turn.state is None
+        assert not await store.redis.exists(store.lock_name(key))
+    assert await store.seen(Platform.REST, "c1") is None
+    await store.redis.set("other", "1")  # not one of the flags that engage
+    async with store.turn(key, Platform.REST, "c2", flags=("held", "other"), engaged_by=1) as turn:
+        assert turn.idle
+    await store.redis.set("held", "1")
+    async with store.turn(key, Platform.REST, "c3", flags=("held", "other"), engaged_by=1) as turn:
+        assert not turn.idle and turn.flags == (True, True)
+        await turn.finish({"dialog": "appeal"}, [], dedup_ttl_s=60)
+    await store.redis.delete("held")
+    async with store.turn(key, Platform.REST, "c4", flags=("held", "other"), engaged_by=1) as turn:
+        assert not turn.idle and turn.state == {"dialog": "appeal"}
+        await turn.finish(turn.state, [], dedup_ttl_s=60)
+    with pytest.raises(ValueError):
+        async with store.turn(key, Platform.REST, "c5", flags=("held",), engaged_by=2):
+            pass
+
+
 @pytest.fixture
 def two_servers(tmp_path: Path) -> Iterator[list[str]]:
     settings = make_settings(tmp_path)
