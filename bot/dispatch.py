@@ -126,10 +126,17 @@ class Dispatcher:
         flags = (held_marker(key), HELD_COMPLETE, DIALOGS_COMPLETE, self.follow_up.comment_key(key))
         # A group message not addressed to the bot is answered only when the resident has a dialog open
         # with it or staff hold their conversation (the held marker, the first flag); otherwise it is
-        # group chatter, and finding that out is the same single round trip.
+        # group chatter, and finding that out (with the group's settings) is the same single round trip.
         unaddressed = message.is_group and not self._addressed(message)
         async with self.store.turn(
-            key, message.platform, message.message_id, flags, engaged_by=1 if unaddressed else 0
+            key,
+            message.platform,
+            message.message_id,
+            flags,
+            engaged_by=1 if unaddressed else 0,
+            idle_hash=self.store.chat_settings_name(message.platform, message.chat_id)
+            if unaddressed
+            else None,
         ) as turn:
             if turn.replayed is not None:
                 log.info(
@@ -146,7 +153,7 @@ class Dispatcher:
                 replies, state, move = await self._handle_locked(message, key, turn.state, hints)
                 await turn.finish(state, [r.to_dict() for r in replies], self.settings.dedup_ttl_s, also=move)
                 return replies
-        return await self._unaddressed_group_message(message)
+        return await self._unaddressed_group_message(message, turn.idle_hash or None)
 
     # --- group etiquette -------------------------------------------------------------------------------
     def _addressed(self, message: IncomingMessage) -> bool:
@@ -157,12 +164,19 @@ class Dispatcher:
             return True
         return bool(self._name_re.search(text[:40].lower()))
 
-    async def _unaddressed_group_message(self, message: IncomingMessage) -> list[Reply]:
-        if not await self._listening(message):
+    async def _unaddressed_group_message(
+        self, message: IncomingMessage, chat_settings: dict[str, str] | None
+    ) -> list[Reply]:
+        """Group chatter: nothing, unless the group lets the bot listen (``chat_settings``, as cached in
+        Redis; None when they are not) and the message is an emergency or a likely appeal."""
+        if chat_settings is None:
+            chat_settings = await self._chat_settings(message)
+        if chat_settings.get("listen") != "1":
             return []
         u = await self.nlu.parse(message.text)
         if u.intent.name is Intent.EMERGENCY and u.intent.confidence >= LISTEN_OFFER_CONFIDENCE:
-            answer = self.kb.lookup(u.text, await self._community_code(message))
+            community = chat_settings.get("community") or self.settings.default_community
+            answer = self.kb.lookup(u.text, community)
             if answer is not None and answer.emergency:
                 return [self._to_reply(message, Prompt(answer.text))]
         if u.intent.name is not Intent.REPORT or u.intent.confidence < LISTEN_OFFER_CONFIDENCE:
@@ -175,23 +189,19 @@ class Dispatcher:
             self._to_reply(message, Prompt(self.words.get("listen.offer", bot_name=self.settings.bot_name)))
         ]
 
-    async def _listening(self, message: IncomingMessage) -> bool:
-        cached = await self.store.get_chat_settings(message.platform, message.chat_id)
-        if cached is None:
-            async with self.db.unit_of_work() as uow:
-                chat = await uow.repo.find_chat(message.platform.value, message.chat_id)
-                listen = chat.listen if chat else self.settings.group_listen_default
-                community = await self._community_code_of(uow.repo, chat.community_id) if chat else None
-            cached = {
-                "listen": "1" if listen else "0",
-                "community": community or self.settings.default_community,
-            }
-            await self.store.set_chat_settings(message.platform, message.chat_id, cached)
-        return cached.get("listen") == "1"
-
-    async def _community_code(self, message: IncomingMessage) -> str:
-        cached = await self.store.get_chat_settings(message.platform, message.chat_id)
-        return (cached or {}).get("community") or self.settings.default_community
+    async def _chat_settings(self, message: IncomingMessage) -> dict[str, str]:
+        """The group's settings from the database, cached in Redis (they are read for every message of
+        group chatter)."""
+        async with self.db.unit_of_work() as uow:
+            chat = await uow.repo.find_chat(message.platform.value, message.chat_id)
+            listen = chat.listen if chat else self.settings.group_listen_default
+            community = await self._community_code_of(uow.repo, chat.community_id) if chat else None
+        cached = {
+            "listen": "1" if listen else "0",
+            "community": community or self.settings.default_community,
+        }
+        await self.store.set_chat_settings(message.platform, message.chat_id, cached)
+        return cached
 
     def _community_name(self, code: str) -> str:
         try:

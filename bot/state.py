@@ -79,16 +79,20 @@ class LockTimeout(Exception):
 # state; closing writes the new state and the dedup record and releases the lock. Seven separate
 # commands before; on a turn that costs ~5 ms of CPU in all, each round trip was worth ~0.2 ms.
 #
-# KEYS: lock, seen, state, flag keys...  ARGV: token, lock expiry (ms), how many of the keys after
-# state must include one that exists (0: none).
-# Returns {3} when none of those exists (nothing is taken), {0} while another holder has the lock,
-# {2, replies} for a message already handled (the lock is not taken), {1, state or false, flag key
-# exists (1/0)...} with the lock taken.
+# KEYS: lock, seen, state, flag keys...[, a hash].  ARGV: token, lock expiry (ms), how many of the flag
+# keys (from the first) engage the conversation (0: it need not be engaged), '1' if a hash is given.
+# Returns {3, the hash's fields and values} when the conversation must be engaged and neither its state
+# nor one of those flag keys exists (nothing is taken), {0} while another holder has the lock, {2,
+# replies} for a message already handled (the lock is not taken), {1, state or false, flag key exists
+# (1/0)...} with the lock taken.
 _OPEN_TURN = """
+local last = #KEYS
+if ARGV[4] == '1' then last = last - 1 end
 local required = tonumber(ARGV[3])
 if required > 0 then
   if redis.call('EXISTS', KEYS[3]) == 0 and redis.call('EXISTS', unpack(KEYS, 4, 3 + required)) == 0 then
-    return {3}
+    if ARGV[4] == '1' then return {3, redis.call('HGETALL', KEYS[#KEYS])} end
+    return {3, {}}
   end
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
@@ -96,7 +100,7 @@ local seen = redis.call('GET', KEYS[2])
 if seen then return {2, seen} end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local reply = {1, redis.call('GET', KEYS[3])}
-for i = 4, #KEYS do reply[i - 1] = redis.call('EXISTS', KEYS[i]) end
+for i = 4, last do reply[i - 1] = redis.call('EXISTS', KEYS[i]) end
 return reply
 """
 # KEYS: lock, seen, state[, another conversation's lock and state].  ARGV: token, replies, dedup ttl
@@ -135,7 +139,8 @@ class Turn:
 
     ``replayed`` holds the replies recorded for a message that was already handled (a redelivery):
     then the lock was not taken and nothing is to be done. ``idle`` is True when the turn was asked
-    only for a conversation that is engaged and it is not (then nothing was taken either). Otherwise
+    only for a conversation that is engaged and it is not (then nothing was taken either; ``idle_hash``
+    holds the hash asked for in that case, empty if it does not exist). Otherwise
     ``state`` is the dialog state read under the lock, ``flags`` whether each flag key asked for exists,
     and :meth:`finish` ends the turn.
     """
@@ -146,6 +151,7 @@ class Turn:
     token: str
     replayed: list[dict[str, Any]] | None = None
     idle: bool = False
+    idle_hash: dict[str, str] = field(default_factory=dict)
     state: dict[str, Any] | None = None
     flags: tuple[bool, ...] = ()
     finished: bool = field(default=False)
@@ -234,14 +240,17 @@ class StateStore:
         flags: Sequence[str] = (),
         *,
         engaged_by: int = 0,
+        idle_hash: str | None = None,
     ) -> AsyncIterator[Turn]:
         """Hold ``key``'s conversation for one message: the lock, the dedup check, the state read and the
         existence of each of the ``flags`` keys in one round trip; :meth:`Turn.finish` saves and releases
         in another.
 
         With ``engaged_by`` n, the turn is only for an engaged conversation: one with a dialog state, or
-        with one of the first n ``flags`` keys. Otherwise :attr:`Turn.idle` is True and nothing is held
-        (in the same round trip: a group message not addressed to the bot pays no more to be ignored).
+        with one of the first n ``flags`` keys. Otherwise :attr:`Turn.idle` is True and nothing is held,
+        and :attr:`Turn.idle_hash` has the fields of the hash named ``idle_hash`` (what the caller needs
+        for a message of an idle conversation: a group's chat settings). All in the same round trip: a
+        group message not addressed to the bot pays no more to be ignored.
 
         Waits (polling every 10 ms) while another message of the conversation holds the lock, up to the
         lock wait, then raises :class:`LockTimeout`. The lock is taken before the state is read (aiogram's
@@ -253,7 +262,10 @@ class StateStore:
         keys = [lock, seen, self.state_name(key), *flags]
         if not 0 <= engaged_by <= len(flags):
             raise ValueError(f"engaged_by={engaged_by} with {len(flags)} flags")
-        args: list[str | int] = [turn.token, int(self._lock_timeout_s * 1000), engaged_by]
+        args: list[str | int] = [turn.token, int(self._lock_timeout_s * 1000), engaged_by, "0"]
+        if idle_hash is not None:
+            keys.append(idle_hash)
+            args[3] = "1"
 
         async def attempt() -> list[Any] | None:
             reply = cast(list[Any], await self._open_turn(keys=keys, args=args))
@@ -262,6 +274,8 @@ class StateStore:
         reply = await self._past_lock(key, attempt)
         if reply[0] == 3:
             turn.idle = turn.finished = True
+            fields = reply[1]
+            turn.idle_hash = dict(zip(fields[::2], fields[1::2], strict=True))
             yield turn
             return
         if reply[0] == 2:
@@ -348,12 +362,17 @@ class StateStore:
             )
         )
 
+    @staticmethod
+    def chat_settings_name(platform: Platform, chat_id: str) -> str:
+        """The Redis key of a chat's cached settings (a hash: listen, community)."""
+        return f"{PREFIX}:chat:{platform.value}:{chat_id}"
+
     async def get_chat_settings(self, platform: Platform, chat_id: str) -> dict[str, str] | None:
-        data = await self.redis.hgetall(f"{PREFIX}:chat:{platform.value}:{chat_id}")
+        data = await self.redis.hgetall(self.chat_settings_name(platform, chat_id))
         return cast(dict[str, str], data) or None
 
     async def set_chat_settings(self, platform: Platform, chat_id: str, values: dict[str, str]) -> None:
-        name = f"{PREFIX}:chat:{platform.value}:{chat_id}"
+        name = self.chat_settings_name(platform, chat_id)
         await self.redis.hset(name, mapping=dict(values))  # type: ignore[arg-type]
         await self.redis.expire(name, CHAT_SETTINGS_TTL_S)
 

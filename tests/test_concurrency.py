@@ -175,15 +175,24 @@ async def test_a_turn_only_for_an_engaged_conversation(runtime: Runtime) -> None
     store: StateStore = runtime.store
     key = ConversationKey(Platform.REST, "g", "u")
     async with store.turn(key, Platform.REST, "c1", flags=("held", "other"), engaged_by=1) as turn:
-        assert turn.idle and turn.state is None
+        assert turn.idle and turn.state is None and turn.idle_hash == {}
         assert not await store.redis.exists(store.lock_name(key))
     assert await store.seen(Platform.REST, "c1") is None
+    # What the caller needs for an idle conversation comes with the answer: the group's settings.
+    settings = store.chat_settings_name(Platform.REST, "g")
+    await store.set_chat_settings(Platform.REST, "g", {"listen": "1", "community": "demo"})
+    async with store.turn(
+        key, Platform.REST, "c1", flags=("held", "other"), engaged_by=1, idle_hash=settings
+    ) as turn:
+        assert turn.idle and turn.idle_hash == {"listen": "1", "community": "demo"}
     await store.redis.set("other", "1")  # not one of the flags that engage
     async with store.turn(key, Platform.REST, "c2", flags=("held", "other"), engaged_by=1) as turn:
         assert turn.idle
     await store.redis.set("held", "1")
-    async with store.turn(key, Platform.REST, "c3", flags=("held", "other"), engaged_by=1) as turn:
-        assert not turn.idle and turn.flags == (True, True)
+    async with store.turn(
+        key, Platform.REST, "c3", flags=("held", "other"), engaged_by=1, idle_hash=settings
+    ) as turn:
+        assert not turn.idle and turn.flags == (True, True)  # the hash is not a flag
         await turn.finish({"dialog": "appeal"}, [], dedup_ttl_s=60)
     await store.redis.delete("held")
     async with store.turn(key, Platform.REST, "c4", flags=("held", "other"), engaged_by=1) as turn:
