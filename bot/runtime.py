@@ -103,18 +103,28 @@ class Runtime:
         await self.db.dispose()
 
 
+FULL_COLLECTION_EVERY = 100
+"""Collections of the middle generation per full one once the server is ready (CPython's default: 10)."""
+
+
 def settle_heap() -> None:
     """Exempt everything loaded at start-up (knowledge base, NLU vocabulary, ORM mappings, libraries:
-    ~140k objects) from the cyclic garbage collector, once a server is ready.
+    ~140k objects) from the cyclic garbage collector, once a server is ready, and make full collections
+    rarer.
 
     A full collection walks every tracked object, tens of milliseconds on the 2-core target
-    (``python -m bench.heap_bench``), a stall of every turn in flight whenever it runs. Start-up objects live as long as
-    the process, so collecting them is wasted work; ``gc.freeze`` moves them out of the collector's
-    generations (they are still freed by reference counting). Call once, from a process's own start-up,
+    (``python -m bench.heap_bench``), a stall of every turn in flight whenever it runs. Start-up objects
+    live as long as the process, so collecting them is wasted work; ``gc.freeze`` moves them out of the
+    collector's generations (they are still freed by reference counting). What a running server keeps
+    (caches of statements, understandings, conversation ids) still made full collections frequent under
+    load, each a stall; the cyclic garbage of turns dies young and is collected with the younger
+    generations, so full collections are made ten times rarer. Call once, from a process's own start-up,
     not from tests that start many runtimes.
     """
     gc.collect()
     gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

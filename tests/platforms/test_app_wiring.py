@@ -70,12 +70,16 @@ async def test_a_server_that_starts_its_own_runtime_freezes_its_start_up_heap(tm
     # server exempts them once it is ready. Shared runtimes (tests) are left alone.
     import gc
 
+    from bot.runtime import FULL_COLLECTION_EVERY
     from tests.conftest import make_settings
 
     gc.unfreeze()
+    thresholds = gc.get_threshold()
     app = create_app(make_settings(tmp_path))
     try:
         async with app.router.lifespan_context(app):
             assert gc.get_freeze_count() > 10_000
+            assert gc.get_threshold()[2] == FULL_COLLECTION_EVERY != thresholds[2]
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
