@@ -32,13 +32,14 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import httpx
 
 from bench.services import (
     DIALOG_STEPS,
-    appeal_turn,
+    appeal_request,
     count_rows,
     cpu_seconds,
     percentile,
@@ -96,13 +97,13 @@ async def _dialog_turns(
     errors: list[str] = []
     tasks: list[asyncio.Task[None]] = []
 
-    async def one(i: int, s: int, text: str, meta: dict[str, object], sender: str) -> None:
+    async def one(i: int, s: int, body: dict[str, Any]) -> None:
         t = time.perf_counter()
-        async with client.post(base + URL, json={"sender": sender, "message": text, "metadata": meta}) as r:
-            body = await r.read()
+        async with client.post(base + URL, json=body) as r:
+            answer = await r.read()
         turns[i] = (t - start, s, (time.perf_counter() - t) * 1000)
         if r.status != 200:
-            errors.append(body.decode(errors="replace"))
+            errors.append(answer.decode(errors="replace"))
 
     start = time.perf_counter()
     for i, who in enumerate(residents):
@@ -110,22 +111,9 @@ async def _dialog_turns(
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        s = step[who] % DIALOG_STEPS
-        text = appeal_turn(who, step[who])
+        body = appeal_request(who, step[who])
+        tasks.append(asyncio.create_task(one(i, step[who] % DIALOG_STEPS, body)))
         step[who] += 1
-        sender = f"res-{who}"
-        if s == 0:
-            text = "@回音 " + text
-        if s < 2:
-            meta: dict[str, object] = {
-                "chat_id": "bench-dialog-group",
-                "chat_type": "group",
-                "user_name": f"居民{who}",
-            }
-        else:
-            meta = {"chat_type": "private", "chat_id": sender}
-        meta["message_id"] = f"d{who}-{step[who]}"
-        tasks.append(asyncio.create_task(one(i, s, text, meta, sender)))
     await asyncio.gather(*tasks)
     if errors:
         raise RuntimeError(f"{len(errors)} failed turns, e.g. {errors[0]}")

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -15,6 +16,7 @@ from integrations.backend.reference import free_port
 
 __all__ = [
     "DIALOG_STEPS",
+    "appeal_request",
     "appeal_turn",
     "count_rows",
     "cpu_seconds",
@@ -54,6 +56,23 @@ def appeal_turn(who: int, step: int) -> str:
     if s == 0:
         return f"{who // 4 + 1}栋{who % 4 + 1}单元{_ISSUES[dialog % len(_ISSUES)]}"
     return ("跳过", "不留", "/confirm")[s - 1]
+
+
+def appeal_request(who: int, step: int) -> dict[str, Any]:
+    """The REST body of resident ``who``'s ``step``-th message (:func:`appeal_turn`): the report and the
+    photo step in the group "bench-dialog-group" (the report addressed to the bot), the contact and the
+    confirmation in the private chat the dialog moves to; message ids ``d{who}-{step + 1}``."""
+    text = appeal_turn(who, step)
+    sender = f"res-{who}"
+    meta: dict[str, Any]
+    if step % DIALOG_STEPS < 2:
+        meta = {"chat_id": "bench-dialog-group", "chat_type": "group", "user_name": f"居民{who}"}
+    else:
+        meta = {"chat_type": "private", "chat_id": sender}
+    if step % DIALOG_STEPS == 0:
+        text = "@回音 " + text
+    meta["message_id"] = f"d{who}-{step + 1}"
+    return {"sender": sender, "message": text, "metadata": meta}
 
 
 async def prepare_real_services(database_url: str, redis_url: str) -> None:

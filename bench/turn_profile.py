@@ -37,7 +37,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from bench.services import DIALOG_STEPS, appeal_turn, count_rows, prepare_real_services
+from bench.services import DIALOG_STEPS, appeal_request, count_rows, prepare_real_services
 from bot.settings import Settings
 
 URL = "/webhooks/rest/webhook"
@@ -47,18 +47,7 @@ STEP_NAMES = ("report", "skip photo", "no phone", "confirm")
 
 def _request(who: int, step: int) -> bytes:
     """The REST body of resident ``who``'s ``step``-th message, as `bench.rest_bench` sends it."""
-    s = step % DIALOG_STEPS
-    text = appeal_turn(who, step)
-    sender = f"res-{who}"
-    if s == 0:
-        text = "@回音 " + text
-    meta: dict[str, Any]
-    if s < 2:
-        meta = {"chat_id": "bench-dialog-group", "chat_type": "group", "user_name": f"居民{who}"}
-    else:
-        meta = {"chat_type": "private", "chat_id": sender}
-    meta["message_id"] = f"d{who}-{step + 1}"
-    return json.dumps({"sender": sender, "message": text, "metadata": meta}).encode()
+    return json.dumps(appeal_request(who, step)).encode()
 
 
 async def _post(app: Any, body: bytes) -> None:
