@@ -153,7 +153,7 @@ class Dispatcher:
                 replies, state, move = await self._handle_locked(message, key, turn.state, hints)
                 await turn.finish(state, [r.to_dict() for r in replies], self.settings.dedup_ttl_s, also=move)
                 return replies
-        return await self._unaddressed_group_message(message, turn.idle_hash or None)
+        return await self._unaddressed_group_message(message, turn.idle_hash)
 
     # --- group etiquette -------------------------------------------------------------------------------
     def _addressed(self, message: IncomingMessage) -> bool:
@@ -165,11 +165,11 @@ class Dispatcher:
         return bool(self._name_re.search(text[:40].lower()))
 
     async def _unaddressed_group_message(
-        self, message: IncomingMessage, chat_settings: dict[str, str] | None
+        self, message: IncomingMessage, chat_settings: dict[str, str]
     ) -> list[Reply]:
         """Group chatter: nothing, unless the group lets the bot listen (``chat_settings``, as cached in
-        Redis; None when they are not) and the message is an emergency or a likely appeal."""
-        if chat_settings is None:
+        Redis; empty when they are not) and the message is an emergency or a likely appeal."""
+        if not chat_settings:
             chat_settings = await self._chat_settings(message)
         if chat_settings.get("listen") != "1":
             return []

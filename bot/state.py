@@ -367,10 +367,6 @@ class StateStore:
         """The Redis key of a chat's cached settings (a hash: listen, community)."""
         return f"{PREFIX}:chat:{platform.value}:{chat_id}"
 
-    async def get_chat_settings(self, platform: Platform, chat_id: str) -> dict[str, str] | None:
-        data = await self.redis.hgetall(self.chat_settings_name(platform, chat_id))
-        return cast(dict[str, str], data) or None
-
     async def set_chat_settings(self, platform: Platform, chat_id: str, values: dict[str, str]) -> None:
         name = self.chat_settings_name(platform, chat_id)
         await self.redis.hset(name, mapping=dict(values))  # type: ignore[arg-type]

@@ -89,7 +89,8 @@ class FiledAppeal:
     public_id: str
 
 
-SKIP_PENDING = {"huiyin_skip_pending": True}
+SKIP_PENDING_OPTION = "huiyin_skip_pending"
+SKIP_PENDING = {SKIP_PENDING_OPTION: True}
 """Execution options of a statement that reads neither transcript lines nor conversations: the
 buffered ones (:meth:`Repository.add_transcript`, :meth:`Repository.touch_conversation`) need not be
 written before it, and are written with the commit instead (one round trip fewer)."""

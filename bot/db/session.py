@@ -29,6 +29,7 @@ from bot.db.repository import (
     CONVERSATION_TABLE,
     PENDING_TOUCH,
     PENDING_TRANSCRIPT,
+    SKIP_PENDING_OPTION,
     TRANSCRIPT_TABLE,
     Repository,
 )
@@ -165,7 +166,7 @@ def _json(value: Any) -> str | None:
 
 @event.listens_for(Session, "do_orm_execute")
 def _before_statement(state: ORMExecuteState) -> None:
-    if not state.execution_options.get("huiyin_skip_pending"):  # see bot.db.repository.SKIP_PENDING
+    if not state.execution_options.get(SKIP_PENDING_OPTION):
         write_pending(state.session)
 
 
