@@ -130,7 +130,6 @@ class Dispatcher:
         unaddressed = message.is_group and not self._addressed(message)
         async with self.store.turn(
             key,
-            message.platform,
             message.message_id,
             flags,
             engaged_by=1 if unaddressed else 0,

@@ -9,7 +9,9 @@ Keys (all under the ``hy:`` prefix; ``{conv}`` is ``platform:chat_id:user_id``):
 - ``hy:dlg:{conv}``   the resident's dialog state (JSON), expiring a week after the last change
 - ``hy:lock:{conv}``  the conversation lock (a token with an expiry, compared before it is released:
   safe across processes)
-- ``hy:seen:{platform}:{message_id}``  the replies a handled message produced, for dedup
+- ``hy:seen:{conv}:{message_id}``  the replies a handled message produced, for dedup: per conversation,
+  so that a message id is recognised as a redelivery only from the sender and chat that used it first
+  (message ids are per chat on some platforms, and on REST the client chooses them)
 - ``hy:offer:{platform}:{chat}:{user}``  listen-mode offer cooldown
 - ``hy:chat:{platform}:{chat}``  cached chat settings (listen mode, community)
 - ``hy:dlg:complete``  set once start-up restored the durable copies of dialogs (:data:`DIALOGS_COMPLETE`)
@@ -217,9 +219,20 @@ class StateStore:
         return f"{PREFIX}:lock:{key.part}"
 
     @staticmethod
-    def seen_name(platform: Platform, message_id: str) -> str:
-        """The Redis key of the dedup record of a handled message."""
-        return f"{PREFIX}:seen:{platform.value}:{message_id}"
+    def seen_name(key: ConversationKey, message_id: str) -> str:
+        """The Redis key of the dedup record of a handled message of ``key``'s conversation. Never the
+        message id alone: another sender reusing it (any REST client can) would be answered with the
+        first sender's replies, their phone number among them."""
+        return f"{PREFIX}:seen:{key.part}:{message_id}"
+
+    @staticmethod
+    def delivery_name(record: str, key: ConversationKey, message_id: str) -> str:
+        """The Redis key of a channel's record about delivering the replies of ``key``'s message
+        ``message_id`` (``record`` says whose and which: ``tg:done`` once Telegram sent them,
+        ``wx:answered`` for the one path allowed to answer a WeChat callback…). Per conversation like
+        :meth:`seen_name`: message ids are per chat on some platforms (Telegram's), and the record of one
+        resident's message must not silence another's."""
+        return f"{PREFIX}:{record}:{key.part}:{message_id}"
 
     async def _past_lock(self, key: ConversationKey, attempt: Callable[[], Awaitable[R | None]]) -> R:
         """``attempt()`` until it gets past ``key``'s lock (it answers None while another message holds
@@ -235,7 +248,6 @@ class StateStore:
     async def turn(
         self,
         key: ConversationKey,
-        platform: Platform,
         message_id: str,
         flags: Sequence[str] = (),
         *,
@@ -257,7 +269,7 @@ class StateStore:
         issue 1317: loading first and locking later lets two messages overwrite each other's dialog). A
         turn left without :meth:`Turn.finish` (an error) releases the lock and records nothing.
         """
-        lock, seen = self.lock_name(key), self.seen_name(platform, message_id)
+        lock, seen = self.lock_name(key), self.seen_name(key, message_id)
         turn = Turn(self, key, seen, secrets.token_hex(16))
         keys = [lock, seen, self.state_name(key), *flags]
         if not 0 <= engaged_by <= len(flags):
@@ -346,9 +358,10 @@ class StateStore:
         return bool(await self.redis.exists(self.state_name(key)))
 
     # --- dedup ---------------------------------------------------------------------------------------
-    async def seen(self, platform: Platform, message_id: str) -> list[dict[str, Any]] | None:
-        """The replies recorded for an already handled message, or None if it is new."""
-        raw = await self.redis.get(self.seen_name(platform, message_id))
+    async def seen(self, key: ConversationKey, message_id: str) -> list[dict[str, Any]] | None:
+        """The replies recorded for an already handled message of ``key``'s conversation, or None if it
+        is new."""
+        raw = await self.redis.get(self.seen_name(key, message_id))
         return None if raw is None else cast(list[dict[str, Any]], json.loads(raw))
 
     # --- listen mode ---------------------------------------------------------------------------------

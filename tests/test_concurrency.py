@@ -37,7 +37,7 @@ async def test_lock_serializes_holders(runtime: Runtime) -> None:
 
     async def hold(i: int) -> None:
         nonlocal inside, peak
-        async with runtime.store.turn(key, Platform.REST, f"m{i}") as turn:
+        async with runtime.store.turn(key, f"m{i}") as turn:
             inside += 1
             peak = max(peak, inside)
             await asyncio.sleep(0.002)
@@ -77,10 +77,14 @@ async def test_fifty_concurrent_messages_keep_a_consistent_transcript(
 
 async def test_dedup_and_offer_slots(runtime: Runtime) -> None:
     store: StateStore = runtime.store
-    assert await store.seen(Platform.REST, "m1") is None
-    async with store.turn(ConversationKey(Platform.REST, "c", "u"), Platform.REST, "m1") as turn:
+    key = ConversationKey(Platform.REST, "c", "u")
+    assert await store.seen(key, "m1") is None
+    async with store.turn(key, "m1") as turn:
         await turn.finish(None, [{"text": "x"}], dedup_ttl_s=60)
-    assert await store.seen(Platform.REST, "m1") == [{"text": "x"}]
+    assert await store.seen(key, "m1") == [{"text": "x"}]
+    # Per conversation: the same id from another sender, or in another chat, is a new message.
+    assert await store.seen(ConversationKey(Platform.REST, "c", "someone else"), "m1") is None
+    assert await store.seen(ConversationKey(Platform.REST, "other chat", "u"), "m1") is None
     assert await store.take_offer_slot(Platform.REST, "g", "u", 60)
     assert not await store.take_offer_slot(Platform.REST, "g", "u", 60)
 
@@ -89,18 +93,18 @@ async def test_a_turn_locks_reads_and_saves_in_one_piece(runtime: Runtime) -> No
     store: StateStore = runtime.store
     key = ConversationKey(Platform.REST, "c", "u")
     await store.redis.set("flag-a", "1")
-    async with store.turn(key, Platform.REST, "m1", flags=("flag-a", "flag-b")) as turn:
+    async with store.turn(key, "m1", flags=("flag-a", "flag-b")) as turn:
         assert turn.replayed is None and turn.state is None and turn.flags == (True, False)
         assert await store.redis.exists(store.lock_name(key))
         await turn.finish({"dialog": "appeal"}, [{"text": "好的"}], dedup_ttl_s=60)
     assert not await store.redis.exists(store.lock_name(key))
     assert await store.get_state(key) == {"dialog": "appeal"}
     # The same message again: its replies, without taking the lock or touching the state.
-    async with store.turn(key, Platform.REST, "m1") as again:
+    async with store.turn(key, "m1") as again:
         assert again.replayed == [{"text": "好的"}]
         assert not await store.redis.exists(store.lock_name(key))
     # A new message reads the state; finishing with None clears it.
-    async with store.turn(key, Platform.REST, "m2") as turn:
+    async with store.turn(key, "m2") as turn:
         assert turn.state == {"dialog": "appeal"}
         await turn.finish(None, [], dedup_ttl_s=60)
     assert await store.get_state(key) is None
@@ -110,24 +114,24 @@ async def test_a_failed_turn_releases_the_lock_and_records_nothing(runtime: Runt
     store: StateStore = runtime.store
     key = ConversationKey(Platform.REST, "c", "u")
     with pytest.raises(RuntimeError):
-        async with store.turn(key, Platform.REST, "m1"):
+        async with store.turn(key, "m1"):
             raise RuntimeError("the database went away")
     assert not await store.redis.exists(store.lock_name(key))
-    assert await store.seen(Platform.REST, "m1") is None
+    assert await store.seen(key, "m1") is None
 
 
 async def test_a_turn_waits_for_the_lock_and_gives_up_in_time(runtime: Runtime) -> None:
     store = StateStore(runtime.store.redis, lock_timeout_s=30, lock_wait_s=0.3)
     key = ConversationKey(Platform.REST, "c", "u")
-    async with store.turn(key, Platform.REST, "m0") as holder:
+    async with store.turn(key, "m0") as holder:
         started = time.monotonic()
         with pytest.raises(LockTimeout):
-            async with store.turn(key, Platform.REST, "m1"):
+            async with store.turn(key, "m1"):
                 pass
         assert 0.3 <= time.monotonic() - started < 2
         await holder.finish(None, [], dedup_ttl_s=60)
     # A lock that someone else took over (ours expired) is not released by us.
-    async with store.turn(key, Platform.REST, "m2") as turn:
+    async with store.turn(key, "m2") as turn:
         await store.redis.set(store.lock_name(key), "another holder")
         await turn.finish(None, [], dedup_ttl_s=60)
     assert await store.redis.get(store.lock_name(key)) == "another holder"
@@ -136,7 +140,7 @@ async def test_a_turn_waits_for_the_lock_and_gives_up_in_time(runtime: Runtime) 
 async def test_a_state_handed_to_another_conversation_waits_for_its_lock(runtime: Runtime) -> None:
     store: StateStore = runtime.store
     key = ConversationKey(Platform.REST, "u", "u")
-    async with store.turn(key, Platform.REST, "m1") as holder:
+    async with store.turn(key, "m1") as holder:
         put = asyncio.create_task(store.put_state(key, {"dialog": "appeal"}))
         await asyncio.sleep(0.05)
         assert not put.done() and await store.get_state(key) is None
@@ -150,19 +154,19 @@ async def test_a_finishing_turn_hands_a_state_to_another_conversation(runtime: R
     a message of the private chat holds its lock, once that lock is free."""
     store: StateStore = runtime.store
     group, private = ConversationKey(Platform.REST, "g", "u"), ConversationKey(Platform.REST, "u", "u")
-    async with store.turn(group, Platform.REST, "m1") as turn:
+    async with store.turn(group, "m1") as turn:
         await turn.finish(None, [], dedup_ttl_s=60, also=(private, {"dialog": "appeal", "n": 1}))
     assert await store.get_state(private) == {"dialog": "appeal", "n": 1}
     assert not await store.redis.exists(store.lock_name(group))
-    async with store.turn(private, Platform.REST, "p1") as holder:
-        async with store.turn(group, Platform.REST, "m2") as turn:
+    async with store.turn(private, "p1") as holder:
+        async with store.turn(group, "m2") as turn:
             finish = asyncio.create_task(
                 turn.finish(None, [], dedup_ttl_s=60, also=(private, {"dialog": "appeal", "n": 2}))
             )
             await asyncio.sleep(0.05)
             # The group turn is over (its lock released, its message recorded); the hand-over waits.
             assert not finish.done() and not await store.redis.exists(store.lock_name(group))
-            assert await store.seen(Platform.REST, "m2") == []
+            assert await store.seen(group, "m2") == []
             assert await store.get_state(private) == {"dialog": "appeal", "n": 1}
         await holder.finish(holder.state, [], dedup_ttl_s=60)
     await asyncio.wait_for(finish, 2)
@@ -174,32 +178,28 @@ async def test_a_turn_only_for_an_engaged_conversation(runtime: Runtime) -> None
     one of the first flag keys exists (staff hold the conversation); else nothing is held or recorded."""
     store: StateStore = runtime.store
     key = ConversationKey(Platform.REST, "g", "u")
-    async with store.turn(key, Platform.REST, "c1", flags=("held", "other"), engaged_by=1) as turn:
+    async with store.turn(key, "c1", flags=("held", "other"), engaged_by=1) as turn:
         assert turn.idle and turn.state is None and turn.idle_hash == {}
         assert not await store.redis.exists(store.lock_name(key))
-    assert await store.seen(Platform.REST, "c1") is None
+    assert await store.seen(key, "c1") is None
     # What the caller needs for an idle conversation comes with the answer: the group's settings.
     settings = store.chat_settings_name(Platform.REST, "g")
     await store.set_chat_settings(Platform.REST, "g", {"listen": "1", "community": "demo"})
-    async with store.turn(
-        key, Platform.REST, "c1", flags=("held", "other"), engaged_by=1, idle_hash=settings
-    ) as turn:
+    async with store.turn(key, "c1", flags=("held", "other"), engaged_by=1, idle_hash=settings) as turn:
         assert turn.idle and turn.idle_hash == {"listen": "1", "community": "demo"}
     await store.redis.set("other", "1")  # not one of the flags that engage
-    async with store.turn(key, Platform.REST, "c2", flags=("held", "other"), engaged_by=1) as turn:
+    async with store.turn(key, "c2", flags=("held", "other"), engaged_by=1) as turn:
         assert turn.idle
     await store.redis.set("held", "1")
-    async with store.turn(
-        key, Platform.REST, "c3", flags=("held", "other"), engaged_by=1, idle_hash=settings
-    ) as turn:
+    async with store.turn(key, "c3", flags=("held", "other"), engaged_by=1, idle_hash=settings) as turn:
         assert not turn.idle and turn.flags == (True, True)  # the hash is not a flag
         await turn.finish({"dialog": "appeal"}, [], dedup_ttl_s=60)
     await store.redis.delete("held")
-    async with store.turn(key, Platform.REST, "c4", flags=("held", "other"), engaged_by=1) as turn:
+    async with store.turn(key, "c4", flags=("held", "other"), engaged_by=1) as turn:
         assert not turn.idle and turn.state == {"dialog": "appeal"}
         await turn.finish(turn.state, [], dedup_ttl_s=60)
     with pytest.raises(ValueError):
-        async with store.turn(key, Platform.REST, "c5", flags=("held",), engaged_by=2):
+        async with store.turn(key, "c5", flags=("held",), engaged_by=2):
             pass
 
 

@@ -134,3 +134,26 @@ async def test_web_chat_page_is_served(client: httpx.AsyncClient) -> None:
     assert script, "the page loads its script"
     js = await client.get("/" + script.group(1))
     assert js.status_code == 200 and "webhooks/rest/webhook" in js.text
+
+
+async def test_a_message_id_reused_by_another_sender_is_not_a_redelivery(client: httpx.AsyncClient) -> None:
+    """The dedup record belongs to one sender in one chat: Bob sending Alice's message id gets his own
+    answer (not Alice's replies, her phone number in them), and Alice's own redelivery still replays."""
+
+    async def say(sender: str, text: str, message_id: str) -> list[dict[str, Any]]:
+        r = await client.post(
+            URL, json={"sender": sender, "message": text, "metadata": {"message_id": message_id}}
+        )
+        assert r.status_code == 200, r.text
+        return list(r.json())
+
+    await say("alice", "地下车库积水了", "a-1")
+    await say("alice", "跳过", "a-2")
+    alice = await say("alice", "13812345678", "a-3")
+    assert any("13812345678" in x["text"] for x in alice), "Alice's summary shows her phone"
+    bob = await say("bob", "你好", "a-3")
+    assert bob and all(x["recipient_id"] == "bob" for x in bob)
+    assert not any("13812345678" in x["text"] for x in bob)
+    assert await say("alice", "13812345678", "a-3") == alice, "Alice's redelivery replays her replies"
+    # Bob's own redelivery replays his answer.
+    assert await say("bob", "你好", "a-3") == bob

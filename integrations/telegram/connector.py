@@ -66,7 +66,7 @@ from telegram.request import BaseRequest
 from bot.message import Attachment, AttachmentKind, ChatType, IncomingMessage, Platform, Reply, Target
 from bot.outbound import DeliveryError
 from bot.runtime import Runtime
-from bot.state import ConversationKey, LockTimeout
+from bot.state import ConversationKey, LockTimeout, StateStore
 
 log = structlog.get_logger(__name__)
 
@@ -372,7 +372,7 @@ class TelegramConnector:
         replies are out, and a redelivery of a done message sends nothing.
         """
         redis = self.runtime.store.redis
-        done = f"hy:tg:done:{incoming.message_id}"
+        done = StateStore.delivery_name("tg:done", ConversationKey.of(incoming), incoming.message_id)
         if await redis.exists(done):
             log.info("redelivered Telegram update ignored", message_id=incoming.message_id)
             return

@@ -39,6 +39,7 @@ from wechatpy.utils import WeChatSigner
 from bot.message import ChatType, IncomingMessage, Platform, Reply
 from bot.outbound import DeliveryError
 from bot.runtime import Runtime
+from bot.state import ConversationKey
 from integrations.wechat.api import AccessToken, fetch_json, json_body, post_json
 from integrations.wechat.passive_channel import PassiveReplyChannel
 from integrations.wechat.translate import BadMessage, Decision, Inbound, inbound
@@ -129,7 +130,10 @@ class WeChatChannel(PassiveReplyChannel):
             replies = [self._say(item.sender_id, item.sender_id, "unsupported_attachment")]
         else:
             replies = await self.within_deadline(
-                self.process(item, msg._data), message_id=item.message_id, started=started
+                self.process(item, msg._data),
+                key=ConversationKey.private(Platform.WECHAT, item.sender_id),
+                message_id=item.message_id,
+                started=started,
             )
         if not replies:
             return PlainTextResponse(SUCCESS)

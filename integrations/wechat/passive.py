@@ -7,9 +7,10 @@ callback answers ``success`` (or an empty body), the work goes on regardless (it
 the wait is shielded), and the replies are delivered through the platform's send API once ready.
 
 Exactly one delivery per message, across retries and processes: whichever path is about to deliver first
-claims ``hy:{prefix}:answered:{message_id}`` with SET NX. A retry that arrives after the late path sent
-the replies finds the claim taken and answers ``success``; a late path that finds a retry already
-answered passively sends nothing. The core's own dedup makes the retry's processing free of side effects.
+claims ``hy:{prefix}:answered:{conversation}:{message_id}`` with SET NX (per conversation: the
+message id alone would let one resident's claim silence another's reply). A retry that arrives after the
+late path sent the replies finds the claim taken and answers ``success``; a late path that finds a retry
+already answered passively sends nothing. The core's own dedup makes the retry's processing free of side effects.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from bot.message import Reply
+from bot.state import ConversationKey, StateStore
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +43,7 @@ class PassiveWindow:
         self,
         work: Coroutine[Any, Any, list[Reply]],
         *,
+        key: ConversationKey,
         message_id: str,
         budget_s: float,
         late: LateDelivery,
@@ -56,30 +59,30 @@ class PassiveWindow:
             replies = await asyncio.wait_for(asyncio.shield(task), timeout=max(budget_s, 0.0))
         except TimeoutError:
             log.info("reply missed the passive window; delivering later", message_id=message_id)
-            self._keep(asyncio.create_task(self._deliver_later(task, message_id, late)))
+            self._keep(asyncio.create_task(self._deliver_later(task, key, message_id, late)))
             return None
         except Exception:
             # Answer the platform anyway: an error response only makes it retry the same failing message.
             log.exception("message work failed", message_id=message_id)
             return None
-        if replies and await self.claim(message_id):
+        if replies and await self.claim(key, message_id):
             return replies
         return None
 
-    async def claim(self, message_id: str) -> bool:
-        """True for the one caller allowed to deliver the replies of ``message_id``."""
-        key = f"hy:{self._prefix}:answered:{message_id}"
-        return bool(await self._redis.set(key, "1", nx=True, ex=self._claim_ttl_s))
+    async def claim(self, key: ConversationKey, message_id: str) -> bool:
+        """True for the one caller allowed to deliver the replies of ``key``'s message ``message_id``."""
+        name = StateStore.delivery_name(f"{self._prefix}:answered", key, message_id)
+        return bool(await self._redis.set(name, "1", nx=True, ex=self._claim_ttl_s))
 
     async def _deliver_later(
-        self, task: asyncio.Task[list[Reply]], message_id: str, late: LateDelivery
+        self, task: asyncio.Task[list[Reply]], key: ConversationKey, message_id: str, late: LateDelivery
     ) -> None:
         try:
             replies = await task
         except Exception:
             log.exception("message work failed", message_id=message_id)
             return
-        if replies and await self.claim(message_id):
+        if replies and await self.claim(key, message_id):
             await late(replies)
 
     def background(self, work: Coroutine[Any, Any, None]) -> None:

@@ -17,7 +17,7 @@ import structlog
 from bot.message import IncomingMessage, Platform, Reply
 from bot.outbound import DeliveryError
 from bot.runtime import Runtime
-from bot.state import LockTimeout
+from bot.state import ConversationKey, LockTimeout
 from integrations.wechat.options import NumberedOptions
 from integrations.wechat.passive import LateDelivery, PassiveWindow
 
@@ -58,12 +58,13 @@ class PassiveReplyChannel:
         self,
         work: Coroutine[Any, Any, list[Reply]],
         *,
+        key: ConversationKey,
         message_id: str,
         started: float,
         late: LateDelivery | None = None,
     ) -> list[Reply] | None:
-        """Run ``work`` in the passive window with what is left of ``deadline_s`` since ``started`` (a
-        :func:`time.monotonic` reading taken when the callback arrived).
+        """Run ``work`` (``key``'s message ``message_id``) in the passive window with what is left of
+        ``deadline_s`` since ``started`` (a :func:`time.monotonic` reading taken when the callback arrived).
 
         Returns the replies for the response, or None when the response must be empty; replies that
         miss the deadline go to ``late`` (default: :meth:`send_all`) once ready. See
@@ -71,6 +72,7 @@ class PassiveReplyChannel:
         """
         return await self.window.run(
             work,
+            key=key,
             message_id=message_id,
             budget_s=self.deadline_s - (time.monotonic() - started),
             late=late or self.send_all,

@@ -34,6 +34,7 @@ from wechatpy.exceptions import InvalidSignatureException
 from bot.message import ChatType, IncomingMessage, Platform, Reply, Target
 from bot.outbound import DeliveryError
 from bot.runtime import Runtime
+from bot.state import ConversationKey
 from integrations.wechat.api import AccessToken, fetch_json, post_json
 from integrations.wechat.channel import DECRYPT_ERRORS, aes_key_checked, parse_body
 from integrations.wechat.passive_channel import PassiveReplyChannel
@@ -167,7 +168,10 @@ class WeComChannel(PassiveReplyChannel):
                 raw=dict(msg._data),
             )
             replies = await self.within_deadline(
-                self.process(message), message_id=item.message_id, started=started
+                self.process(message),
+                key=ConversationKey.of(message),
+                message_id=item.message_id,
+                started=started,
             )
         if not replies:
             return Response(b"")
@@ -213,7 +217,11 @@ class WeComChannel(PassiveReplyChannel):
             await self._deliver_robot(item, replies, passive=False)
 
         replies = await self.within_deadline(
-            self.process(message), message_id=item.message_id, started=started, late=late
+            self.process(message),
+            key=ConversationKey.of(message),
+            message_id=item.message_id,
+            started=started,
+            late=late,
         )
         if not replies:
             return Response(b"")
