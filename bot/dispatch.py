@@ -25,6 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 
 from bot.appeals.flow import FollowUp
 from bot.db.models import AppealStatus, RoleGrant
@@ -149,10 +150,29 @@ class Dispatcher:
                     state_known=turn.state is not None or dialogs_complete,
                     comment_pending=comment_pending,
                 )
-                replies, state, move = await self._handle_locked(message, key, turn.state, hints)
+                try:
+                    replies, state, move = await self._handle_locked(message, key, turn.state, hints)
+                except IntegrityError:
+                    recorded = await self._recorded_replies(message, key)
+                    if recorded is None:
+                        raise
+                    # Handled before, and Redis has forgotten (it lost its data, or the dedup record
+                    # expired): the transaction that would have handled it again was rolled back.
+                    log.info(
+                        "redelivered message answered from the transcript",
+                        platform=message.platform,
+                        message_id=message.message_id,
+                    )
+                    replies, state, move = recorded, turn.state, None
                 await turn.finish(state, [r.to_dict() for r in replies], self.settings.dedup_ttl_s, also=move)
                 return replies
         return await self._unaddressed_group_message(message, turn.idle_hash)
+
+    async def _recorded_replies(self, message: IncomingMessage, key: ConversationKey) -> list[Reply] | None:
+        """The replies recorded in the transcript for ``message``, or None if it was never handled."""
+        async with self.db.unit_of_work() as uow:
+            recorded = await uow.repo.recorded_replies(key.part, message.message_id)
+        return None if recorded is None else [Reply.from_dict(r) for r in recorded]
 
     # --- group etiquette -------------------------------------------------------------------------------
     def _addressed(self, message: IncomingMessage) -> bool:
@@ -260,13 +280,22 @@ class Dispatcher:
                 private_ref = await self._resolve_private(repo, message, ref, created)
                 await repo.touch_conversation(private_ref.conversation_id, out.private_state)
             replies = [self._to_reply(message, p) for p in out.prompts]
-            for reply in replies:
+            for i, reply in enumerate(replies):
+                payload: dict[str, Any] = {
+                    "target": reply.target.value,
+                    "buttons": [b.payload for b in reply.buttons],
+                }
+                if i == 0:
+                    # The turn's whole answer, under the message's id: a redelivery after Redis lost
+                    # its dedup record is answered from here (Repository.recorded_replies).
+                    payload["replies"] = [r.to_dict() for r in replies]
                 await repo.add_transcript(
                     ref.conversation_id,
                     direction="out",
                     author="bot",
                     text=reply.text,
-                    payload={"target": reply.target.value, "buttons": [b.payload for b in reply.buttons]},
+                    platform_message_id=message.message_id if i == 0 else None,
+                    payload=payload,
                 )
             # After the transcript rows: its autoflush writes them all (in and out) in one INSERT.
             await repo.touch_conversation(ref.conversation_id, out.state)

@@ -137,6 +137,31 @@ async def test_redelivered_message_has_one_effect(runtime: Runtime, private_msg:
     assert await count(runtime, TranscriptMessage, TranscriptMessage.direction == "in") == 4
 
 
+async def test_a_redelivery_after_redis_lost_its_data_replays_from_the_database(
+    runtime: Runtime, private_msg: Msg, group_msg: Callable[..., IncomingMessage]
+) -> None:
+    """Redis forgot the dedup records (a restart of the embedded default is enough): the redelivered
+    message is recognised from the transcript, answered with the first delivery's replies, buttons
+    included, and has no second effect."""
+    h = runtime.dispatcher.handle
+    await h(private_msg("地下车库积水了", message_id="m1"))
+    await h(private_msg("跳过", message_id="m2"))
+    await h(private_msg("不留", message_id="m3"))
+    first = await h(private_msg("/confirm", message_id="m4"))
+    asked = await h(group_msg("@回音 5栋电梯坏了", who="li", name="李先生", mention=True, message_id="g1"))
+    assert asked
+    await runtime.store.redis.flushdb()
+    assert await h(private_msg("/confirm", message_id="m4")) == first
+    assert (
+        await h(group_msg("@回音 5栋电梯坏了", who="li", name="李先生", mention=True, message_id="g1"))
+        == asked
+    )
+    assert len(await appeals(runtime)) == 1
+    assert await count(runtime, TranscriptMessage, TranscriptMessage.direction == "in") == 5
+    # And the replay is remembered again: a third delivery is answered from Redis.
+    assert await h(private_msg("/confirm", message_id="m4")) == first
+
+
 async def test_half_finished_appeal_survives_a_restart(
     settings: Settings, shared_nlu: NLUBackend, runtime: Runtime, private_msg: Msg
 ) -> None:
@@ -289,7 +314,8 @@ async def test_a_failed_turn_leaves_no_stale_ids_behind(
     monkeypatch.setattr(dispatcher, "_turn", original)
     replies = await dispatcher.handle(private_msg("楼道灯坏了", who="new-resident", message_id="f2"))
     assert replies
-    assert await count(runtime, TranscriptMessage, TranscriptMessage.platform_message_id == "f2") == 1
+    handled = (TranscriptMessage.platform_message_id == "f2") & (TranscriptMessage.direction == "in")
+    assert await count(runtime, TranscriptMessage, handled) == 1
 
 
 async def test_a_rebound_group_chat_is_answered_for_its_new_community(

@@ -157,3 +157,19 @@ async def test_a_message_id_reused_by_another_sender_is_not_a_redelivery(client:
     assert await say("alice", "13812345678", "a-3") == alice, "Alice's redelivery replays her replies"
     # Bob's own redelivery replays his answer.
     assert await say("bob", "你好", "a-3") == bob
+
+
+async def test_a_redelivery_after_redis_lost_its_data_is_answered_as_the_first_time(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """The embedded Redis forgets everything on a restart; a client that resends a message it got no
+    answer to must not get a 500 (the transcript already holds that message) but the first answer."""
+    body = {"sender": "web-zhao", "message": "地下车库积水了", "metadata": {"message_id": "z-1"}}
+    first = await client.post(URL, json=body)
+    assert first.status_code == 200
+    rows = await transcript_rows(runtime)
+    await runtime.store.redis.flushdb()
+    again = await client.post(URL, json=body)
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert await transcript_rows(runtime) == rows, "the redelivery wrote nothing"

@@ -350,6 +350,28 @@ class Repository:
         )
         return list(rows.scalars())
 
+    async def recorded_replies(self, conversation_key: str, platform_message_id: str) -> list[Any] | None:
+        """The replies the bot gave to the message ``platform_message_id`` of the conversation
+        ``conversation_key`` (as stored in ``conversation.key``), as :meth:`bot.message.Reply.to_dict`
+        wrote them; ``[]`` if it was handled without a reply; None if it was never handled.
+
+        This is how a redelivery is recognised once Redis has forgotten its dedup record: a handled
+        message's line in the transcript is unique per conversation, and the first line of the bot's
+        answer carries the same message id with every reply of that turn."""
+        rows = await self.session.execute(
+            select(TranscriptMessage.direction, TranscriptMessage.payload)
+            .join(Conversation, Conversation.id == TranscriptMessage.conversation_id)
+            .where(
+                Conversation.key == conversation_key,
+                TranscriptMessage.platform_message_id == platform_message_id,
+            )
+        )
+        by_direction = {direction: payload for direction, payload in rows}
+        if "in" not in by_direction:
+            return None
+        answered = by_direction.get("out") or {}
+        return list(answered.get("replies", []))
+
     # --- appeals -------------------------------------------------------------------------------------
     async def next_sequence(self, name: str) -> int:
         """Atomically increment and return a named counter (row-locked on PostgreSQL)."""
