@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +14,10 @@ from sqlalchemy import func, select
 
 from bot.app import create_app
 from bot.db.models import Appeal, TranscriptMessage
+from bot.nlu.base import NLUBackend
 from bot.runtime import Runtime
+from bot.settings import Settings
+from tests.outages import disposable_redis, unreachable_database_url
 
 URL = "/webhooks/rest/webhook"
 
@@ -173,3 +177,46 @@ async def test_a_redelivery_after_redis_lost_its_data_is_answered_as_the_first_t
     assert again.status_code == 200, again.text
     assert again.json() == first.json()
     assert await transcript_rows(runtime) == rows, "the redelivery wrote nothing"
+
+
+async def test_redis_out_of_reach_is_answered_503_with_retry_after(
+    settings: Settings, shared_nlu: NLUBackend, tmp_path: Path
+) -> None:
+    """A message that could not be durably handled is refused so that the client sends it again."""
+    with disposable_redis(tmp_path) as (url, redis_server):
+        rt = await Runtime.start(settings.model_copy(update={"redis_url": url}), nlu=shared_nlu)
+        try:
+            app = create_app(runtime=rt)
+            app.state.runtime = rt
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://huiyin.test") as c:
+                ok = await c.post(URL, json={"sender": "u-out", "message": "你好"})
+                assert ok.status_code == 200
+                redis_server.kill()
+                redis_server.wait(timeout=10)
+                r = await c.post(URL, json={"sender": "u-out", "message": "地下车库积水了"})
+            assert r.status_code == 503, r.text
+            assert int(r.headers["retry-after"]) > 0
+            assert "detail" in r.json()
+        finally:
+            await rt.close()
+
+
+async def test_the_database_out_of_reach_is_answered_503_and_nothing_is_half_written(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    from bot.db.session import Database
+
+    healthy = runtime.dispatcher.db
+    broken = Database(unreachable_database_url())
+    runtime.dispatcher.db = broken
+    try:
+        r = await client.post(URL, json={"sender": "u-db", "message": "地下车库积水了"})
+    finally:
+        runtime.dispatcher.db = healthy
+        await broken.dispose()
+    assert r.status_code == 503, r.text
+    assert int(r.headers["retry-after"]) > 0
+    # Once the database is back, the same message is handled (it was not recorded as handled).
+    again = await client.post(URL, json={"sender": "u-db", "message": "地下车库积水了"})
+    assert again.status_code == 200 and again.json()

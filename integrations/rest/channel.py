@@ -12,11 +12,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import structlog
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, TypeAdapter, ValidationError
 
 from bot.message import ChatType, IncomingMessage, Platform, Reply
+from bot.outage import RETRY_AFTER_S, is_outage
 from bot.state import LockTimeout
+
+log = structlog.get_logger()
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -127,6 +131,16 @@ async def rest_webhook(request: Request) -> Response:
     except LockTimeout:
         raise HTTPException(
             503, "this conversation is busy; retry shortly", headers={"Retry-After": "2"}
+        ) from None
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        # Not stored, so not handled: the client sends it again, and dedup makes that count once.
+        log.warning("message refused during an outage", error=type(exc).__name__)
+        raise HTTPException(
+            503,
+            "the service is temporarily unavailable; send the message again shortly",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
         ) from None
     # Serialized here in one pass (pydantic-core): returned as models, FastAPI would validate them again
     # against the response model and encode them in Python. The response model still documents the API.
