@@ -40,6 +40,8 @@ import httpx
 from bench.services import (
     DIALOG_STEPS,
     appeal_request,
+    chatter_request,
+    client_session,
     count_rows,
     cpu_seconds,
     percentile,
@@ -48,6 +50,7 @@ from bench.services import (
     start_server,
     stop_process,
     wait_ready,
+    warmup_waves,
 )
 
 URL = "/webhooks/rest/webhook"
@@ -62,18 +65,7 @@ async def _chatter(client: aiohttp.ClientSession, base: str, total: int) -> floa
     async def sender() -> None:
         while not queue.empty():
             i = queue.get_nowait()
-            async with client.post(
-                base + URL,
-                json={
-                    "sender": f"chat-{i % 200}",
-                    "message": f"今天第{i}次说话，大家晚上好呀",
-                    "metadata": {
-                        "chat_id": f"bench-group-{i % 20}",
-                        "chat_type": "group",
-                        "message_id": f"c{i}",
-                    },
-                },
-            ) as r:
+            async with client.post(base + URL, json=chatter_request(i)) as r:
                 body = await r.text()
                 assert r.status == 200 and body == "[]", body
 
@@ -125,13 +117,6 @@ def _write_trace(path: Path, trace: list[tuple[float, int, float]]) -> None:
     path.write_text("sent_s,step,latency_ms\n" + rows, encoding="utf-8")
 
 
-def _session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=120),
-        timeout=aiohttp.ClientTimeout(total=30),
-    )
-
-
 async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/huiyin_bench")
@@ -154,20 +139,14 @@ async def main() -> int:
     try:
         async with httpx.AsyncClient(timeout=30) as probe:
             await wait_ready(probe, base)
-        # The load itself goes through aiohttp: httpx's client costs ~2 ms of CPU per request here
-        # (aiohttp ~0.12 ms), so on 2 shared cores it measured the load generator more than the server.
         step = [0] * RESIDENTS
-        async with _session() as client:
-            # Warm-up: every path a turn takes, loading lazily initialised parts (caches, the pool's
-            # connections and their prepared statements): a whole dialog each, confirmation included
-            # (without it the measurement began with the server's first confirmations, a backlog of
-            # seconds on a slow machine). Then resident r is left at step r % 4, one step at a time (a
-            # resident answers once the bot has asked).
-            for k in range(1, 2 * DIALOG_STEPS):
-                wave = [r for r in range(RESIDENTS) if DIALOG_STEPS + r % DIALOG_STEPS >= k]
+        async with client_session() as client:
+            # Warm-up: every path a turn takes, confirmation included (without it the measurement began
+            # with the server's first confirmations, a backlog of seconds on a slow machine).
+            for wave in warmup_waves(RESIDENTS):
                 await _dialog_turns(client, base, rate=100, residents=wave, step=step)
         cpu0, own0 = cpu_seconds(server.pid), cpu_seconds(os.getpid())
-        async with _session() as client:
+        async with client_session() as client:
             chatter_rate = await _chatter(client, base, args.chatter)
         cpu1, own1 = cpu_seconds(server.pid), cpu_seconds(os.getpid())
         # The load generator's own pauses would count as the server's latency: no cyclic collection in
@@ -177,7 +156,7 @@ async def main() -> int:
         gc.freeze()
         gc.disable()
         try:
-            async with _session() as client:
+            async with client_session() as client:
                 turns = [i % RESIDENTS for i in range(int(100 * args.seconds))]
                 trace = await _dialog_turns(client, base, rate=100, residents=turns, step=step)
         finally:
