@@ -1,0 +1,137 @@
+"""The soak benchmark's own logic, in-process: its workload, how it reads answers, its report."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+
+from bench.services import DIALOG_STEPS, DIALOGS_PER_RESIDENT, client_session
+from bench.soak import Phase, Report, Targets, Workload, check_reply, drive, rss_marks, slope_mb_per_min
+
+
+def test_workload_mixes_chatter_and_dialogs_and_hands_over_to_new_residents() -> None:
+    w = Workload(dialog_percent=20, residents=4)
+    warmup = w.warmup()
+    # Resident r ends the warm-up at step r % 4 of their second dialog.
+    assert w.step == [DIALOG_STEPS + r % DIALOG_STEPS for r in range(4)]
+    assert [m.kind for m in warmup[DIALOG_STEPS - 1]] == ["confirm"] * 4
+
+    messages = [w.next() for _ in range(1000)]
+    kinds = Counter(m.kind for m in messages)
+    assert kinds["chatter"] == 800
+    assert kinds["turn"] + kinds["confirm"] == 200
+    assert all(m.kind == "chatter" for m in messages[:4])  # dialog turns are spread, not bunched
+    assert messages[4].who == 0
+    # 4 slots × 8 dialogs: the first residents retire, the slots pass to new residents from step 0.
+    assert w.residents > 4
+    assert all(n <= DIALOGS_PER_RESIDENT * DIALOG_STEPS for n in w.step)
+    ids = [m.body["metadata"]["message_id"] for m in messages + [m for wave in warmup for m in wave]]
+    assert len(ids) == len(set(ids))
+    first_of_new = next(m for m in messages if m.who == 4)
+    assert first_of_new.body["message"].startswith("@回音 2栋1单元")
+
+
+def test_check_reply() -> None:
+    filed = [{"text": "已提交，诉求编号 HY-20261203-10001。\n初步判断……"}]
+    assert check_reply("confirm", 200, json.dumps(filed).encode()) == (None, "HY-20261203-10001")
+    assert check_reply("confirm", 200, json.dumps([{"text": "抱歉，我没太明白。"}]).encode()) == (
+        "not filed",
+        None,
+    )
+    assert check_reply("chatter", 200, b"[]") == (None, None)
+    assert check_reply("chatter", 200, b'[{"text": "hi"}]') == ("answered", None)
+    assert check_reply("turn", 200, b"[]") == ("unanswered", None)
+    assert check_reply("turn", 503, b"{}") == ("HTTP 503", None)
+
+
+async def test_drive_against_a_canned_server() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def webhook(request: web.Request) -> web.Response:
+        body = await request.json()
+        seen.append(body)
+        if body["sender"].startswith("chat-"):
+            return web.json_response([])
+        if body["message"] == "/confirm":
+            n = len(seen)
+            return web.json_response([{"text": f"已提交，诉求编号 HY-20261203-{n:04d}。"}])
+        if body["message"] == "不留":
+            return web.json_response([], status=500 if len(seen) % 2 else 200)
+        return web.json_response([{"text": "好的"}])
+
+    app = web.Application()
+    app.router.add_post("/webhooks/rest/webhook", webhook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        w, phase = Workload(dialog_percent=50, residents=2), Phase()
+        async with client_session() as client:
+            await drive(client, f"http://127.0.0.1:{port}", iter(w.next, None), 400, 40, phase)
+    finally:
+        await runner.cleanup()
+
+    assert phase.sent == len(seen) == 40 and phase.responses == 40
+    assert len(phase.latencies["chatter"]) == 20
+    # 20 dialog turns of 2 residents: 2 dialogs each, and the 4 "no phone" turns all went wrong.
+    assert len(phase.filed) == 4
+    assert sum(phase.errors.values()) == 4 and set(phase.errors) <= {
+        "dialog turn: unanswered",
+        "dialog turn: HTTP 500",
+    }
+    assert phase.max_lag_ms >= 0
+
+
+def _report(phase: Phase, appeals: dict[str, int], rss: list[tuple[float, float]]) -> Report:
+    return Report(
+        command="python -m bench.soak --duration 2 --rate 10",
+        rate=10,
+        duration=2,
+        dialog_percent=20,
+        warmup=Phase(),
+        measured=phase,
+        rss_ready=100.0,
+        rss=rss_marks(rss, 1),
+        rss_samples=rss,
+        rss_every=1,
+        peak_mb=max(r for _, r in rss),
+        appeals=appeals,
+        appeal_rows=sum(appeals.values()),
+        residents=200,
+        server_cpu_s=0.1,
+        own_cpu_s=0.01,
+        load=(0.1, 0.2),
+        late_ms=20,
+    )
+
+
+def test_report_meets_targets_and_names_each_miss() -> None:
+    phase = Phase(sent=20, responses=20, started=0.0, last_answer=2.0)
+    phase.latencies["chatter"].extend([1.0] * 16)
+    phase.latencies["turn"].extend([5.0] * 3)
+    phase.latencies["confirm"].append(9.0)
+    phase.filed.append("HY-20261203-0001")
+    flat = [(0.0, 120.0), (1.0, 120.5), (2.0, 121.0)]
+    report = _report(phase, {"HY-20261203-0001": 1}, flat)
+    assert report.misses(Targets()) == []
+    text = "\n".join(report.summary(Targets()))
+    assert "`python -m bench.soak --duration 2 --rate 10`" in text
+    assert "all targets met" in text and "0 lost, 0 duplicated" in text
+    assert abs(slope_mb_per_min(flat) - 30.0) < 1e-9
+
+    phase.error("confirm", "HTTP 500", "Internal Server Error")
+    phase.filed.append("HY-20261203-0002")  # answered as filed, not in the database
+    grown = [(0.0, 120.0), (1.0, 140.0), (2.0, 160.0)]
+    missed = _report(phase, {"HY-20261203-0001": 1}, grown).misses(Targets(p99_ms=5))
+    assert missed == [
+        "1 errors",
+        "1 appeals lost, 0 duplicated",
+        "RSS grew +40.0 MB",
+        "confirmation p99 9.0 ms",
+    ]
+    assert rss_marks([(float(t), 1.0) for t in range(10)], 4) == [(0, 1), (4, 1), (8, 1), (9, 1)]
