@@ -225,3 +225,24 @@ async def test_a_connection_the_server_closed_is_replaced_at_checkout(
     assert any("手机号" in reply.text for reply in r)
     async with runtime.db.unit_of_work() as uow:
         assert (await uow.session.scalar(select(func.count()).select_from(TranscriptMessage)) or 0) >= 4
+
+
+async def test_a_database_error_does_not_carry_what_residents_wrote(runtime: Runtime) -> None:
+    """Database errors are logged (and shown in tracebacks) with their statement; the values bound to it
+    are residents' messages and phone numbers, and must not reach the logs."""
+    from sqlalchemy.exc import IntegrityError
+
+    said = "我家电话13812345678，楼上漏水"
+    with pytest.raises(IntegrityError) as failed:
+        async with runtime.db.unit_of_work() as uow:
+            await uow.session.execute(
+                text(
+                    "INSERT INTO transcript_message (conversation_id, direction, author, text, payload,"
+                    " created_at) VALUES (:conversation, 'in', 'resident', :said, '{}', :at)"
+                ),
+                {"conversation": 987654, "said": said, "at": utcnow()},  # no such conversation
+            )
+            await uow.commit()
+    logged = f"{failed.value!s} {failed.value!r}"
+    assert "INSERT INTO transcript_message" in logged, "the statement still helps whoever reads the log"
+    assert "13812345678" not in logged and said not in logged
