@@ -118,7 +118,12 @@ class Settings(BaseSettings):
         default=86400, ge=60, description="How long a platform message id is remembered for dedup."
     )
     lock_timeout_s: float = Field(
-        default=30.0, gt=0, description="A conversation lock expires after this long if its holder died."
+        default=5.0,
+        gt=0,
+        description=(
+            "A conversation lock's expiry: its holder renews it every third of this while the turn runs, "
+            "so a lock whose process died is free after at most this long."
+        ),
     )
     lock_wait_s: float = Field(
         default=20.0, gt=0, description="How long a message waits for its conversation's lock."

@@ -7,8 +7,9 @@ tests run the same suite against each (see ``tests/conftest.py``).
 Keys (all under the ``hy:`` prefix; ``{conv}`` is ``platform:chat_id:user_id``):
 
 - ``hy:dlg:{conv}``   the resident's dialog state (JSON), expiring a week after the last change
-- ``hy:lock:{conv}``  the conversation lock (a token with an expiry, compared before it is released:
-  safe across processes)
+- ``hy:lock:{conv}``  the conversation lock (a token with a short expiry, renewed by its holder while the
+  turn runs and compared before it is extended or released: safe across processes, and gone within
+  seconds when its holder dies)
 - ``hy:seen:{conv}:{message_id}``  the replies a handled message produced, for dedup: per conversation,
   so that a message id is recognised as a redelivery only from the sender and chat that used it first
   (message ids are per chat on some platforms, and on REST the client chooses them)
@@ -31,8 +32,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
+import structlog
 
 from bot.message import ChatType, IncomingMessage, Platform
+
+log = structlog.get_logger(__name__)
 
 PREFIX = "hy"
 R = TypeVar("R")
@@ -127,6 +131,11 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
 return 1
 """
+# KEYS: lock.  ARGV: token, expiry (ms).  Extends the lock only if it is still ours (1), else 0.
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
 # KEYS: lock.  ARGV: token.  Releases the lock only if it is still ours (it may have expired and been
 # taken by another holder).
 _RELEASE = """
@@ -157,6 +166,10 @@ class Turn:
     state: dict[str, Any] | None = None
     flags: tuple[bool, ...] = ()
     finished: bool = field(default=False)
+    # The lock's watchdog: a timer that extends the lock every third of its expiry while the turn runs
+    # (see StateStore.turn); None once the turn stopped renewing.
+    _renewal: asyncio.TimerHandle | None = field(default=None, repr=False)
+    _extending: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def finish(
         self,
@@ -173,10 +186,41 @@ class Turn:
         into the resident's private chat), as :meth:`StateStore.put_state` would: if a message of that
         conversation holds its lock, it is saved once that lock is free, after this turn's is released.
         """
-        written = await self.store._finish(self, state, replies, dedup_ttl_s, also)
+        try:
+            written = await self.store._finish(self, state, replies, dedup_ttl_s, also)
+        finally:
+            self.stop_renewing()
         self.finished = True
         if not written and also is not None:
             await self.store.put_state(*also)
+
+    # --- the lock's watchdog -----------------------------------------------------------------------------
+    def _renew_later(self) -> None:
+        self._renewal = asyncio.get_running_loop().call_later(self.store._renew_every_s, self._renew)
+
+    def _renew(self) -> None:
+        self._extending = asyncio.ensure_future(self._extend())
+
+    async def _extend(self) -> None:
+        try:
+            kept = await self.store._extend_lock(self)
+        except Exception as exc:  # Redis unreachable a moment: the lock lasts its expiry, try again
+            log.warning("conversation lock not extended", conversation=str(self.key), error=repr(exc))
+            kept = True
+        if self._renewal is None:  # the turn ended meanwhile (its lock is released or not ours anyway)
+            return
+        if kept:
+            self._renew_later()
+        else:
+            self._renewal = None
+            # The loop stalled past the lock's expiry and another message may hold it now.
+            log.warning("conversation lock lost before the turn ended", conversation=str(self.key))
+
+    def stop_renewing(self) -> None:
+        """Stop extending the lock (the turn ends; a test also calls it to play a holder that died)."""
+        if self._renewal is not None:
+            self._renewal.cancel()
+            self._renewal = None
 
 
 class StateStore:
@@ -185,15 +229,20 @@ class StateStore:
     def __init__(self, redis: aioredis.Redis, *, lock_timeout_s: float, lock_wait_s: float) -> None:
         self.redis = redis
         self._lock_timeout_s = lock_timeout_s
+        self._lock_ms = max(1, int(lock_timeout_s * 1000))
+        # A third of the expiry: a renewal may be late by up to two thirds (a stalled loop, a slow Redis)
+        # before the lock is lost.
+        self._renew_every_s = lock_timeout_s / 3
         self._lock_wait_s = lock_wait_s
         self._open_turn = redis.register_script(_OPEN_TURN)
         self._close_turn = redis.register_script(_CLOSE_TURN)
         self._release = redis.register_script(_RELEASE)
+        self._extend = redis.register_script(_EXTEND)
         self._put_state = redis.register_script(_PUT_STATE)
 
     @classmethod
     def from_url(
-        cls, url: str | None, *, lock_timeout_s: float = 30.0, lock_wait_s: float = 20.0
+        cls, url: str | None, *, lock_timeout_s: float = 5.0, lock_wait_s: float = 20.0
     ) -> StateStore:
         """Connect to ``url``, or start an in-process fakeredis when it is None."""
         client: aioredis.Redis
@@ -268,13 +317,18 @@ class StateStore:
         lock wait, then raises :class:`LockTimeout`. The lock is taken before the state is read (aiogram's
         issue 1317: loading first and locking later lets two messages overwrite each other's dialog). A
         turn left without :meth:`Turn.finish` (an error) releases the lock and records nothing.
+
+        The lock expires after ``lock_timeout_s`` (a few seconds) unless renewed: while the turn runs, a
+        timer extends it every third of that (its token compared), and :meth:`Turn.finish` or leaving
+        the turn stops it. A slow but live turn keeps its lock; a killed process's lock is gone within
+        the expiry, not after the longest turn anyone may need.
         """
         lock, seen = self.lock_name(key), self.seen_name(key, message_id)
         turn = Turn(self, key, seen, secrets.token_hex(16))
         keys = [lock, seen, self.state_name(key), *flags]
         if not 0 <= engaged_by <= len(flags):
             raise ValueError(f"engaged_by={engaged_by} with {len(flags)} flags")
-        args: list[str | int] = [turn.token, int(self._lock_timeout_s * 1000), engaged_by, "0"]
+        args: list[str | int] = [turn.token, self._lock_ms, engaged_by, "0"]
         if idle_hash is not None:
             keys.append(idle_hash)
             args[3] = "1"
@@ -298,11 +352,19 @@ class StateStore:
         if reply[1] is not None:
             turn.state = cast(dict[str, Any], json.loads(reply[1]))
         turn.flags = tuple(bool(x) for x in reply[2:])
+        # The lock lives a few seconds unless renewed: a timer, not a round trip per turn, so only a
+        # turn longer than a third of the expiry pays for renewals; a killed process's lock expires.
+        turn._renew_later()
         try:
             yield turn
         finally:
+            turn.stop_renewing()
             if not turn.finished:
                 await self._release(keys=[lock], args=[turn.token])
+
+    async def _extend_lock(self, turn: Turn) -> bool:
+        """Extend ``turn``'s lock by its expiry if it still holds it (the watchdog's one command)."""
+        return bool(await self._extend(keys=[self.lock_name(turn.key)], args=[turn.token, self._lock_ms]))
 
     async def _finish(
         self,

@@ -203,6 +203,82 @@ async def test_a_turn_only_for_an_engaged_conversation(runtime: Runtime) -> None
             pass
 
 
+async def test_a_dead_holders_lock_is_free_within_its_expiry(runtime: Runtime, private_msg: Msg) -> None:
+    """A holder that stops renewing (its process was killed mid-turn: played here by stopping its
+    watchdog and never finishing) blocks the conversation for the lock's few seconds, not longer."""
+    expiry = runtime.settings.lock_timeout_s
+    assert expiry <= 5
+    async with runtime.store.turn(ConversationKey.of(private_msg("x")), "dead-1") as dead:
+        dead.stop_renewing()
+        started = time.monotonic()
+        replies = await runtime.dispatcher.handle(private_msg("你好", message_id="after-1"))
+        waited = time.monotonic() - started
+    assert replies and waited < expiry + 1.5, waited
+
+
+async def test_a_live_turn_slower_than_the_lock_expiry_keeps_its_lock(runtime: Runtime) -> None:
+    """The watchdog extends the lock while its holder works: nobody else gets in, however long it takes,
+    and the lock is released when the turn ends."""
+    store = StateStore(runtime.store.redis, lock_timeout_s=0.6, lock_wait_s=0.25)
+    key = ConversationKey(Platform.REST, "c", "slow")
+    async with store.turn(key, "slow-1") as holder:
+        until = time.monotonic() + 2.0  # over three expiries
+        while time.monotonic() < until:
+            with pytest.raises(LockTimeout):
+                async with store.turn(key, f"other-{until - time.monotonic():.2f}"):
+                    pass
+            assert await store.redis.get(store.lock_name(key)) == holder.token
+        await holder.finish({"dialog": "appeal"}, [], dedup_ttl_s=60)
+    assert not await store.redis.exists(store.lock_name(key))
+    await asyncio.sleep(0.5)  # no renewal after the end brings it back
+    assert not await store.redis.exists(store.lock_name(key))
+
+
+_HOLD_AND_WAIT = """
+import asyncio, sys
+from bot.message import Platform
+from bot.state import ConversationKey, StateStore
+
+async def main() -> None:
+    store = StateStore.from_url(sys.argv[1], lock_timeout_s=float(sys.argv[2]))
+    async with store.turn(ConversationKey(Platform.REST, "killed", "killed"), "k-1"):
+        print("held", flush=True)
+        await asyncio.sleep(120)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.real_services
+async def test_a_conversation_locked_by_a_killed_process_is_free_within_seconds(
+    runtime: Runtime, private_msg: Msg
+) -> None:
+    """SIGKILL during a turn (a confirmation, say): the next message of that conversation gets through
+    within the lock's expiry, as the dead process renews nothing."""
+    expiry = runtime.settings.lock_timeout_s
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _HOLD_AND_WAIT, REAL_REDIS_URL, str(expiry), stdout=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        assert (await asyncio.wait_for(proc.stdout.readline(), 30)).strip() == b"held"
+        # Alive, it keeps the lock past its expiry.
+        await asyncio.sleep(expiry * 1.5)
+        assert await runtime.store.redis.exists(
+            runtime.store.lock_name(ConversationKey(Platform.REST, "killed", "killed"))
+        )
+        proc.kill()
+        await proc.wait()
+        started = time.monotonic()
+        replies = await runtime.dispatcher.handle(private_msg("你好", who="killed", message_id="k-2"))
+        waited = time.monotonic() - started
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert replies and waited < expiry + 1.5, waited
+
+
 @pytest.fixture
 def two_servers(tmp_path: Path) -> Iterator[list[str]]:
     settings = make_settings(tmp_path)
