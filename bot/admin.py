@@ -189,12 +189,14 @@ def grant_staff(username: str, communities: tuple[str, ...]) -> None:
 @click.argument("username")
 @_communities_option
 def revoke_staff(username: str, communities: tuple[str, ...]) -> None:
-    """Take communities away from a staff member (effective on their next request)."""
+    """Take communities away from a staff member. Their console shows only what is left from their next
+    request on; with nothing left their open sessions end (at once when the server uses REDIS_URL)."""
 
-    async def work(session: AsyncSession) -> str:
+    async def work(session: AsyncSession) -> tuple[str, int, bool]:
         from sqlalchemy import select
 
         from bot.db.models import Role, RoleGrant
+        from bot.roles import staff_community_ids
 
         account = await _account(session, username)
         for community in await _communities(session, communities):
@@ -208,9 +210,38 @@ def revoke_staff(username: str, communities: tuple[str, ...]) -> None:
             for row in grants.scalars():
                 await session.delete(row)
             _audit_staff(session, "staff.revoke", account, community.id)
-        return f"staff {account.username} no longer serves {', '.join(communities)}"
+        await session.flush()
+        left = bool(await staff_community_ids(session, account.person_id))
+        return f"staff {account.username} no longer serves {', '.join(communities)}", account.id, left
 
-    click.echo(_run(work))
+    message, account_id, left = _run(work)
+    click.echo(message)
+    if not left:
+        ended = _end_console_sessions(account_id)
+        if ended is not None:
+            click.echo(f"{ended} open console session(s) ended")
+
+
+def _end_console_sessions(account_id: int) -> int | None:
+    """End the account's console sessions in the configured Redis, after the revocation committed (a
+    request in between re-reads the database and is refused anyway). None with the embedded in-process
+    Redis, which only the server itself can reach: there the session ends on its next request."""
+    url = Settings().redis_url
+    if not url:
+        return None
+
+    async def go() -> int:
+        from redis.asyncio import Redis
+
+        from bot.staff.auth import end_sessions_of
+
+        redis = Redis.from_url(url, decode_responses=True)
+        try:
+            return await end_sessions_of(redis, account_id)
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(go())
 
 
 @admin.command("set-password")

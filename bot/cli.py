@@ -57,6 +57,8 @@ def serve(host: str | None, port: int | None) -> None:
         log_level="warning",
         access_log=False,
         lifespan="on",
+        # X-Forwarded-For only from HUIYIN_TRUSTED_PROXIES (uvicorn alone would believe any loopback peer).
+        forwarded_allow_ips=[str(net) for net in settings.trusted_proxies],
     )
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class CommunityBackend(BaseModel):
@@ -357,8 +357,49 @@ class Settings(BaseSettings):
     staff_login_max_failures: int = Field(
         default=5,
         ge=1,
-        description="Failed console logins per user name in 15 minutes before further tries are refused.",
+        description=(
+            "Failed console logins for one user name (from any address) within "
+            "HUIYIN_STAFF_LOGIN_WINDOW_S before further tries for that name are refused."
+        ),
     )
+    staff_login_window_s: int = Field(
+        default=900, ge=1, description="Window of HUIYIN_STAFF_LOGIN_MAX_FAILURES, in seconds."
+    )
+    staff_login_client_max_failures: int = Field(
+        default=20,
+        ge=1,
+        description=(
+            "Failed console logins from one client address (any user names; an IPv6 /64 counts as one) "
+            "within HUIYIN_STAFF_LOGIN_CLIENT_WINDOW_S before further tries from it are refused."
+        ),
+    )
+    staff_login_client_window_s: int = Field(
+        default=900, ge=1, description="Window of HUIYIN_STAFF_LOGIN_CLIENT_MAX_FAILURES, in seconds."
+    )
+    staff_login_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description=(
+            "Console password checks (argon2, CPU-heavy, off the event loop) running at once per process; "
+            "further logins wait their turn, residents' messages do not."
+        ),
+    )
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For is believed: "
+            "the client is then the right-most address in it that is not one of them. Empty (default): "
+            "the header is ignored and the connecting address is the client."
+        ),
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     handoff_quiet_release_s: int = Field(
         default=1800,
         ge=60,

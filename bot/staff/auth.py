@@ -1,10 +1,18 @@
 """Console authentication: logins, sessions, CSRF, and who may see which community.
 
-- **Passwords**: argon2id hashes (bot/roles.py); failed logins per client and user name are limited.
+- **Passwords**: argon2id hashes (bot/roles.py), checked in worker threads a few at a time
+  (``HUIYIN_STAFF_LOGIN_CONCURRENCY``), never on the event loop that serves residents.
+- **Login limits**: every attempt is counted, before its password is checked, against the client's
+  address (``HUIYIN_STAFF_LOGIN_CLIENT_MAX_FAILURES``) and against the user name, from any address
+  (``HUIYIN_STAFF_LOGIN_MAX_FAILURES``), each over its own window, in one Redis script: no more attempts
+  than the limits are ever evaluated, however many arrive at once; a successful login gives its attempt
+  back. The client's address is the connecting one unless that is a trusted proxy (bot/staff/proxies.py).
 - **Sessions**: a random session id in a cookie signed with the console secret (itsdangerous), whose
   server-side record lives in Redis (shared by every process) and expires after
   ``HUIYIN_STAFF_SESSION_HOURS``. Logging out deletes the record; a deactivated account or one that lost
-  all its communities is refused on its next request, whatever its cookie says.
+  all its communities is refused on its next request, whatever its cookie says, and every request sees
+  only the communities the account serves at that moment. An index of each account's sessions lets
+  ``huiyin admin revoke-staff`` end them at once (:func:`end_sessions_of`).
 - **CSRF**: each session has a token; every POST must carry it (form field ``csrf`` or header
   ``X-CSRF-Token``). The login form, before any session exists, uses a signed double-submit cookie.
 - **Scope**: a :class:`StaffUser` carries the ids of the communities the person serves as staff; every
@@ -16,6 +24,7 @@ with 256 random bits on first use (never a constant in the code).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import os
@@ -28,13 +37,13 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import StaffAccount, utcnow
-from bot.roles import account_by_username, staff_community_ids, verify_password
+from bot.roles import staff_community_ids, verify_password
 from bot.settings import Settings
+from bot.staff.proxies import limit_key
 
 SESSION_COOKIE = "hy_staff"
 LOGIN_COOKIE = "hy_staff_login"
 SECRET_FILE = "staff_secret.key"
-LOGIN_WINDOW_S = 15 * 60
 
 
 class NotAuthenticated(Exception):
@@ -92,6 +101,9 @@ class ConsoleAuth:
         self._session_signer = TimestampSigner(secret, salt="huiyin.staff.session")
         self._login_signer = TimestampSigner(secret, salt="huiyin.staff.login")
         self.session_seconds = int(settings.staff_session_hours * 3600)
+        self._admit = redis.register_script(_ADMIT)
+        self._refund = redis.register_script(_REFUND)
+        self._password_checks = asyncio.Semaphore(settings.staff_login_concurrency)
 
     # --- sessions ------------------------------------------------------------------------------------
     async def start_session(self, account: StaffAccount) -> tuple[str, str]:
@@ -99,12 +111,20 @@ class ConsoleAuth:
         session_id = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
         record = {"account_id": account.id, "csrf": csrf, "created": utcnow().isoformat()}
-        await self.redis.set(_session_key(session_id), json.dumps(record), ex=self.session_seconds)
+        index = _account_sessions_key(account.id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(_session_key(session_id), json.dumps(record), ex=self.session_seconds)
+            pipe.sadd(index, session_id)
+            pipe.expire(index, self.session_seconds)
+            await pipe.execute()
         cookie = self._session_signer.sign(session_id).decode()
         return cookie, csrf
 
-    async def end_session(self, session_id: str) -> None:
-        await self.redis.delete(_session_key(session_id))
+    async def end_session(self, session_id: str, account_id: int) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(_session_key(session_id))
+            pipe.srem(_account_sessions_key(account_id), session_id)
+            await pipe.execute()
 
     async def user(self, session: AsyncSession, cookie: str | None) -> StaffUser:
         """The staff member behind a session cookie, checked against the database on every request."""
@@ -118,11 +138,13 @@ class ConsoleAuth:
         if raw is None:
             raise NotAuthenticated
         record = json.loads(raw)
-        account = await session.get(StaffAccount, int(record["account_id"]))
-        if account is None or not account.active:
-            await self.end_session(session_id)
+        account_id = int(record["account_id"])
+        account = await session.get(StaffAccount, account_id)
+        communities = await staff_community_ids(session, account.person_id) if account else []
+        if account is None or not account.active or not communities:
+            # Nothing left to see: the session is over, not an empty console.
+            await self.end_session(session_id, account_id)
             raise NotAuthenticated
-        communities = await staff_community_ids(session, account.person_id)
         return StaffUser(
             session_id=session_id,
             account_id=account.id,
@@ -154,30 +176,82 @@ class ConsoleAuth:
         if not hmac.compare_digest(expected.encode(), token.encode()):
             raise CsrfFailed
 
-    async def too_many_failures(self, client: str, username: str) -> bool:
-        count = await self.redis.get(_failure_key(client, username))
-        return int(count or 0) >= self.settings.staff_login_max_failures
-
-    async def authenticate(
-        self, session: AsyncSession, client: str, username: str, password: str
-    ) -> StaffAccount | None:
-        """The account when the password matches and the account is active; counts failures."""
-        username = username.strip().lower()[:64]
-        account = await account_by_username(session, username) if username else None
-        ok = verify_password(account.password_hash if account else None, password)
-        if account is None or not ok or not account.active:
-            key = _failure_key(client, username)
-            await self.redis.incr(key)
-            await self.redis.expire(key, LOGIN_WINDOW_S)
+    async def may_log_in(self, session: AsyncSession, account_id: int | None) -> StaffAccount | None:
+        """The account, when it is active and serves at least one community (its password matched)."""
+        account = await session.get(StaffAccount, account_id) if account_id is not None else None
+        if account is None or not account.active:
             return None
-        await self.redis.delete(_failure_key(client, username))
-        account.last_login_at = utcnow()
-        return account
+        return account if await staff_community_ids(session, account.person_id) else None
+
+    # --- login attempts --------------------------------------------------------------------------------
+    async def admit_login(self, client: str, username: str) -> bool:
+        """Count one login attempt against the client's address and against the user name (whether or
+        not such an account exists), before its password is looked at; False, counting nothing, when
+        either is at its limit. Atomic (one script), so parallel attempts cannot all slip under it."""
+        s = self.settings
+        admitted = await self._admit(
+            keys=[_client_key(client), _username_key(username)],
+            args=[
+                s.staff_login_client_max_failures,
+                s.staff_login_client_window_s,
+                s.staff_login_max_failures,
+                s.staff_login_window_s,
+            ],
+        )
+        return bool(admitted)
+
+    async def login_succeeded(self, client: str, username: str) -> None:
+        """Give a successful login's attempt back, so only failures (and attempts still in flight) count:
+        colleagues logging in from one office address do not lock each other out."""
+        await self._refund(keys=[_client_key(client), _username_key(username)])
+
+    async def check_password(self, password_hash: str | None, password: str) -> bool:
+        """:func:`bot.roles.verify_password` in a worker thread, a few at a time: argon2 is meant to cost
+        CPU, and on the event loop a burst of logins would stall every resident's turn. Logins beyond
+        ``HUIYIN_STAFF_LOGIN_CONCURRENCY`` wait here (the caller holds no database connection)."""
+        async with self._password_checks:
+            return await asyncio.to_thread(verify_password, password_hash, password)
+
+
+_ADMIT = """
+for i, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[2 * i - 1]) then return 0 end
+end
+for i, key in ipairs(KEYS) do
+  redis.call('INCR', key)
+  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[2 * i]) end
+end
+return 1
+"""
+
+_REFUND = """
+for _, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') > 0 then redis.call('DECR', key) end
+end
+return 1
+"""
+
+
+async def end_sessions_of(redis: Redis, account_id: int) -> int:
+    """End every open console session of an account (its access was taken away); how many there were."""
+    index = _account_sessions_key(account_id)
+    session_ids = list(await redis.smembers(index))
+    ended = int(await redis.delete(*[_session_key(str(s)) for s in session_ids])) if session_ids else 0
+    await redis.delete(index)
+    return ended
 
 
 def _session_key(session_id: str) -> str:
     return f"hy:staffsess:{session_id}"
 
 
-def _failure_key(client: str, username: str) -> str:
-    return f"hy:loginfail:{client}:{username}"
+def _account_sessions_key(account_id: int) -> str:
+    return f"hy:staffsess:of:{account_id}"
+
+
+def _client_key(client: str) -> str:
+    return f"hy:login:client:{limit_key(client)}"
+
+
+def _username_key(username: str) -> str:
+    return f"hy:login:user:{username}"

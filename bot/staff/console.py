@@ -28,13 +28,23 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
-from bot.db.models import AppealStatus, CannedReply, Community, Conversation, HandoffStatus, TranscriptMessage
+from bot.db.models import (
+    AppealStatus,
+    CannedReply,
+    Community,
+    Conversation,
+    HandoffStatus,
+    TranscriptMessage,
+    utcnow,
+)
 from bot.db.session import commit
 from bot.handoff.desk import HandoffDesk, HandoffError
-from bot.roles import audit, staff_name
+from bot.roles import account_by_username, audit, staff_name
 from bot.runtime import Runtime
+from bot.settings import Settings
 from bot.staff import queries
 from bot.staff.auth import LOGIN_COOKIE, SESSION_COOKIE, ConsoleAuth, CsrfFailed, NotAuthenticated, StaffUser
+from bot.staff.proxies import client_address
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +74,9 @@ NOTICES = {
     "canned_added": "已添加快捷回复。",
     "canned_deleted": "已删除快捷回复。",
 }
+# Too many attempts, from this address or for this name: no word on which, nor on whether the name exists.
+LOGIN_REFUSED = "登录尝试次数过多，请稍后再试。"
+
 ERRORS = {
     "taken_by_other": "这个对话已由其他同事接入。",
     "not_held": "您还没有接入这个对话，请先接入。",
@@ -215,8 +228,13 @@ def _cookie_args(rt: Runtime, base: str) -> dict[str, Any]:
     }
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def _client(request: Request, settings: Settings) -> str:
+    """The client's address, through trusted proxies only (see bot/staff/proxies.py)."""
+    return client_address(
+        request.client.host if request.client else None,
+        request.headers.getlist("x-forwarded-for"),
+        settings.trusted_proxies,
+    )
 
 
 # --- login -----------------------------------------------------------------------------------------------
@@ -234,11 +252,17 @@ def _auth_routes(app: FastAPI, console: Console) -> None:
         auth.check_login_token(request.cookies.get(LOGIN_COOKIE), token if isinstance(token, str) else None)
         username = str(form.get("username") or "").strip().lower()[:64]
         password = str(form.get("password") or "")
-        client = _client(request)
-        if await auth.too_many_failures(client, username):
-            return _login_form(console, request, error="尝试次数过多，请15分钟后再试。", status_code=429)
+        client = _client(request, rt.settings)
+        # Counted before anything else, and answered alike whether the name exists or not.
+        if not await auth.admit_login(client, username):
+            return _login_form(console, request, error=LOGIN_REFUSED, status_code=429)
         async with rt.db.unit_of_work() as uow:
-            account = await auth.authenticate(uow.session, client, username, password)
+            found = await account_by_username(uow.session, username) if username else None
+            account_id, password_hash = (found.id, found.password_hash) if found else (None, None)
+        # Checked between two units of work: a login waiting for its turn holds no database connection.
+        matched = await auth.check_password(password_hash, password)
+        async with rt.db.unit_of_work() as uow:
+            account = await auth.may_log_in(uow.session, account_id) if matched else None
             if account is None:
                 audit(
                     uow.session,
@@ -251,6 +275,8 @@ def _auth_routes(app: FastAPI, console: Console) -> None:
                 )
                 await uow.commit()
                 return _login_form(console, request, error="用户名或密码不正确。", status_code=401)
+            await auth.login_succeeded(client, username)
+            account.last_login_at = utcnow()
             cookie, _csrf = await auth.start_session(account)
             audit(
                 uow.session,
@@ -275,7 +301,7 @@ def _auth_routes(app: FastAPI, console: Console) -> None:
     async def logout(request: Request) -> Response:
         async with console.ctx(request) as c:
             await console.form(c)
-            await console.auth().end_session(c.user.session_id)
+            await console.auth().end_session(c.user.session_id, c.user.account_id)
             c.audit("console.logout", target_type="staff", target_id=c.user.account_id, community_id=None)
             await c.commit()
         base = request.scope.get("root_path", "")
