@@ -248,7 +248,8 @@ async def drive(
         await asyncio.wait([previous])
         await _send(client, url, message, phase)
 
-    phase.started = start = time.perf_counter()
+    start = time.perf_counter()
+    phase.started = phase.started or start  # a phase may be several drives (the warm-up's waves)
     for i in range(count):
         due = start + i / rate
         now = time.perf_counter()
@@ -501,7 +502,6 @@ async def run(args: argparse.Namespace, command: str) -> Report:
         gc.collect()
         gc.freeze()
         async with client_session(limit=256) as client:
-            warm.started = time.perf_counter()
             for wave in workload.warmup():
                 await drive(client, base, iter(wave), 100, len(wave), warm, args.late_ms)
             await drive(
