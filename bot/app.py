@@ -14,6 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from bot.metrics import Metrics, RequestTimer
+from bot.metrics import router as metrics_router
 from bot.runtime import Runtime, settle_heap
 from bot.settings import Settings
 from bot.staff import create_console, start_staff_jobs
@@ -58,6 +60,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(inbox_router)
     app.include_router(backend_events_router)
     app.add_middleware(InboxHint)
+    app.include_router(metrics_router)
+
+    def metrics_of() -> Metrics | None:
+        runtime: Runtime | None = getattr(app.state, "runtime", None)
+        return runtime.metrics if runtime is not None else None
+
+    app.add_middleware(RequestTimer, metrics_of=metrics_of)  # outermost: times the other middleware too
     for platform_router in (telegram.router, wechat.router, wecom.router):
         app.include_router(platform_router)
 

@@ -37,6 +37,7 @@ from bot.dialog.spec import DialogBundle
 from bot.handoff import HandoffDesk, Verdict
 from bot.handoff.desk import HELD_COMPLETE, held_marker
 from bot.message import Button, ChatType, IncomingMessage, Reply, Target
+from bot.metrics import Metrics
 from bot.nlu.base import Intent, NLUBackend, Understanding
 from bot.nlu.normalize import normalize
 from bot.settings import Settings
@@ -93,6 +94,7 @@ class Dispatcher:
         nlu: NLUBackend,
         kb: KnowledgeBase,
         dialogs: DialogBundle,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -100,13 +102,16 @@ class Dispatcher:
         self.nlu = nlu
         self.kb = kb
         self.dialogs = dialogs
+        self.metrics = metrics or Metrics()
         self.words = dialogs.responses
         self.engine = DialogEngine(dialogs)
         self._tz = ZoneInfo(settings.timezone)
         names = sorted({n.lower() for n in settings.bot_names}, key=len, reverse=True)
         self._name_re = re.compile("|".join(re.escape(n) for n in names))
         self._refs: dict[str, tuple[float, ConversationRef]] = {}  # key -> (cached at, ids)
-        self.handoff = HandoffDesk(settings=settings, store=store, kb=kb, words=self.words)
+        self.handoff = HandoffDesk(
+            settings=settings, store=store, kb=kb, words=self.words, metrics=self.metrics
+        )
         self.follow_up = FollowUp(
             settings=settings, store=store, words=self.words, bot_names=settings.bot_names
         )
@@ -188,6 +193,7 @@ class Dispatcher:
     ) -> list[Reply]:
         """Group chatter: nothing, unless the group lets the bot listen (``chat_settings``, as cached in
         Redis; empty when they are not) and the message is an emergency or a likely appeal."""
+        self.metrics.chatter(message.platform)
         if not chat_settings:
             chat_settings = await self._chat_settings(message)
         if chat_settings.get("listen") != "1":
@@ -300,6 +306,7 @@ class Dispatcher:
             # After the transcript rows: its autoflush writes them all (in and out) in one INSERT.
             await repo.touch_conversation(ref.conversation_id, out.state)
             await uow.commit()
+            self.metrics.turn(message, verdict.value, state, out.state or out.private_state)
         # Only ids of rows that now exist: a turn that failed before its commit created nothing.
         if len(self._refs) + len(created) > REF_CACHE_SIZE:
             self._refs.clear()
@@ -539,6 +546,7 @@ class Dispatcher:
             out.say(self.words.get("appeal.already_created", public_id=appeal.public_id))
             out.state = None
             return
+        self.metrics.appeal_filed(repo.session, origin["platform"], "dialog")
         if new.contact_phone:
             await repo.set_phone(ref.person_id, new.contact_phone)
         party = meta.get("party_name")

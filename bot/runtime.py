@@ -15,6 +15,7 @@ from bot.db.models import Conversation
 from bot.db.session import Database
 from bot.dialog.spec import load_bundle
 from bot.dispatch import Dispatcher
+from bot.metrics import Metrics
 from bot.nlu.base import NLUBackend
 from bot.nlu.registry import build_nlu
 from bot.outbound import Outbound
@@ -34,6 +35,7 @@ class Runtime:
     kb: KnowledgeBase
     dispatcher: Dispatcher
     owns_nlu: bool = True
+    metrics: Metrics = field(default_factory=Metrics)  # GET /metrics (bot/metrics.py); one per runtime
     outbound: Outbound = field(default_factory=Outbound)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -59,8 +61,14 @@ class Runtime:
         owns_nlu = nlu is None
         nlu = nlu or await build_nlu(settings)
         dialogs = load_bundle()
-        dispatcher = Dispatcher(settings=settings, store=store, db=db, nlu=nlu, kb=kb, dialogs=dialogs)
-        runtime = cls(settings, db, store, nlu, kb, dispatcher, owns_nlu)
+        metrics = Metrics()
+        metrics.watch_database(db)
+        metrics.watch_redis(store.redis)
+        metrics.watch_nlu(nlu)
+        dispatcher = Dispatcher(
+            settings=settings, store=store, db=db, nlu=nlu, kb=kb, dialogs=dialogs, metrics=metrics
+        )
+        runtime = cls(settings, db, store, nlu, kb, dispatcher, owns_nlu, metrics=metrics)
         await runtime.restore_dialogs()
         log.info(
             "huiyin ready",

@@ -424,6 +424,19 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
     log_json: bool = Field(default=False, description="Log as JSON lines instead of console text.")
 
+    # --- metrics -----------------------------------------------------------------------------------
+    metrics: bool = Field(
+        default=True,
+        description=(
+            "Serve GET /metrics (Prometheus text format: counts, latencies, queue depths; no personal "
+            "data). false: it answers 404."
+        ),
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, GET /metrics requires the header 'Authorization: Bearer <this token>' (401 otherwise).",
+    )
+
     @cached_property
     def effective_database_url(self) -> str:
         if self.database_url:

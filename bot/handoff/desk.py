@@ -50,6 +50,7 @@ from bot.dialog.spec import Responses
 from bot.handoff.notices import STAFF_CHAT, Notice, notify_staff, queue_notice
 from bot.handoff.summary import ResidentLine, Summary, summarize
 from bot.message import Button, ChatType, IncomingMessage, Platform, Target
+from bot.metrics import Metrics
 from bot.nlu.base import Intent, Understanding
 from bot.outbound import Outbound
 from bot.roles import audit, staff_name
@@ -137,8 +138,17 @@ class QueueItem:
 
 
 class HandoffDesk:
-    def __init__(self, *, settings: Settings, store: StateStore, kb: KnowledgeBase, words: Responses) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: StateStore,
+        kb: KnowledgeBase,
+        words: Responses,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()  # the relay counts the appeals it files
         self.store = store
         self.redis: Redis = store.redis
         self.kb = kb

@@ -288,6 +288,7 @@ class Relay:
             actor=f"leader:{leader.id}",
             note=f"楼长{message.sender_name or ''}代{draft['resident']}反映",
         )
+        self.desk.metrics.appeal_filed(session, str(origin["platform"]), "relay", created=_created)
         out.say(
             self.words.get(
                 "relay.created", public_id=appeal.public_id, resident=draft["resident"], place=_place(draft)

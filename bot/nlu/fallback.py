@@ -60,6 +60,7 @@ class FallbackNLU:
         self._outage: str | None = None  # why the primary is down, None while it answers
         self._retry_at = 0.0
         self._probing = False  # one message at a time probes a primary that is down
+        self.on_fallback: Callable[[str], object] = _ignore  # bot.metrics counts fallbacks by reason
         self.name = primary.name
 
     @property
@@ -69,6 +70,7 @@ class FallbackNLU:
 
     async def parse(self, text: str) -> Understanding:
         if self._outage is not None and (self._probing or self._clock() < self._retry_at):
+            self.on_fallback("outage")
             return await self.fallback.parse(text)
         probing = self._outage is not None
         if probing:
@@ -77,6 +79,7 @@ class FallbackNLU:
             understanding = await self.primary.parse(text)
         except BackendUnavailable as exc:
             self._enter_outage(str(exc))
+            self.on_fallback("outage")
             return await self.fallback.parse(text)
         except BackendError as exc:
             log.warning(
@@ -85,6 +88,7 @@ class FallbackNLU:
                 fallback=self.fallback.name,
                 reason=str(exc),
             )
+            self.on_fallback("refused")
             return await self.fallback.parse(text)
         finally:
             if probing:
@@ -138,3 +142,7 @@ class FallbackNLU:
             log.info(f"{self.primary.name} reachable again, using it for NLU", was=self._outage)
             self._outage = None
             self.name = self.primary.name
+
+
+def _ignore(reason: str) -> None:
+    """The default :attr:`FallbackNLU.on_fallback`: nothing counts fallbacks."""

@@ -56,6 +56,7 @@ from bot.db.session import Database
 from bot.dialog.slots import describe_place
 from bot.dialog.spec import Responses, load_bundle
 from bot.message import Platform, Reply
+from bot.metrics import Metrics
 from bot.outbound import Outbound
 from bot.settings import Settings
 from integrations.backend.base import (
@@ -173,8 +174,10 @@ class Forwarder:
         backends: Backends | None = None,
         words: Responses | None = None,
         worker_id: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics or Metrics()  # failed deliveries (GET /metrics of the serving process)
         self.settings = settings
         self.outbound = outbound or Outbound()
         self.backends = backends or Backends(settings)
@@ -458,6 +461,7 @@ class Forwarder:
                     error=o.error,
                 )
         if not o.parked:
+            self.metrics.delivery_failed(job.platform, self.backends.spec_for(job.community_code))
             log.info(
                 "delivery failed, will retry" if not give_up else "notification given up",
                 key=job.key,
