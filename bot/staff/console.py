@@ -209,7 +209,8 @@ def create_console(get_runtime: Callable[[], Runtime]) -> FastAPI:
 
     @app.exception_handler(CsrfFailed)
     async def csrf_failed(request: Request, exc: CsrfFailed) -> Response:
-        return Response("CSRF token missing or wrong", status_code=403)
+        # Most often a form left open past its token's life: say so, in the staff's words.
+        return Response("页面已过期，请刷新后重试。", status_code=403, media_type="text/plain; charset=utf-8")
 
     _auth_routes(app, console)
     _queue_routes(app, console)

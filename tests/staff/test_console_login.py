@@ -344,3 +344,12 @@ async def test_ending_an_accounts_sessions_logs_out_every_browser(world: World) 
             assert (await colleague.get("/staff/queue")).status_code == 200
         for browser in (desk, laptop):
             assert (await browser.get("/staff/queue")).status_code == 303
+
+
+async def test_a_stale_login_form_is_explained_in_chinese(world: World) -> None:
+    async with client_from(world, "198.51.100.40") as client:
+        page = await client.get("/staff/login")
+        assert "huiyin admin" not in page.text  # no operator's command on the staff's login page
+        client.cookies.clear()  # the form's cookie is gone (expired, another tab logged in)
+        answer = await post_login(client, _hidden(page.text, "csrf"), "lina", PASSWORD)
+    assert answer.status_code == 403 and answer.text == "页面已过期，请刷新后重试。"
