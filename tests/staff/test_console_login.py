@@ -166,6 +166,19 @@ def test_forwarded_for_is_read_only_from_a_trusted_peer() -> None:
     assert client_address(None, ["203.0.113.5"], NETS) == "unknown"
 
 
+def test_trusted_proxies_are_read_as_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from bot.settings import Settings
+
+    assert Settings().trusted_proxies == []
+    monkeypatch.setenv("HUIYIN_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8,::1")
+    assert Settings().trusted_proxies == NETS
+    monkeypatch.setenv("HUIYIN_TRUSTED_PROXIES", "10.0.0.1/8")  # host bits: surely a typo, refused
+    with pytest.raises(ValidationError):
+        Settings()
+
+
 def test_an_ipv6_client_is_counted_by_its_64() -> None:
     assert limit_key("2001:db8:1:2:aaaa::1") == limit_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
     assert limit_key("2001:db8:1:3::1") != limit_key("2001:db8:1:2::1")
