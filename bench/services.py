@@ -123,7 +123,8 @@ def client_session(limit: int = 64) -> aiohttp.ClientSession:
 async def prepare_real_services(database_url: str, redis_url: str) -> None:
     """Drop and re-create the database named in ``database_url`` and flush ``redis_url``'s database."""
     import asyncpg  # type: ignore[import-untyped]
-    import redis.asyncio as aioredis
+
+    from bot.state import connect
 
     admin = database_url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
     name = database_url.rsplit("/", 1)[1]
@@ -133,7 +134,7 @@ async def prepare_real_services(database_url: str, redis_url: str) -> None:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    client = aioredis.Redis.from_url(redis_url)
+    client = connect(redis_url)  # a redis+cluster:// URL flushes every primary
     await client.flushdb()
     await client.aclose()
 

@@ -93,7 +93,7 @@ class Runtime:
             for key, state in rows:
                 if state and await self.store.restore_state(key, state):
                     restored += 1
-        await self.store.redis.set(DIALOGS_COMPLETE, "1")
+        await self.store.mark_complete(DIALOGS_COMPLETE)
         if restored:
             log.info("restored half-finished dialogs from the database", count=restored)
         return restored

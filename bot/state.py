@@ -4,18 +4,24 @@ Redis (``REDIS_URL``) holds what changes on every message; the database holds wh
 ``REDIS_URL`` an in-process fakeredis serves the same API, so one implementation covers both and the
 tests run the same suite against each (see ``tests/conftest.py``).
 
-Keys (all under the ``hy:`` prefix; ``{conv}`` is ``platform:chat_id:user_id``):
+Keys are all built by :class:`Keys`, here; no other module spells one. Every key of one conversation
+carries the conversation's hash tag, ``{conv}`` = ``{platform:chat_id:user_id}``, so that each script of
+a turn touches one Redis Cluster hash slot:
 
-- ``hy:dlg:{conv}``   the resident's dialog state (JSON), expiring a week after the last change
-- ``hy:lock:{conv}``  the conversation lock (a token with a short expiry, renewed by its holder while the
+- ``hy:{conv}:dlg``   the resident's dialog state (JSON), expiring a week after the last change
+- ``hy:{conv}:lock``  the conversation lock (a token with a short expiry, renewed by its holder while the
   turn runs and compared before it is extended or released: safe across processes, and gone within
   seconds when its holder dies)
-- ``hy:seen:{conv}:{message_id}``  the replies a handled message produced, for dedup: per conversation,
+- ``hy:{conv}:seen:{message_id}``  the replies a handled message produced, for dedup: per conversation,
   so that a message id is recognised as a redelivery only from the sender and chat that used it first
   (message ids are per chat on some platforms, and on REST the client chooses them)
-- ``hy:offer:{platform}:{chat}:{user}``  listen-mode offer cooldown
-- ``hy:chat:{platform}:{chat}``  cached chat settings (listen mode, community)
-- ``hy:dlg:complete``  set once start-up restored the durable copies of dialogs (:data:`DIALOGS_COMPLETE`)
+- ``hy:{conv}:held``, ``hy:{conv}:rating-comment``  staff hold the conversation; a rating comment is due
+- ``hy:{conv}:offer``  listen-mode offer cooldown
+- ``hy:{platform:chat}:chat``  cached chat settings (listen mode, community)
+- ``hy:dlg:complete``, ``hy:held:complete``  set once start-up restored the durable copies of dialogs
+  and the held markers (:data:`DIALOGS_COMPLETE`, :data:`HELD_COMPLETE`). On a Redis Cluster one copy
+  per hash slot, ``hy:{<slot tag>}:dlg:complete``: a turn reads the copy of its conversation's slot,
+  which vouches for exactly the keys that live (and may be lost) with it.
 
 A message's turn reads and writes these in two round trips, each one Lua script (see :meth:`StateStore.turn`).
 """
@@ -23,6 +29,8 @@ A message's turn reads and writes these in two round trips, each one Lua script 
 from __future__ import annotations
 
 import asyncio
+import binascii
+import functools
 import json
 import secrets
 import time
@@ -33,6 +41,8 @@ from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 import structlog
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from bot.message import ChatType, IncomingMessage, Platform
 
@@ -47,6 +57,13 @@ DIALOGS_COMPLETE = f"{PREFIX}:dlg:complete"
 """Set once the durable copies of half-finished dialogs are back in Redis (``Runtime.restore_dialogs``, at
 start-up). While it exists, a conversation without a state key has no dialog and the database need not be
 asked; when Redis loses its data, this key goes with it and every turn asks the database again."""
+HELD_COMPLETE = f"{PREFIX}:held:complete"
+"""Set once every conversation held by staff has its marker again (``HandoffDesk.restore_markers``); see
+``bot.handoff.desk``."""
+COMPLETE_MARKERS = (DIALOGS_COMPLETE, HELD_COMPLETE)
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+"""A ``REDIS_URL`` with one of these schemes names a node of a Redis Cluster (the rest of the cluster is
+discovered from it): ``redis+cluster://10.0.0.5:7000``."""
 CHAT_SETTINGS_TTL_S = 60
 """How long a group's cached settings (listen mode, community) are trusted before the database is asked
 again: a chat rebound with ``huiyin admin bind-chat`` is seen by running servers within this time."""
@@ -74,6 +91,105 @@ class ConversationKey:
 
     def __str__(self) -> str:
         return self.part
+
+
+def _tagged(tag: str, rest: str) -> str:
+    return f"{PREFIX}:{{{tag}}}:{rest}"
+
+
+class Keys:
+    """Every Redis key huiyin uses, in one place (a key family renamed here is renamed everywhere).
+
+    A conversation's keys share its hash tag (see the module's notes); keys used only by single
+    commands (a login counter, a mailbox) keep their names, which need no tag.
+    """
+
+    # --- one conversation: one hash slot --------------------------------------------------------------
+    @staticmethod
+    def state(key: ConversationKey | str) -> str:
+        """A conversation's dialog state (``key``, or its :attr:`~ConversationKey.part` as the database
+        stores it in ``conversation.key``)."""
+        return _tagged(key if isinstance(key, str) else key.part, "dlg")
+
+    @staticmethod
+    def lock(key: ConversationKey) -> str:
+        return _tagged(key.part, "lock")
+
+    @staticmethod
+    def seen(key: ConversationKey, message_id: str) -> str:
+        return _tagged(key.part, f"seen:{message_id}")
+
+    @staticmethod
+    def delivery(record: str, key: ConversationKey, message_id: str) -> str:
+        return _tagged(key.part, f"{record}:{message_id}")
+
+    @staticmethod
+    def held(key: ConversationKey) -> str:
+        return _tagged(key.part, "held")
+
+    @staticmethod
+    def rating_comment(key: ConversationKey) -> str:
+        return _tagged(key.part, "rating-comment")
+
+    @staticmethod
+    def offer(key: ConversationKey) -> str:
+        return _tagged(key.part, "offer")
+
+    @staticmethod
+    def chat_settings(platform: Platform, chat_id: str) -> str:
+        return _tagged(f"{platform.value}:{chat_id}", "chat")
+
+    @staticmethod
+    def slot_copy(marker: str, slot: int) -> str:
+        """The copy of a 'complete' marker (``hy:dlg:complete``…) that lives in Redis Cluster hash slot
+        ``slot``."""
+        return _tagged(_slot_tags()[slot], marker.removeprefix(f"{PREFIX}:"))
+
+    # --- single-command keys ---------------------------------------------------------------------------
+    NOTICES = f"{PREFIX}:notices"
+
+    @staticmethod
+    def relay_draft(platform: Platform, sender_id: str) -> str:
+        return f"{PREFIX}:relay:{platform.value}:{sender_id}"
+
+    @staticmethod
+    def invite_failures(platform: Platform, sender_id: str) -> str:
+        return f"{PREFIX}:invitefail:{platform.value}:{sender_id}"
+
+    @staticmethod
+    def inbox(platform: Platform, recipient: str) -> str:
+        return f"{PREFIX}:inbox:{platform.value}:{recipient}"
+
+    @staticmethod
+    def telegram_button(token: str) -> str:
+        """A Telegram inline button's payload, by its callback token."""
+        return f"{PREFIX}:btn:tg:{token}"
+
+    @staticmethod
+    def options(platform: Platform, chat_id: str, user_id: str) -> str:
+        """The numbered options last offered to a user in a chat (WeChat, WeCom)."""
+        return f"{PREFIX}:btn:{platform.value}:{chat_id}:{user_id}"
+
+    @staticmethod
+    def access_token(name: str) -> str:
+        """A platform API's cached access token (``wx:token:{app}``, ``wecom:token:{corp}:{agent}``)."""
+        return f"{PREFIX}:{name}"
+
+
+@functools.cache
+def _slot_tags() -> tuple[str, ...]:
+    """A hash tag for each of the 16384 Redis Cluster slots (``_slot_tags()[s]`` hashes to slot s), found
+    by trying short strings (~170k CRC16s, a fraction of a second, once per process on a cluster)."""
+    tags: list[str] = [""] * REDIS_CLUSTER_HASH_SLOTS
+    missing, n = REDIS_CLUSTER_HASH_SLOTS, 0
+    while missing:
+        tag = f"s{n}"
+        slot = binascii.crc_hqx(tag.encode(), 0) % REDIS_CLUSTER_HASH_SLOTS
+        if not tags[slot]:
+            tags[slot] = tag
+            missing -= 1
+        n += 1
+    return tuple(tags)
 
 
 class LockTimeout(Exception):
@@ -228,6 +344,9 @@ class StateStore:
 
     def __init__(self, redis: aioredis.Redis, *, lock_timeout_s: float, lock_wait_s: float) -> None:
         self.redis = redis
+        # On a Redis Cluster a turn's scripts keep to the conversation's slot: what else the opening
+        # script reads on one server (the 'complete' markers, a group's settings) is read differently.
+        self.cluster = isinstance(redis, RedisCluster)
         self._lock_timeout_s = lock_timeout_s
         self._lock_ms = max(1, int(lock_timeout_s * 1000))
         # A third of the expiry: a renewal may be late by up to two thirds (a stalled loop, a slow Redis)
@@ -244,10 +363,11 @@ class StateStore:
     def from_url(
         cls, url: str | None, *, lock_timeout_s: float = 5.0, lock_wait_s: float = 20.0
     ) -> StateStore:
-        """Connect to ``url``, or start an in-process fakeredis when it is None."""
+        """Connect to ``url`` (a Redis Cluster with a ``redis+cluster://`` scheme), or start an in-process
+        fakeredis when it is None."""
         client: aioredis.Redis
         if url:
-            client = aioredis.Redis.from_url(url, decode_responses=True)
+            client = connect(url)
         else:
             import fakeredis
 
@@ -265,14 +385,14 @@ class StateStore:
     def lock_name(key: ConversationKey) -> str:
         """The Redis key of ``key``'s conversation lock (taken by :meth:`turn`, respected by
         :meth:`put_state`)."""
-        return f"{PREFIX}:lock:{key.part}"
+        return Keys.lock(key)
 
     @staticmethod
     def seen_name(key: ConversationKey, message_id: str) -> str:
         """The Redis key of the dedup record of a handled message of ``key``'s conversation. Never the
         message id alone: another sender reusing it (any REST client can) would be answered with the
         first sender's replies, their phone number among them."""
-        return f"{PREFIX}:seen:{key.part}:{message_id}"
+        return Keys.seen(key, message_id)
 
     @staticmethod
     def delivery_name(record: str, key: ConversationKey, message_id: str) -> str:
@@ -281,7 +401,7 @@ class StateStore:
         ``wx:answered`` for the one path allowed to answer a WeChat callback…). Per conversation like
         :meth:`seen_name`: message ids are per chat on some platforms (Telegram's), and the record of one
         resident's message must not silence another's."""
-        return f"{PREFIX}:{record}:{key.part}:{message_id}"
+        return Keys.delivery(record, key, message_id)
 
     async def _past_lock(self, key: ConversationKey, attempt: Callable[[], Awaitable[R | None]]) -> R:
         """``attempt()`` until it gets past ``key``'s lock (it answers None while another message holds
@@ -325,11 +445,13 @@ class StateStore:
         """
         lock, seen = self.lock_name(key), self.seen_name(key, message_id)
         turn = Turn(self, key, seen, secrets.token_hex(16))
-        keys = [lock, seen, self.state_name(key), *flags]
         if not 0 <= engaged_by <= len(flags):
             raise ValueError(f"engaged_by={engaged_by} with {len(flags)} flags")
+        keys = [lock, seen, self.state_name(key), *(self._slot_copies(key, flags) if self.cluster else flags)]
         args: list[str | int] = [turn.token, self._lock_ms, engaged_by, "0"]
-        if idle_hash is not None:
+        # On a cluster the group's settings live in the chat's slot: read after the script, and only
+        # when it finds the conversation idle (a second round trip for group chatter there).
+        if idle_hash is not None and not self.cluster:
             keys.append(idle_hash)
             args[3] = "1"
 
@@ -342,6 +464,8 @@ class StateStore:
             turn.idle = turn.finished = True
             fields = reply[1]
             turn.idle_hash = dict(zip(fields[::2], fields[1::2], strict=True))
+            if idle_hash is not None and self.cluster:
+                turn.idle_hash = cast(dict[str, str], await self.redis.hgetall(idle_hash))
             yield turn
             return
         if reply[0] == 2:
@@ -361,6 +485,22 @@ class StateStore:
             turn.stop_renewing()
             if not turn.finished:
                 await self._release(keys=[lock], args=[turn.token])
+
+    def _slot_copies(self, key: ConversationKey, flags: Sequence[str]) -> list[str]:
+        """``flags`` with each 'complete' marker replaced by its copy in ``key``'s slot (on a cluster)."""
+        slot = key_slot(self.lock_name(key).encode())
+        return [Keys.slot_copy(f, slot) if f in COMPLETE_MARKERS else f for f in flags]
+
+    async def mark_complete(self, marker: str) -> None:
+        """Set one of the :data:`COMPLETE_MARKERS` (start-up restored what it vouches for): on a cluster,
+        its copy in every hash slot, so that each turn finds one beside its conversation's keys."""
+        if not self.cluster:
+            await self.redis.set(marker, "1")
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for slot in range(REDIS_CLUSTER_HASH_SLOTS):
+                pipe.set(Keys.slot_copy(marker, slot), "1")
+            await pipe.execute()
 
     async def _extend_lock(self, turn: Turn) -> bool:
         """Extend ``turn``'s lock by its expiry if it still holds it (the watchdog's one command)."""
@@ -382,17 +522,19 @@ class StateStore:
             "" if state is None else json.dumps(state, ensure_ascii=False),
             STATE_RETENTION_S,
         ]
-        if also is not None:
+        if also is not None and not self.cluster:
             keys += [self.lock_name(also[0]), self.state_name(also[0])]
             args.append(json.dumps(also[1], ensure_ascii=False))
-        return bool(await self._close_turn(keys=keys, args=args))
+        # On a cluster the other conversation is in another slot: Turn.finish saves it with put_state
+        # (one more round trip, on the turn a group dialog moves into the private chat).
+        return bool(await self._close_turn(keys=keys, args=args)) and not (self.cluster and also)
 
     # --- dialog state --------------------------------------------------------------------------------
     @staticmethod
     def state_name(key: ConversationKey | str) -> str:
         """The Redis key of a conversation's dialog state (``key``, or its :attr:`~ConversationKey.part` as
         the database stores it in ``conversation.key``)."""
-        return f"{PREFIX}:dlg:{key if isinstance(key, str) else key.part}"
+        return Keys.state(key)
 
     async def get_state(self, key: ConversationKey) -> dict[str, Any] | None:
         raw = await self.redis.get(self.state_name(key))
@@ -433,19 +575,31 @@ class StateStore:
             return True
         return bool(
             await self.redis.set(
-                f"{PREFIX}:offer:{platform.value}:{chat_id}:{user_id}", "1", nx=True, ex=cooldown_s
+                Keys.offer(ConversationKey(platform, chat_id, user_id)), "1", nx=True, ex=cooldown_s
             )
         )
 
     @staticmethod
     def chat_settings_name(platform: Platform, chat_id: str) -> str:
         """The Redis key of a chat's cached settings (a hash: listen, community)."""
-        return f"{PREFIX}:chat:{platform.value}:{chat_id}"
+        return Keys.chat_settings(platform, chat_id)
 
     async def set_chat_settings(self, platform: Platform, chat_id: str, values: dict[str, str]) -> None:
         name = self.chat_settings_name(platform, chat_id)
         await self.redis.hset(name, mapping=dict(values))  # type: ignore[arg-type]
         await self.redis.expire(name, CHAT_SETTINGS_TTL_S)
+
+
+def connect(url: str) -> aioredis.Redis:
+    """A client for ``url``: one Redis server (``redis://``, ``rediss://``, ``unix://``), or a Redis
+    Cluster (``redis+cluster://host:port``, any node: the others are discovered)."""
+    for scheme in CLUSTER_SCHEMES:
+        if url.startswith(scheme):
+            plain = url.replace("+cluster", "", 1)
+            # Typed as a Redis: RedisCluster answers the same commands, pipelines and scripts that
+            # huiyin uses (each keeps to one slot, see Keys).
+            return cast(aioredis.Redis, RedisCluster.from_url(plain, decode_responses=True))
+    return aioredis.Redis.from_url(url, decode_responses=True)
 
 
 def private_key_for(message: IncomingMessage) -> ConversationKey:

@@ -342,6 +342,6 @@ async def test_a_rebound_group_chat_is_answered_for_its_new_community(
 
     # Both caches age out (60 s each in production).
     monkeypatch.setattr(bot.dispatch, "REF_CACHE_TTL_S", 0.0)
-    await runtime.store.redis.delete(f"hy:chat:{Platform.REST.value}:{GROUP}")
+    await runtime.store.redis.delete(runtime.store.chat_settings_name(Platform.REST, GROUP))
     moved = await runtime.dispatcher.handle(group_msg(ask, mention=True, message_id="rebind-3"))
     assert "老园社区" in moved[0].text and "物业服务中心" not in moved[0].text

@@ -27,7 +27,7 @@ from bot.dialog.spec import Responses
 from bot.message import Button, IncomingMessage
 from bot.nlu.base import Intent, Understanding
 from bot.settings import Settings
-from bot.state import ConversationKey, StateStore
+from bot.state import ConversationKey, Keys, StateStore
 
 COMMENT_WINDOW_S = 1800  # how long after rating the next message is taken as the optional comment
 _RATE = re.compile(r"/rate\s+(\S+)\s+(satisfied|basic|unsatisfied)")
@@ -67,7 +67,7 @@ class FollowUp:
     def comment_key(key: ConversationKey) -> str:
         """The Redis key that says the resident was asked for a comment on their rating (and on which
         appeal). The dispatcher learns whether it exists as it opens the turn."""
-        return f"hy:rating-comment:{key.part}"
+        return Keys.rating_comment(key)
 
     # --- before the dialog engine ----------------------------------------------------------------------
     async def intercept(

@@ -42,6 +42,7 @@ from bot.roles import (
     revoke_invite,
     staff_community_ids,
 )
+from bot.state import Keys
 
 if TYPE_CHECKING:
     from bot.handoff.desk import HandoffDesk, TurnOutput
@@ -287,7 +288,7 @@ class StaffCommands:
             out.say(self.words.get("invite.in_group"))
             return
         redis = self.desk.redis
-        failures_key = f"hy:invitefail:{message.platform.value}:{message.sender_id}"
+        failures_key = Keys.invite_failures(message.platform, message.sender_id)
         failures = int(await redis.get(failures_key) or 0)
         if failures >= INVITE_FAILURES_PER_HOUR:
             out.say(self.words.get("invite.too_many"))

@@ -55,7 +55,8 @@ from bot.nlu.base import Intent, Understanding
 from bot.outbound import Outbound
 from bot.roles import audit, staff_name
 from bot.settings import Settings
-from bot.state import PREFIX, ConversationKey, StateStore
+from bot.state import HELD_COMPLETE as _HELD_COMPLETE
+from bot.state import ConversationKey, Keys, StateStore
 from kb import KnowledgeBase
 
 log = structlog.get_logger(__name__)
@@ -731,7 +732,7 @@ class HandoffDesk:
                 if address is not None:
                     await self.redis.set(held_marker(address.key), str(handoff_id))
                     restored += 1
-        await self.redis.set(HELD_COMPLETE, "1")
+        await self.store.mark_complete(HELD_COMPLETE)
         return restored
 
     async def send(self, notices: Sequence[Notice], outbound: Outbound | None) -> list[Notice]:
@@ -752,7 +753,7 @@ class HandoffDesk:
         return address
 
 
-HELD_COMPLETE = f"{PREFIX}:held:complete"
+HELD_COMPLETE = _HELD_COMPLETE
 """Set by :meth:`HandoffDesk.restore_markers` once every held conversation has its marker. While it
 exists, a conversation without a marker is not held and the dispatcher's turn skips the database check;
 markers are set before a take commits and removed only after a release commits, so the marker errs on
@@ -765,7 +766,7 @@ def held_marker(key: ConversationKey) -> str:
     """The Redis key that marks ``key``'s conversation as held by staff, mirroring the database: in a
     group, a held resident's replies reach staff even when they do not address the bot (the dispatcher
     checks this key on every unaddressed group message)."""
-    return f"{PREFIX}:held:{key.part}"
+    return Keys.held(key)
 
 
 def _rowcount(result: Any) -> int:

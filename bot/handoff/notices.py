@@ -22,10 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.models import Chat
 from bot.message import Platform, Reply, Target
 from bot.outbound import Outbound
+from bot.state import Keys
 
 log = structlog.get_logger(__name__)
 
-QUEUE = "hy:notices"
+QUEUE = Keys.NOTICES
 MAX_ATTEMPTS = 3
 STAFF_CHAT = "staff"
 

@@ -33,6 +33,7 @@ from bot.nlu.base import EntityType
 from bot.nlu.entities import extract_entities
 from bot.nlu.normalize import normalize
 from bot.roles import leader_buildings, person_by_identity
+from bot.state import Keys
 
 if TYPE_CHECKING:
     from bot.handoff.desk import HandoffDesk, TurnOutput
@@ -334,7 +335,7 @@ class Relay:
 
 def _draft_key(message: IncomingMessage) -> str:
     # Per leader, not per chat: a relay drafted in a group is confirmed in the private chat.
-    return f"hy:relay:{message.platform.value}:{message.sender_id}"
+    return Keys.relay_draft(message.platform, message.sender_id)
 
 
 def _place(draft: dict[str, Any]) -> str:

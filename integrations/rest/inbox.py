@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.message import Platform, Reply
 from bot.outbound import DeliveryError, Outbound
+from bot.state import Keys
 from integrations.rest.channel import RestReply, to_rest
 
 INBOX_KEEP = 200
@@ -37,7 +38,7 @@ MAILBOX_PLATFORMS = (Platform.REST, Platform.WEB)
 
 
 def _key(platform: Platform, recipient: str) -> str:
-    return f"hy:inbox:{platform.value}:{recipient}"
+    return Keys.inbox(platform, recipient)
 
 
 class InboxSender:
@@ -62,14 +63,15 @@ class InboxSender:
 
 async def take(redis: aioredis.Redis, platform: Platform, recipients: list[str]) -> list[dict[str, Any]]:
     """Everything waiting for ``recipients``, oldest first per recipient, and empty their mailboxes."""
-    async with redis.pipeline(transaction=True) as pipe:
+    # One LPOP of the whole mailbox (it never holds more than INBOX_KEEP) per recipient: atomic per key,
+    # so no MULTI is needed, and the mailboxes may live on different nodes of a Redis Cluster.
+    async with redis.pipeline(transaction=False) as pipe:
         for recipient in recipients:
-            pipe.lrange(_key(platform, recipient), 0, -1)
-            pipe.delete(_key(platform, recipient))
+            pipe.lpop(_key(platform, recipient), INBOX_KEEP)
         results = await pipe.execute()
     found: list[dict[str, Any]] = []
-    for items in results[0::2]:
-        found.extend(json.loads(item) for item in items)
+    for items in results:
+        found.extend(json.loads(item) for item in items or ())
     return found
 
 

@@ -66,7 +66,7 @@ from telegram.request import BaseRequest
 from bot.message import Attachment, AttachmentKind, ChatType, IncomingMessage, Platform, Reply, Target
 from bot.outbound import DeliveryError
 from bot.runtime import Runtime
-from bot.state import ConversationKey, LockTimeout, StateStore
+from bot.state import ConversationKey, Keys, LockTimeout, StateStore
 
 log = structlog.get_logger(__name__)
 
@@ -258,7 +258,11 @@ class TelegramConnector:
         if query is None:
             return
         data = query.data or ""
-        entry = await self.runtime.store.redis.get(f"hy:btn:tg:{data[2:]}") if data.startswith("b:") else None
+        entry = (
+            await self.runtime.store.redis.get(Keys.telegram_button(data[2:]))
+            if data.startswith("b:")
+            else None
+        )
         if entry is None:
             await _answer(query, self.wording["button_expired"])
             return
@@ -438,7 +442,7 @@ class TelegramConnector:
             for button in reply.buttons:
                 token = secrets.token_urlsafe(9)  # 12 characters: "b:" + token is far below 64 bytes
                 entry = json.dumps([button.payload, reply.recipient_id], ensure_ascii=False)
-                pipe.set(f"hy:btn:tg:{token}", entry, ex=BUTTON_TTL_S)
+                pipe.set(Keys.telegram_button(token), entry, ex=BUTTON_TTL_S)
                 rows.append([InlineKeyboardButton(button.title, callback_data=f"b:{token}")])
             await pipe.execute()
         return InlineKeyboardMarkup(rows)

@@ -39,7 +39,7 @@ from wechatpy.utils import WeChatSigner
 from bot.message import ChatType, IncomingMessage, Platform, Reply
 from bot.outbound import DeliveryError
 from bot.runtime import Runtime
-from bot.state import ConversationKey
+from bot.state import ConversationKey, Keys
 from integrations.wechat.api import AccessToken, fetch_json, json_body, post_json
 from integrations.wechat.passive_channel import PassiveReplyChannel
 from integrations.wechat.translate import BadMessage, Decision, Inbound, inbound
@@ -99,7 +99,9 @@ class WeChatChannel(PassiveReplyChannel):
         self.access: AccessToken | None = None
         if self.app_id and s.wechat_app_secret is not None:
             self._secret = s.wechat_app_secret.get_secret_value()
-            self.access = AccessToken(runtime.store.redis, f"hy:wx:token:{self.app_id}", self._fetch_token)
+            self.access = AccessToken(
+                runtime.store.redis, Keys.access_token(f"wx:token:{self.app_id}"), self._fetch_token
+            )
 
     # --- verification ----------------------------------------------------------------------------------
     def signed(self, query: Mapping[str, str]) -> bool:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 
 from bot.message import Platform, Reply
+from bot.state import Keys
 
 # Options older than this are forgotten: a "1" typed next week is not an answer to today's question.
 OPTIONS_TTL_S = 24 * 3600
@@ -30,7 +31,7 @@ class NumberedOptions:
         self._platform = platform
 
     def _key(self, chat_id: str, user_id: str) -> str:
-        return f"hy:btn:{self._platform.value}:{chat_id}:{user_id}"
+        return Keys.options(self._platform, chat_id, user_id)
 
     async def resolve(self, chat_id: str, user_id: str, text: str) -> str:
         """The payload the resident chose with ``text``, or ``text`` itself when it chose none."""

@@ -34,7 +34,7 @@ from wechatpy.exceptions import InvalidSignatureException
 from bot.message import ChatType, IncomingMessage, Platform, Reply, Target
 from bot.outbound import DeliveryError
 from bot.runtime import Runtime
-from bot.state import ConversationKey
+from bot.state import ConversationKey, Keys
 from integrations.wechat.api import AccessToken, fetch_json, post_json
 from integrations.wechat.channel import DECRYPT_ERRORS, aes_key_checked, parse_body
 from integrations.wechat.passive_channel import PassiveReplyChannel
@@ -83,7 +83,9 @@ class WeComChannel(PassiveReplyChannel):
         if self.corp_id and s.wecom_secret is not None and self.agent_id is not None:
             self._secret = s.wecom_secret.get_secret_value()
             self.access = AccessToken(
-                runtime.store.redis, f"hy:wecom:token:{self.corp_id}:{self.agent_id}", self._fetch_token
+                runtime.store.redis,
+                Keys.access_token(f"wecom:token:{self.corp_id}:{self.agent_id}"),
+                self._fetch_token,
             )
         self.staff: StaffGroupRobot | None = None
         if s.wecom_staff_webhook is not None:
