@@ -32,7 +32,7 @@ from bot.db.models import AppealStatus, RoleGrant
 from bot.db.repository import ConversationRef, NewAppeal, Repository
 from bot.db.session import Database
 from bot.dialog.engine import DialogEngine, Prompt, Turn, TurnContext
-from bot.dialog.slots import bare
+from bot.dialog.slots import bare, mask_personal
 from bot.dialog.spec import DialogBundle
 from bot.handoff import HandoffDesk, Verdict
 from bot.handoff.desk import HELD_COMPLETE, held_marker
@@ -410,7 +410,10 @@ class Dispatcher:
             return
         if state is not None and state.get("dialog"):
             if self.engine.expired(state, self.settings.dialog_idle_timeout_s):
-                description = str(state["slots"].get("description") or "问题")[:20]
+                description = str(state["slots"].get("description") or "问题")
+                if message.is_group:  # the resident's words may name a phone or a flat
+                    description = mask_personal(description)
+                description = description[:20]
                 out.say(
                     self.words.get(
                         "appeal.expired",

@@ -138,13 +138,49 @@ def test_contact_is_asked_privately_from_a_group() -> None:
 
 
 def test_group_summary_masks_room_and_phone() -> None:
+    # The summary is shown in private (the contact question moves a group dialog there); rendered for a
+    # group it shows no room and no phone, not even one inside the description.
     text = "3栋2单元502厨房漏水 电话13812345678"
-    turn = ENGINE.start("appeal", understand(text), msg(text, group=True), GROUP)
+    turn = ENGINE.start("appeal", understand(text), msg(text), PRIVATE)
     assert turn.state is not None
-    turn = say(turn.state, "/skip", ctx=GROUP, group=True)
-    summary = turn.prompts[-1].text
-    assert "502" not in summary.split("问题：")[-1].split("\n", 1)[1]  # not in the place or phone lines
-    assert "***室" in summary and "138****5678" in summary
+    turn = say(turn.state, "/skip")
+    assert turn.state is not None and turn.state["state"] == "contact"
+    turn = say(turn.state, "13900001111")
+    assert turn.state is not None and turn.state["state"] == "confirm"
+    summary = ENGINE.current_prompt(turn.state, GROUP).text
+    for private_detail in ("502", "13812345678", "13900001111"):
+        assert private_detail not in summary, summary
+    assert "***室" in summary and "138****5678" in summary and "139****1111" in summary
+
+
+def test_a_phone_in_the_description_is_not_the_contact() -> None:
+    # "楼上邻居电话…": someone else's number, part of what happened. Only the answer to the contact
+    # question is the resident's contact.
+    text = "3栋楼上邻居电话13800001234一直漏水"
+    turn = ENGINE.start("appeal", understand(text), msg(text, group=True), GROUP)
+    assert turn.state is not None and "contact" not in turn.state["slots"]
+    assert turn.state["slots"]["description"] == text
+    turn = say(turn.state, "没有照片", ctx=GROUP, group=True)
+    assert turn.move_private and turn.state is not None and turn.state["state"] == "contact"
+    assert "13800001234" not in "".join(p.text for p in turn.prompts)
+    turn = say(turn.state, "13912345678")
+    assert turn.state is not None and turn.state["slots"]["contact"] == "13912345678"
+    # An answer to another question that happens to carry a phone does not fill the contact either.
+    turn = ENGINE.start("appeal", understand("我要报修"), msg("我要报修"), PRIVATE)
+    assert turn.state is not None
+    turn = say(turn.state, "物业电话13700001111一直打不通，电梯坏了")
+    assert turn.state is not None and "contact" not in turn.state["slots"]
+
+
+def test_a_given_contact_can_be_corrected_at_the_summary() -> None:
+    turn = ENGINE.start("appeal", understand("地下车库积水了"), msg("地下车库积水了"), PRIVATE)
+    assert turn.state is not None
+    turn = say(turn.state, "跳过")
+    assert turn.state is not None
+    turn = say(turn.state, "13900001111")
+    assert turn.state is not None and turn.state["state"] == "confirm"
+    turn = say(turn.state, "不对，电话是13912345678")
+    assert turn.state is not None and turn.state["slots"]["contact"] == "13912345678"
 
 
 def test_edit_from_summary_returns_to_summary() -> None:

@@ -271,7 +271,9 @@ class DialogEngine:
         for name, slot in spec.slots.items():
             if name == exclude or not state["slots"].get(name):
                 continue
-            parsed = SLOT_TYPES[slot.type].parse(u, message, self._slot_ctx(spec, name, ctx, explicit=False))
+            # Explicit: the slot is filled, so the resident answered its question before and now corrects
+            # that answer ("不对，电话是139…"). Lenient free text is never strong, so it corrects nothing.
+            parsed = SLOT_TYPES[slot.type].parse(u, message, self._slot_ctx(spec, name, ctx))
             if parsed.ok and parsed.strong and parsed.value is not SKIP:
                 return self._apply_correction(spec, state, name, parsed, ctx)
         return None

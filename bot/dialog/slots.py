@@ -8,6 +8,7 @@ do I show my value (``display``, masked when the reply goes to a group)?
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 from bot.dialog.spec import Responses
 from bot.message import AttachmentKind, IncomingMessage
 from bot.nlu.base import EntityType, Intent, Understanding
+from bot.nlu.entities import NUM, extract_entities
 from bot.nlu.normalize import normalize
 
 
@@ -136,7 +138,7 @@ class DescriptionSlot:
         return NOT_PARSED
 
     def display(self, value: Any, *, private: bool, words: Responses) -> str:
-        text = str(value)
+        text = str(value) if private else mask_personal(str(value))
         return text if len(text) <= 60 else text[:58] + "…"
 
 
@@ -235,16 +237,49 @@ def mask_phone(phone: str) -> str:
     return phone[:3] + "****" + phone[-4:] if len(phone) == 11 else phone[:-4] + "****"
 
 
+def _fold(ch: str) -> str:
+    # Full-width to half-width and lower case, one character for one, so that entity offsets found in
+    # the folded text are offsets into the original text too.
+    folded = unicodedata.normalize("NFKC", ch).lower()
+    return folded if len(folded) == 1 else ch
+
+
+_ROOM_NUMBER = re.compile(rf"{NUM}")
+
+
+def mask_personal(text: str) -> str:
+    """``text`` (a resident's own words) with phone numbers and room numbers masked, for wherever it is
+    shown to anyone but the resident who wrote it: a group, a neighbour who joined the appeal. A phone in
+    a description is often someone else's ("楼上邻居电话…")."""
+    folded = "".join(_fold(ch) for ch in text)
+    out, pos = [], 0
+    for e in extract_entities(folded):
+        if e.type is EntityType.PHONE:
+            shown = mask_phone(re.sub(r"\D", "", e.value))
+        elif e.type is EntityType.ROOM:
+            shown = _ROOM_NUMBER.sub("***", text[e.start : e.end], count=1)
+        else:
+            continue
+        out.append(text[pos : e.start])
+        out.append(shown)
+        pos = e.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
 @slot_type("phone")
 class PhoneSlot:
+    """The resident's own contact number. Only an answer to the contact question fills it: a phone in the
+    first message or in another answer ("楼上邻居电话138…一直漏水") is part of what happened, often
+    someone else's number, and stays in the description."""
+
     def prefill(self, u: Understanding, message: IncomingMessage, ctx: SlotContext) -> Any | None:
-        ent = u.first(EntityType.PHONE)
-        return ent.value if ent else None
+        return None
 
     def parse(self, u: Understanding, message: IncomingMessage, ctx: SlotContext) -> Parsed:
-        phone = self.prefill(u, message, ctx)
-        if phone:
-            return Parsed(ok=True, value=phone, strong=True)
+        ent = u.first(EntityType.PHONE) if ctx.explicit else None
+        if ent is not None:
+            return Parsed(ok=True, value=ent.value, strong=True)
         if message.text.strip() == "/use_saved" and ctx.saved_phone:
             return Parsed(ok=True, value=ctx.saved_phone, strong=True)
         if is_skip(u, message, ctx):
