@@ -38,7 +38,7 @@ from bot.handoff import HandoffDesk, Verdict
 from bot.handoff.desk import HELD_COMPLETE, held_marker
 from bot.message import Button, ChatType, IncomingMessage, Reply, Target
 from bot.metrics import Metrics
-from bot.nlu.base import Intent, NLUBackend, Understanding
+from bot.nlu.base import EntityType, Intent, NLUBackend, Understanding
 from bot.nlu.normalize import normalize
 from bot.settings import Settings
 from bot.state import DIALOGS_COMPLETE, ConversationKey, StateStore, private_key_for
@@ -592,7 +592,7 @@ class Dispatcher:
             await self._listen_command(repo, ref, message, arg, out)
             return
         if command == "status":
-            await self._status(repo, ref, message, out)
+            await self._status(repo, ref, message, out, u)
             return
         if command == "cancel":
             out.say(self.words.get("appeal.nothing_to_cancel"))
@@ -620,7 +620,7 @@ class Dispatcher:
         elif intent is Intent.ASK_CONTACT:
             self._answer_question(ref, u, message, out)
         elif intent is Intent.STATUS:
-            await self._status(repo, ref, message, out)
+            await self._status(repo, ref, message, out, u)
         elif intent is Intent.HUMAN:
             self._human(ref, out)
         elif intent is Intent.GREET:
@@ -743,12 +743,21 @@ class Dispatcher:
         out.handoff = "asked"  # queued for staff, or the community office's contact (bot/handoff)
 
     async def _status(
-        self, repo: Repository, ref: ConversationRef, message: IncomingMessage, out: _TurnOutput
+        self,
+        repo: Repository,
+        ref: ConversationRef,
+        message: IncomingMessage,
+        out: _TurnOutput,
+        u: Understanding,
     ) -> None:
-        appeals = await repo.appeals_of(ref.person_id)
         private = message.is_group
         if private:
             out.say(self.words.get("status.in_private", name=message.sender_name or "您"))
+        asked = u.first(EntityType.APPEAL_ID)
+        if asked is not None:  # "/status HY-…": that appeal, when the resident is connected to it
+            out.say(await self.follow_up.status_of(repo, ref, asked.value), private=private)
+            return
+        appeals = await repo.appeals_of(ref.person_id)
         if not appeals:
             out.say(self.words.get("status.none", bot_name=self.settings.bot_name), private=private)
             return

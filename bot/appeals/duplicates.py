@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.appeals.access import is_supporter
 from bot.appeals.status import lock_appeal, record_note
 from bot.db.models import OPEN_STATUSES, Appeal, AppealSupporter, OutboxEntry, utcnow
 from bot.db.repository import SKIP_PENDING, Repository
@@ -189,29 +190,30 @@ async def join(
     public_id: str,
     person_id: int,
     *,
+    community_id: int,
     origin_platform: str,
     origin_chat: str,
     origin_chat_type: str,
     words: Responses,
 ) -> Joined:
-    """Make ``person_id`` a supporter of the open appeal ``public_id`` and tell the backend "+1".
+    """Make ``person_id`` a supporter of the open appeal ``public_id`` of their community
+    ``community_id`` and tell the backend "+1". The caller has checked that the appeal was offered to them
+    (a supporter hears of its progress).
 
-    Returns ``Joined(None, False)`` when the appeal is gone (closed meanwhile). Safe to repeat: a second
+    Returns ``Joined(None, False)`` when it cannot be joined: missing, closed meanwhile, or another
+    community's (a supporter's status updates would reach across communities). Safe to repeat: a second
     join of the same resident adds nothing and queues nothing.
     """
     found = await repo.appeal_by_public_id(public_id)
-    appeal = await lock_appeal(repo.session, found.id) if found is not None else None
+    if found is None or found.community_id != community_id:
+        return Joined(None, False)
+    appeal = await lock_appeal(repo.session, found.id)
     if appeal is None or appeal.status not in {s.value for s in OPEN_STATUSES}:
         return Joined(None, False)
     if appeal.reporter_id == person_id:
         return Joined(appeal, False, appeal.supporters)
     # The appeal row is locked, so joins of one appeal are serialized: look, then add.
-    already = await repo.session.scalar(
-        select(AppealSupporter.id).where(
-            AppealSupporter.appeal_id == appeal.id, AppealSupporter.person_id == person_id
-        )
-    )
-    if already is not None:
+    if await is_supporter(repo.session, appeal.id, person_id):
         return Joined(appeal, False, appeal.supporters)
     repo.session.add(
         AppealSupporter(

@@ -6,7 +6,11 @@
 - :meth:`FollowUp.offer_duplicate`, when an appeal is confirmed: offer to join an open appeal at the
   same place instead of filing a second case (answering "仍然单独提交" sends ``/confirm`` again, which
   then files the appeal);
-- :meth:`FollowUp.progress_note`, for "我的诉求进度": the note of the latest status change.
+- :meth:`FollowUp.progress_note`, for "我的诉求进度": the note of the latest status change, and
+  :meth:`FollowUp.status_of`, for ``/status HY-…``.
+
+Every appeal named by its id is looked up through :mod:`bot.appeals.access`: ids are sequential, and a
+resident learns nothing of appeals they are not connected to.
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.appeals import duplicates, rating
-from bot.appeals.notify import summary_of
+from bot.appeals.access import Role, visible_appeal
+from bot.appeals.notify import public_summary
 from bot.appeals.status import latest_status_note
 from bot.db.models import Appeal, AppealStatus
 from bot.db.repository import ConversationRef, Repository
 from bot.dialog.engine import Prompt
-from bot.dialog.slots import bare, describe_place
+from bot.dialog.slots import bare, describe_place, mask_personal
 from bot.dialog.spec import Responses
 from bot.message import Button, IncomingMessage
 from bot.nlu.base import Intent, Understanding
@@ -88,13 +93,16 @@ class FollowUp:
         if found:
             return await self._rate(repo, ref, message, found.group(1), found.group(2), state)
         meta = (state or {}).get("meta") or {}
+        in_dialog = state is not None and bool(state.get("dialog"))
+        joined = _JOIN.fullmatch(text)
         if meta.get("duplicate_of"):
-            joined = _JOIN.fullmatch(text)
             if joined or bare(text) in JOIN_WORDS:
                 public_id = joined.group(1) if joined else str(meta["duplicate_of"])
                 return await self._join(repo, ref, message, public_id, state)
             return None
-        if (state is not None and state.get("dialog")) or u.intent.name is Intent.EMERGENCY:
+        if joined:  # no offer open: a join button pressed again, or an id typed by hand
+            return await self._join_unoffered(repo, ref, joined.group(1), state)
+        if in_dialog or u.intent.name is Intent.EMERGENCY:
             return None
         word = bare(text)
         if word in rating.RATING_WORDS:
@@ -127,9 +135,12 @@ class FollowUp:
         value: str,
         state: dict[str, Any] | None,
     ) -> Handled:
-        appeal = await repo.appeal_by_public_id(public_id)
-        if appeal is None:
-            return Handled([Prompt(self.words.get("rating.unknown", public_id=public_id))], state)
+        # Only the appeal's own people learn anything about it: a guessed id of someone else's appeal
+        # is answered like an id that does not exist.
+        visible = await visible_appeal(repo.session, public_id, ref.person_id)
+        if visible is None:
+            return Handled([Prompt(self.words.get("status.unknown_id"))], state)
+        appeal = visible.appeal
         result = await rating.rate(
             repo.session,
             appeal.id,
@@ -144,8 +155,10 @@ class FollowUp:
         if result.outcome == "already":
             label = w.get(f"rating.labels.{appeal.rating}") if appeal.rating else ""
             return Handled([Prompt(w.get("rating.already", rating=label))], state)
-        if result.outcome in {"not_resolved", "unknown"}:
-            return Handled([Prompt(w.get(f"rating.{result.outcome}", public_id=public_id))], state)
+        if result.outcome == "unknown":
+            return Handled([Prompt(w.get("status.unknown_id"))], state)
+        if result.outcome == "not_resolved":
+            return Handled([Prompt(w.get("rating.not_resolved", public_id=public_id))], state)
         if result.outcome == "reopened":
             first = w.get(
                 "rating.reopened", public_id=public_id, sla_hours=self.settings.first_response_hours
@@ -170,22 +183,77 @@ class FollowUp:
         public_id: str,
         state: dict[str, Any] | None,
     ) -> Handled:
-        joined = await duplicates.join(
-            repo,
-            public_id,
-            ref.person_id,
-            origin_platform=message.platform.value,
-            origin_chat=message.chat_id,
-            origin_chat_type=message.chat_type.value,
-            words=self.words,
+        """Join the appeal offered in this dialog. Only the offered one: a supporter hears of an appeal's
+        progress, so a ``/support`` with any other id (typed by hand) joins nothing."""
+        assert state is not None
+        meta = state.setdefault("meta", {})
+        offered = str(meta.get("duplicate_of") or "")
+        joined = (
+            await duplicates.join(
+                repo,
+                public_id,
+                ref.person_id,
+                community_id=ref.community_id,
+                origin_platform=message.platform.value,
+                origin_chat=message.chat_id,
+                origin_chat_type=message.chat_type.value,
+                words=self.words,
+            )
+            if public_id == offered
+            else None
         )
-        if joined.appeal is None:
-            # Closed meanwhile: stay at the summary so that "确认提交" files the resident's own appeal.
-            if state is not None:
-                state.setdefault("meta", {}).pop("duplicate_of", None)
-            return Handled([Prompt(self.words.get("duplicate.gone", public_id=public_id))], state)
+        if joined is None or joined.appeal is None:
+            if joined is not None:
+                # The offered appeal closed meanwhile: "加入支持" no longer joins it, and "仍然单独提交"
+                # files the resident's own appeal (the dialog stays at its summary).
+                meta.pop("duplicate_of", None)
+            w = self.words
+            buttons = (
+                Button(w.get("duplicate.new_button"), "/confirm"),
+                Button(w.get("duplicate.cancel_button"), "/cancel"),
+            )
+            return Handled([Prompt(w.get("duplicate.refused"), buttons)], state)
         key = "duplicate.joined" if joined.added else "duplicate.already_supporter"
         return Handled([Prompt(self.words.get(key, public_id=public_id, supporters=joined.supporters))], None)
+
+    async def _join_unoffered(
+        self, repo: Repository, ref: ConversationRef, public_id: str, state: dict[str, Any] | None
+    ) -> Handled:
+        """``/support`` without an offer open: the resident who already joined (or reported) it pressed
+        the button again and is told so; for anyone else it joins nothing, whatever the id."""
+        visible = await visible_appeal(repo.session, public_id, ref.person_id)
+        if visible is not None and visible.role in {Role.REPORTER, Role.SUPPORTER}:
+            text = self.words.get("duplicate.already_supporter", public_id=visible.appeal.public_id)
+        else:
+            text = self.words.get("duplicate.refused")
+        return Handled([Prompt(text)], state)
+
+    # --- "/status HY-…" --------------------------------------------------------------------------------
+    async def status_of(self, repo: Repository, ref: ConversationRef, public_id: str) -> str:
+        """One appeal's progress for the resident asking by its id. Its reporter and the building leader
+        who relayed it read the latest handling note; a supporter reads only the public progress; anyone
+        else, the same words as for an id that does not exist."""
+        visible = await visible_appeal(repo.session, public_id, ref.person_id)
+        w = self.words
+        if visible is None:
+            return w.get("status.unknown_id")
+        appeal = visible.appeal
+        note = ""
+        if visible.role is not Role.SUPPORTER and appeal.status != AppealStatus.SUBMITTED:
+            latest = await self.progress_note(repo, appeal)
+            note = f"\n  {latest}" if latest else ""
+        summary = (
+            appeal.description if visible.role is not Role.SUPPORTER else mask_personal(appeal.description)
+        )
+        item = w.get(
+            "status.item",
+            public_id=appeal.public_id,
+            status=AppealStatus(appeal.status).label,
+            summary=summary[:24],
+            date=appeal.created_at.astimezone(self._tz).strftime("%m-%d"),
+            note=note,
+        )
+        return f"{w.get('status.one_header')}\n{item}"
 
     # --- when an appeal is confirmed -------------------------------------------------------------------
     async def offer_duplicate(
@@ -208,20 +276,17 @@ class FollowUp:
         if match is None:
             return None
         meta["duplicate_of"] = match.public_id
+        meta["duplicate_own"] = match.reporter_id == ref.person_id
         w = self.words
         status = AppealStatus(match.status).label
-        if match.reporter_id == ref.person_id:
+        if meta["duplicate_own"]:
             text = w.get(
                 "duplicate.offer_own",
                 date=match.created_at.astimezone(self._tz).strftime("%m月%d日"),
                 public_id=match.public_id,
                 status=status,
             )
-            buttons = (
-                Button(w.get("duplicate.new_button"), "/confirm"),
-                Button(w.get("duplicate.cancel_button"), "/cancel"),
-            )
-            return [Prompt(text, buttons)]
+            return [Prompt(text, self._offer_buttons(meta))]
         text = w.get(
             "duplicate.offer",
             public_id=match.public_id,
@@ -230,16 +295,25 @@ class FollowUp:
             status=status,
             supporters=match.supporters,
         )
-        buttons = (
-            Button(w.get("duplicate.join_button"), f"/support {match.public_id}"),
+        return [Prompt(text, self._offer_buttons(meta))]
+
+    def _offer_buttons(self, meta: dict[str, Any]) -> tuple[Button, ...]:
+        w = self.words
+        if meta.get("duplicate_own"):
+            return (
+                Button(w.get("duplicate.new_button"), "/confirm"),
+                Button(w.get("duplicate.cancel_button"), "/cancel"),
+            )
+        return (
+            Button(w.get("duplicate.join_button"), f"/support {meta['duplicate_of']}"),
             Button(w.get("duplicate.new_button"), "/confirm"),
         )
-        return [Prompt(text, buttons)]
 
     @staticmethod
     def _summary(appeal: Appeal, message: IncomingMessage) -> str:
-        # Another resident's words: in a group only the first few, as a hint of what it is about.
-        summary = summary_of(appeal)
+        # Another resident's words: their phones and rooms masked, and in a group only the first few, as
+        # a hint of what it is about.
+        summary = public_summary(appeal)
         return summary[:12] + "…" if message.is_group and len(summary) > 12 else summary
 
     # --- "我的诉求进度" ---------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ Everyone connected to the appeal hears about it where they are: the resident who
 they reported from; the building leader who relayed it, privately; residents who joined it as
 supporters, where they joined. In a group the line is short and carries no personal data — no notes, no
 address, no description (a note may name a flat or a phone number); in a private chat it has the details.
+A supporter is a neighbour, not the reporter: wherever they are, they read only the public progress (the
+status, and in private the problem with phones and room numbers masked), never the notes.
 When the case is resolved, the reporter's message asks for a rating with three buttons.
 
 The messages are not sent here: each becomes an outbox row (action ``notify``, with its platform), written
@@ -28,6 +30,7 @@ from bot.db.models import (
     Person,
     PlatformIdentity,
 )
+from bot.dialog.slots import mask_personal
 from bot.dialog.spec import Responses
 from bot.message import Button, ChatType, Reply, Target
 
@@ -52,6 +55,13 @@ def rating_buttons(words: Responses, public_id: str) -> tuple[Button, ...]:
 
 def summary_of(appeal: Appeal) -> str:
     text = appeal.description
+    return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
+
+
+def public_summary(appeal: Appeal) -> str:
+    """The summary a neighbour may read: phones and room numbers masked (before shortening, so that no
+    cut-off number escapes the mask)."""
+    text = mask_personal(appeal.description)
     return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
 
 
@@ -114,21 +124,24 @@ def status_message(
             note_line=words.get("progress.note_line", note=note) if note else "",
         )
         return Reply(text, chat_id=who.external_id, recipient_id=who.external_id, target=Target.PRIVATE)
+    # A supporter is a neighbour of the reporter: only the public progress (the status, the problem with
+    # phones and rooms masked), never the handling notes, which may name the reporter, their flat, a phone.
+    reporter = who.role == "reporter"
     if who.chat_type == ChatType.GROUP.value:
-        key = "progress.group" if who.role == "reporter" else "progress.group_supporter"
+        key = "progress.group" if reporter else "progress.group_supporter"
         text = words.get(key, name=who.name or "您", public_id=appeal.public_id, line=line)
-        if note and status is not AppealStatus.RESOLVED:
+        if reporter and note and status is not AppealStatus.RESOLVED:
             text = f"{text}{words.get('progress.group_details')}"
         if ask_rating:
             text = f"{text}\n{words.get('progress.rate_ask')}"
         return Reply(text, chat_id=who.chat_id, recipient_id=who.external_id, buttons=buttons)
-    key = "progress.private" if who.role == "reporter" else "progress.private_supporter"
+    key = "progress.private" if reporter else "progress.private_supporter"
     text = words.get(
         key,
         public_id=appeal.public_id,
         status=status.label,
-        summary=summary_of(appeal),
-        note_line=words.get("progress.note_line", note=note) if note else "",
+        summary=summary_of(appeal) if reporter else public_summary(appeal),
+        note_line=words.get("progress.note_line", note=note) if note and reporter else "",
     )
     if ask_rating:
         text = f"{text}\n{words.get('progress.rate_ask')}"

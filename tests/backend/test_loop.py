@@ -77,10 +77,13 @@ async def test_resolved_reaches_the_group_briefly_and_unsatisfied_reopens(loop: 
     assert "已办结" in done["text"] and "评价" in done["text"]
     assert [b["title"] for b in done["buttons"]] == ["满意", "基本满意", "不满意"]
 
-    # A neighbour cannot rate her appeal; she can, with the button, in the group.
+    # A neighbour cannot rate her appeal, nor learn that it exists: he is answered as for an id that does
+    # not exist. She can, with the button, in the group.
     unsatisfied = done["buttons"][2]["payload"]
     other = await rt.dispatcher.handle(in_group(unsatisfied, who="li", name="李先生", reply_to_bot=True))
-    assert "只有反映" in other[0].text
+    missing = unsatisfied.replace(public_id, "HY-20200101-0001")
+    nothing = await rt.dispatcher.handle(in_group(missing, who="li", name="李先生", reply_to_bot=True))
+    assert [r.text for r in other] == [r.text for r in nothing] and "没有找到" in other[0].text
     replies = await rt.dispatcher.handle(in_group(unsatisfied, reply_to_bot=True))
     assert "重新打开" in replies[0].text and replies[0].target is Target.CHAT
     a = await appeal(rt, public_id)
