@@ -113,7 +113,11 @@ class Dispatcher:
             settings=settings, store=store, kb=kb, words=self.words, metrics=self.metrics
         )
         self.follow_up = FollowUp(
-            settings=settings, store=store, words=self.words, bot_names=settings.bot_names
+            settings=settings,
+            store=store,
+            words=self.words,
+            bot_names=settings.bot_names,
+            step_buttons=dialogs.step_buttons(),
         )
 
     # --- the entry point -------------------------------------------------------------------------------

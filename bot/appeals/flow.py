@@ -2,10 +2,11 @@
 
 - :meth:`FollowUp.intercept`, before the dialog engine: a rating (the ``/rate`` button, or "不满意"
   when the resident has a resolved appeal waiting for a rating), the optional comment after a rating,
-  and the answer to a duplicate offer ("加入支持" / ``/support``);
+  the answer to a duplicate offer ("加入支持" / ``/support``), and a finished step's button pressed again
+  (a double-clicked 确认提交);
 - :meth:`FollowUp.offer_duplicate`, when an appeal is confirmed: offer to join an open appeal at the
-  same place instead of filing a second case (answering "仍然单独提交" sends ``/confirm`` again, which
-  then files the appeal);
+  same place instead of filing a second case (answering "仍然单独提交" sends :data:`NEW_APPEAL`, which
+  then files the appeal; a second ``/confirm``, 确认提交 clicked twice, asks to choose instead);
 - :meth:`FollowUp.progress_note`, for "我的诉求进度": the note of the latest status change, and
   :meth:`FollowUp.status_of`, for ``/status HY-…``.
 
@@ -17,14 +18,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
 
 from bot.appeals import duplicates, rating
 from bot.appeals.access import Role, visible_appeal
 from bot.appeals.notify import public_summary
 from bot.appeals.status import latest_status_note
-from bot.db.models import Appeal, AppealStatus
+from bot.db.models import Appeal, AppealStatus, utcnow
 from bot.db.repository import ConversationRef, Repository
 from bot.dialog.engine import Prompt
 from bot.dialog.slots import bare, describe_place, mask_personal
@@ -37,6 +41,9 @@ from bot.state import ConversationKey, Keys, StateStore
 COMMENT_WINDOW_S = 1800  # how long after rating the next message is taken as the optional comment
 _RATE = re.compile(r"/rate\s+(\S+)\s+(satisfied|basic|unsatisfied)")
 _JOIN = re.compile(r"/support\s+(\S+)")
+# "仍然单独提交" under a duplicate offer. Not the summary's "/confirm": a double-clicked 确认提交 arrives
+# as a second "/confirm" once the offer is shown, and must not file the appeal in the resident's place.
+NEW_APPEAL = "/confirm new"
 _LEADING_MENTIONS = re.compile(r"^(?:@\S+[\s\u2005]*)+")
 JOIN_WORDS = frozenset({"加入", "加入支持", "支持", "加入这条", "加入这条诉求", "是同一个", "同一个问题"})
 SKIP_WORDS = frozenset({"跳过", "不用", "不用了", "没有", "没了", "没有了", "算了", "不说了", "skip"})
@@ -52,11 +59,20 @@ class Handled:
 
 class FollowUp:
     def __init__(
-        self, *, settings: Settings, store: StateStore, words: Responses, bot_names: tuple[str, ...]
+        self,
+        *,
+        settings: Settings,
+        store: StateStore,
+        words: Responses,
+        bot_names: tuple[str, ...],
+        step_buttons: frozenset[str] = frozenset(),
     ) -> None:
+        """``step_buttons``: the payloads of the dialogs' step buttons (``/confirm``, ``/skip``…), which
+        mean nothing once the dialog is over (:meth:`DialogBundle.step_buttons`)."""
         self.settings = settings
         self.store = store
         self.words = words
+        self.step_buttons = step_buttons
         self._tz = ZoneInfo(settings.timezone)
         names = sorted({n.lower() for n in bot_names if n}, key=len, reverse=True)
         self._name = re.compile(
@@ -96,6 +112,9 @@ class FollowUp:
         in_dialog = state is not None and bool(state.get("dialog"))
         joined = _JOIN.fullmatch(text)
         if meta.get("duplicate_of"):
+            if text == "/confirm":  # the summary's button again: the offer is still to be answered
+                choose = self.words.get("duplicate.choose")
+                return Handled([Prompt(choose, self._offer_buttons(meta))], state)
             if joined or bare(text) in JOIN_WORDS:
                 public_id = joined.group(1) if joined else str(meta["duplicate_of"])
                 return await self._join(repo, ref, message, public_id, state)
@@ -104,6 +123,8 @@ class FollowUp:
             return await self._join_unoffered(repo, ref, joined.group(1), state)
         if in_dialog or u.intent.name is Intent.EMERGENCY:
             return None
+        if text in self.step_buttons or text == NEW_APPEAL:
+            return await self._finished_step(repo, ref, state)
         word = bare(text)
         if word in rating.RATING_WORDS:
             appeal = await rating.awaiting_rating(repo.session, ref.person_id)
@@ -209,7 +230,7 @@ class FollowUp:
                 meta.pop("duplicate_of", None)
             w = self.words
             buttons = (
-                Button(w.get("duplicate.new_button"), "/confirm"),
+                Button(w.get("duplicate.new_button"), NEW_APPEAL),
                 Button(w.get("duplicate.cancel_button"), "/cancel"),
             )
             return Handled([Prompt(w.get("duplicate.refused"), buttons)], state)
@@ -227,6 +248,27 @@ class FollowUp:
         else:
             text = self.words.get("duplicate.refused")
         return Handled([Prompt(text)], state)
+
+    async def _finished_step(
+        self, repo: Repository, ref: ConversationRef, state: dict[str, Any] | None
+    ) -> Handled:
+        """A button of a dialog step pressed after the dialog ended (a double click on 确认提交, an old
+        message's button): say so kindly, with the appeal's id when this conversation just filed one. It
+        is understood, so it does not count towards handing the conversation to staff."""
+        since = utcnow() - timedelta(seconds=self.settings.dialog_idle_timeout_s)
+        public_id = await repo.session.scalar(
+            select(Appeal.public_id)
+            .where(
+                Appeal.reporter_id == ref.person_id,
+                Appeal.conversation_id == ref.conversation_id,
+                Appeal.created_at >= since,
+            )
+            .order_by(Appeal.id.desc())
+            .limit(1)
+        )
+        if public_id is not None:
+            return Handled([Prompt(self.words.get("appeal.already_created", public_id=public_id))], state)
+        return Handled([Prompt(self.words.get("appeal.step_finished"))], state)
 
     # --- "/status HY-…" --------------------------------------------------------------------------------
     async def status_of(self, repo: Repository, ref: ConversationRef, public_id: str) -> str:
@@ -301,12 +343,12 @@ class FollowUp:
         w = self.words
         if meta.get("duplicate_own"):
             return (
-                Button(w.get("duplicate.new_button"), "/confirm"),
+                Button(w.get("duplicate.new_button"), NEW_APPEAL),
                 Button(w.get("duplicate.cancel_button"), "/cancel"),
             )
         return (
             Button(w.get("duplicate.join_button"), f"/support {meta['duplicate_of']}"),
-            Button(w.get("duplicate.new_button"), "/confirm"),
+            Button(w.get("duplicate.new_button"), NEW_APPEAL),
         )
 
     @staticmethod

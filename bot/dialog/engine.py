@@ -309,7 +309,8 @@ class DialogEngine:
     ) -> Turn:
         text = message.text.strip()
         b = bare(text)
-        if text == "/confirm" or b in spec.confirm_words:
+        # A button may say which confirmation it is ("/confirm new" under a duplicate offer).
+        if text == "/confirm" or text.startswith("/confirm ") or b in spec.confirm_words:
             return Turn(prompts=[], state=state, action=st.on_confirm)
         if text == "/edit" or b in {"修改", "改", "改一下", "编辑"}:
             state["editing"] = True

@@ -178,6 +178,19 @@ class DialogBundle:
     rules: ConversationRules
     dialogs: dict[str, DialogSpec]
 
+    def step_buttons(self) -> frozenset[str]:
+        """The command-like payloads of the dialogs' buttons (``/confirm``, ``/skip``, ``/edit place``…)
+        that are not conversation commands: outside a running dialog they are a finished step's button
+        pressed again. Plain-word payloads ("电梯") are left out: typed, they mean something else."""
+        payloads = {
+            b.payload
+            for spec in self.dialogs.values()
+            for st in spec.states.values()
+            for b in (*st.buttons, *st.edit_buttons)
+            if b.payload.startswith("/")
+        }
+        return frozenset(p for p in payloads if p.split(" ", 1)[0] not in self.rules.commands)
+
 
 @cache
 def load_bundle(root: Path = DIALOGS_DIR) -> DialogBundle:

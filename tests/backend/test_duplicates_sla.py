@@ -90,7 +90,7 @@ async def test_declining_the_offer_files_a_new_appeal(make_runtime: MakeRuntime)
     first = await file_appeal(rt, "6栋地下车库积水很深", who="a")
     offer = await until_confirm(rt, "6栋地下车库积水了", who="b")
     assert first in offer[0]
-    replies = await rt.dispatcher.handle(private("/confirm", who="b"))  # 仍然单独提交
+    replies = await rt.dispatcher.handle(private("/confirm new", who="b"))  # 仍然单独提交
     second = APPEAL_ID.search(replies[0].text)
     assert second and second.group(0) != first and await count(rt, Appeal) == 2
 
