@@ -33,6 +33,12 @@ def test_workload_mixes_chatter_and_dialogs_and_hands_over_to_new_residents() ->
     first_of_new = next(m for m in messages if m.who == 4)
     assert first_of_new.body["message"].startswith("@回音 2栋1单元")
 
+    # A resident still waiting for an answer is skipped, and goes on from the same step next time.
+    w = Workload(dialog_percent=100, residents=2)
+    assert w.next(waiting={0}).kind == "skipped" and w.step == [0, 0]
+    assert w.next(waiting={0}).body["metadata"]["message_id"] == "d1-1"
+    assert w.next().body["metadata"]["message_id"] == "d0-1"
+
 
 def test_check_reply() -> None:
     filed = [{"text": "已提交，诉求编号 HY-20261203-10001。\n初步判断……"}]
@@ -70,15 +76,16 @@ async def test_drive_against_a_canned_server() -> None:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        w, phase = Workload(dialog_percent=50, residents=2), Phase()
+        w, phase = Workload(dialog_percent=50, residents=4), Phase()
         async with client_session() as client:
-            await drive(client, f"http://127.0.0.1:{port}", iter(w.next, None), 400, 40, phase)
+            await drive(client, f"http://127.0.0.1:{port}", w.next, 50, 40, phase)
     finally:
         await runner.cleanup()
 
+    assert phase.skipped == 0  # a resident's turns are 160 ms apart, the canned server answers at once
     assert phase.sent == len(seen) == 40 and phase.responses == 40
     assert len(phase.latencies["chatter"]) == 20
-    # 20 dialog turns of 2 residents: 2 dialogs each, and the 4 "no phone" turns all went wrong.
+    # 20 dialog turns of 4 residents: a dialog each and the next report; every "no phone" went wrong.
     assert len(phase.filed) == 4
     assert sum(phase.errors.values()) == 4 and set(phase.errors) <= {
         "dialog turn: unanswered",
