@@ -15,6 +15,8 @@ step; a resident who has filed `DIALOGS_PER_RESIDENT` appeals hands over to a ne
 so that every confirmation files a new appeal for as long as the soak runs. A resident's turn is
 never sent while their previous one is unanswered: it is skipped (target 0; at 500 msg/s a resident's
 turns are 2 s apart), and the resident goes on from the same step at their next turn.
+A resident one of whose turns went wrong (an error above) is left, and a new resident takes their
+place from a new report: the rest of their dialog would be out of step and only repeat the error.
 
 Before the measurement: the dialog warm-up of `bench.rest_bench` (`bench.services.warmup_waves`), then
 ``--warmup`` seconds of the mixed load, not measured, so that the server's caches and pools have filled
@@ -114,6 +116,10 @@ class Workload:
         self.dialog_percent = dialog_percent
         self.step: list[int] = [0] * residents
         """Messages each resident has sent so far (index: resident)."""
+        self.abandoned: set[int] = set()
+        """Residents one of whose turns went wrong: their dialog is out of step with what the workload
+        would send next, so their slot passes to a new resident (their later turns would only count the
+        same error again)."""
         self._slots = list(range(residents))
         self._slot = 0
         self._sent = 0
@@ -143,7 +149,8 @@ class Workload:
         if (i + 1) * self.dialog_percent // 100 > i * self.dialog_percent // 100:
             j = self._slot
             self._slot = (j + 1) % len(self._slots)
-            if self.step[self._slots[j]] >= DIALOGS_PER_RESIDENT * DIALOG_STEPS:
+            who = self._slots[j]
+            if self.step[who] >= DIALOGS_PER_RESIDENT * DIALOG_STEPS or who in self.abandoned:
                 self._slots[j] = len(self.step)
                 self.step.append(0)
             who = self._slots[j]
@@ -208,7 +215,8 @@ class Phase:
         self.examples.setdefault(key, example[:400])
 
 
-async def _send(client: aiohttp.ClientSession, url: str, message: Message, phase: Phase) -> None:
+async def _send(client: aiohttp.ClientSession, url: str, message: Message, phase: Phase) -> bool:
+    """Send ``message`` and record what came back; False if it went wrong."""
     t = time.perf_counter()
     try:
         async with client.post(url, json=message.body) as r:
@@ -216,10 +224,10 @@ async def _send(client: aiohttp.ClientSession, url: str, message: Message, phase
             status = r.status
     except TimeoutError:
         phase.error(message.kind, "timeout", json.dumps(message.body, ensure_ascii=False))
-        return
+        return False
     except aiohttp.ClientError as e:
         phase.error(message.kind, type(e).__name__, str(e))
-        return
+        return False
     done = time.perf_counter()
     phase.responses += 1
     phase.last_answer = max(phase.last_answer, done)
@@ -227,10 +235,11 @@ async def _send(client: aiohttp.ClientSession, url: str, message: Message, phase
     if problem:
         sent = json.dumps(message.body, ensure_ascii=False)
         phase.error(message.kind, problem, f"{sent} → {body.decode(errors='replace')}")
-        return
+        return False
     phase.latencies[message.kind].append((done - t) * 1000)
     if public_id:
         phase.filed.append(public_id)
+    return True
 
 
 async def drive(
@@ -241,9 +250,11 @@ async def drive(
     count: int,
     phase: Phase,
     late_ms: float = 20.0,
+    on_error: Callable[[int], None] | None = None,
 ) -> None:
     """Send ``count`` messages, message ``i`` at ``i / rate`` s from now (open loop), and wait for every
-    answer. ``messages(waiting)`` gives each, ``waiting`` the residents whose turn is unanswered.
+    answer. ``messages(waiting)`` gives each, ``waiting`` the residents whose turn is unanswered;
+    ``on_error(resident)`` is told of each dialog turn that went wrong.
 
     A resident's turn is never sent while their previous turn is unanswered (a resident answers once
     the bot has asked): the workload skips it, it is counted, and the resident's dialog goes on at
@@ -251,12 +262,13 @@ async def drive(
     other, and a run against an overloaded server would outlast its schedule by as much as it likes.)
     """
     url = base + URL
-    in_flight: set[asyncio.Task[None]] = set()
+    in_flight: set[asyncio.Task[Any]] = set()
     waiting: set[int] = set()
 
     async def turn(message: Message, who: int) -> None:
         try:
-            await _send(client, url, message, phase)
+            if not await _send(client, url, message, phase) and on_error is not None:
+                on_error(who)
         finally:
             waiting.discard(who)
 
@@ -277,7 +289,7 @@ async def drive(
             phase.skipped += 1
             continue
         if message.who is None:
-            task = asyncio.create_task(_send(client, url, message, phase))
+            task: asyncio.Task[Any] = asyncio.create_task(_send(client, url, message, phase))
         else:
             waiting.add(message.who)
             task = asyncio.create_task(turn(message, message.who))
@@ -330,6 +342,8 @@ class Report:
     appeal_rows: int
     """Appeals in the database in all."""
     residents: int
+    abandoned: int
+    """Residents left after one of their turns went wrong."""
     server_cpu_s: float
     own_cpu_s: float
     load: tuple[float, float]
@@ -403,7 +417,8 @@ class Report:
             f"  one `huiyin serve`, real PostgreSQL + Redis, load from the same machine ({os.cpu_count()} cores;"
             f" load average {self.load[0]:.2f} at the start, {self.load[1]:.2f} at the end)",
             f"  load:          asked {self.rate:g} msg/s for {self.duration:g} s ({100 - self.dialog_percent} %"
-            f" chatter, {self.dialog_percent} % dialog turns, {self.residents} residents) after a"
+            f" chatter, {self.dialog_percent} % dialog turns, {self.residents} residents, {self.abandoned} of them"
+            f" left after an error) after a"
             f" {m.started - self.warmup.started:.0f} s warm-up",
             f"  sent:          {m.sent} messages, {m.late} late (> {self.late_ms:g} ms behind"
             f" schedule, {self.late_percent:.2f} %; target ≤ {targets.max_late_percent:g} %), max lag"
@@ -521,7 +536,14 @@ async def run(args: argparse.Namespace, command: str) -> Report:
             for wave in workload.warmup():
                 await drive(client, base, _in_order(wave), 100, len(wave), warm, args.late_ms)
             await drive(
-                client, base, workload.next, args.rate, int(args.rate * args.warmup), warm, args.late_ms
+                client,
+                base,
+                workload.next,
+                args.rate,
+                int(args.rate * args.warmup),
+                warm,
+                args.late_ms,
+                workload.abandoned.add,
             )
             start = time.perf_counter()
             sampler = asyncio.create_task(_sample_rss(server.pid, start, samples))
@@ -534,6 +556,7 @@ async def run(args: argparse.Namespace, command: str) -> Report:
                     int(args.rate * args.duration),
                     measured,
                     args.late_ms,
+                    workload.abandoned.add,
                 )
             finally:
                 sampler.cancel()
@@ -559,6 +582,7 @@ async def run(args: argparse.Namespace, command: str) -> Report:
         appeals=appeals,
         appeal_rows=total,
         residents=workload.residents,
+        abandoned=len(workload.abandoned),
         server_cpu_s=cpu1 - cpu0,
         own_cpu_s=own1 - own0,
         load=(load0, os.getloadavg()[0]),
