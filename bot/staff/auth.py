@@ -112,7 +112,9 @@ class ConsoleAuth:
         csrf = secrets.token_urlsafe(32)
         record = {"account_id": account.id, "csrf": csrf, "created": utcnow().isoformat()}
         index = _account_sessions_key(account.id)
-        async with self.redis.pipeline(transaction=True) as pipe:
+        # Not a transaction: the two keys may live on different Redis Cluster nodes, and a session
+        # missing from the index is still refused by the per-request check when its access goes.
+        async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(_session_key(session_id), json.dumps(record), ex=self.session_seconds)
             pipe.sadd(index, session_id)
             pipe.expire(index, self.session_seconds)
@@ -121,7 +123,7 @@ class ConsoleAuth:
         return cookie, csrf
 
     async def end_session(self, session_id: str, account_id: int) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:
             pipe.delete(_session_key(session_id))
             pipe.srem(_account_sessions_key(account_id), session_id)
             await pipe.execute()
@@ -249,9 +251,11 @@ def _account_sessions_key(account_id: int) -> str:
     return f"hy:staffsess:of:{account_id}"
 
 
+# One hash tag for every login counter: the admission script reads an address's counter and a name's
+# together, and on a Redis Cluster a script keeps to one slot. (Logins are few; one slot carries them.)
 def _client_key(client: str) -> str:
-    return f"hy:login:client:{limit_key(client)}"
+    return f"hy:{{staff-login}}:client:{limit_key(client)}"
 
 
 def _username_key(username: str) -> str:
-    return f"hy:login:user:{username}"
+    return f"hy:{{staff-login}}:user:{username}"
