@@ -233,15 +233,18 @@ async def test_huiyin_serve_believes_forwarded_for_only_from_trusted_proxies(
 # --- password checks and the event loop -------------------------------------------------------------------------
 async def test_logins_do_not_stall_the_event_loop(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """While several logins check their passwords, the loop keeps turning: its longest pause stays well
-    under the time of one password check, measured here on this machine."""
+    under the time one of those checks took, measured in the same run (on a busy machine both stretch
+    alike). Checked on the loop, as before, each check would be one pause at least as long as itself."""
     from argon2 import PasswordHasher
 
+    import bot.staff.auth
+
     hasher = PasswordHasher(time_cost=2, memory_cost=32 * 1024, parallelism=1)
-    for _ in range(6):  # a check long enough to tell apart from scheduling noise on a slow machine
+    for _ in range(6):  # a check long enough to stand well above scheduling noise
         hashed = hasher.hash(PASSWORD)
         started = time.perf_counter()
         hasher.verify(hashed, PASSWORD)
-        if time.perf_counter() - started >= 0.2:
+        if time.perf_counter() - started >= 0.3:
             break
         hasher = PasswordHasher(time_cost=hasher.time_cost * 2, memory_cost=32 * 1024, parallelism=1)
     monkeypatch.setattr("bot.roles._hasher", hasher)
@@ -250,12 +253,18 @@ async def test_logins_do_not_stall_the_event_loop(world: World, monkeypatch: pyt
             update(StaffAccount).where(StaffAccount.username == "lina").values(password_hash=hashed)
         )
         await uow.commit()
-    one_check = []
-    for _ in range(3):
+
+    checks: list[float] = []  # the real verification, timed where the console calls it
+    verify = bot.staff.auth.verify_password
+
+    def timed_verify(password_hash: str | None, password: str) -> bool:
         started = time.perf_counter()
-        hasher.verify(hashed, PASSWORD)
-        one_check.append(time.perf_counter() - started)
-    check_s = statistics.median(one_check)
+        try:
+            return verify(password_hash, password)
+        finally:
+            checks.append(time.perf_counter() - started)
+
+    monkeypatch.setattr(bot.staff.auth, "verify_password", timed_verify)
 
     gaps: list[float] = []
     stop = asyncio.Event()
@@ -273,15 +282,12 @@ async def test_logins_do_not_stall_the_event_loop(world: World, monkeypatch: pyt
         token = await login_token(client)
         ticking = asyncio.create_task(ticker())
         await asyncio.sleep(0.01)
-        started = time.perf_counter()
         answers = await asyncio.gather(*(post_login(client, token, "lina", PASSWORD) for _ in range(logins)))
-        elapsed = time.perf_counter() - started
         stop.set()
         await ticking
-    assert [a.status_code for a in answers] == [303] * logins
-    # The checks really ran (a few at a time), and the loop never waited for one.
-    assert elapsed >= check_s * logins / (2 * world.rt.settings.staff_login_concurrency)
-    assert max(gaps) < check_s / 2, (max(gaps), check_s)
+    assert [a.status_code for a in answers] == [303] * logins and len(checks) == logins
+    check_s = statistics.median(checks)
+    assert max(gaps) < check_s / 2, (max(gaps), checks)
 
 
 # --- sessions after revoke-staff ----------------------------------------------------------------------------------
