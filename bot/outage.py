@@ -60,7 +60,9 @@ def is_outage(exc: BaseException) -> bool:
             return True
         if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
             return True
-        current = current.__cause__ or current.__context__
+        # What it was raised from, or while handling, unless that was cut off with ``raise ... from None``
+        # (a 400 raised for bad input while handling a parse error is not an outage).
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
     return False
 
 
