@@ -197,8 +197,9 @@ class Settings(BaseSettings):
         gt=0,
         le=4.8,
         description=(
-            "How long a callback waits for the answer before replying 'success' and sending it through "
-            "the customer-service API instead (WeChat gives up after 5 s)."
+            "How long a callback waits for the answer to reply with it; a later answer goes through the "
+            "customer-service API (WeChat gives up after 5 s). WeChat hears 'success' once the message "
+            "is stored, 503 when it could not be (it then delivers the message again)."
         ),
     )
     wecom_corp_id: str | None = Field(default=None, description="WeCom CorpID (我的企业 · 企业ID).")
@@ -235,8 +236,17 @@ class Settings(BaseSettings):
         gt=0,
         le=4.8,
         description=(
-            "How long a callback waits for the answer before answering empty and sending it later "
-            "(app message API, or the robot's response_url)."
+            "How long a callback waits for the answer to reply with it; a later answer goes through the "
+            "app message API or the robot's response_url. WeCom hears an empty answer once the message "
+            "is stored, 503 when it could not be."
+        ),
+    )
+    signature_max_age_s: int = Field(
+        default=300,
+        ge=1,
+        description=(
+            "WeChat and WeCom callbacks whose signed timestamp is further than this many seconds from now "
+            "(either way) are refused with 403: a captured request stops working."
         ),
     )
 

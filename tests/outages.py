@@ -21,13 +21,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def disposable_redis(workdir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A redis-server of the test's own (no persistence) on a free loopback port: its URL and its
-    process, to kill when the test wants Redis gone. Skips the test where redis-server is missing."""
+def disposable_redis(workdir: Path, port: int | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A redis-server of the test's own (no persistence) on a free loopback port, or on ``port`` (to
+    bring back one the test killed): its URL and its process, to kill when the test wants Redis gone.
+    Skips the test where redis-server is missing."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed")
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         cwd=workdir,

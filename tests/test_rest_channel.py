@@ -102,6 +102,32 @@ async def test_bad_input_is_refused_and_nothing_is_written(
     assert await transcript_rows(runtime) == 0
 
 
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (rb'{"sender": "u1", "message": "\ud800"}', "message"),
+        (rb'{"sender": "u1", "message": "lamp \udc00 broken"}', "message"),
+        (rb'{"sender": "u1", "message": "hi", "metadata": {"user_name": "\ud83d"}}', "metadata.user_name"),
+        (rb'{"sender": "u\udfff", "message": "hi"}', "sender"),
+    ],
+)
+async def test_a_lone_surrogate_is_refused_with_422_saying_where(
+    client: httpx.AsyncClient, runtime: Runtime, body: bytes, where: str
+) -> None:
+    """Valid JSON, but not text: no database stores it. Refused, not accepted and lost on the way."""
+    r = await client.post(URL, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith(f"{where}: ") and "surrogate" in r.json()["detail"]
+    assert await transcript_rows(runtime) == 0
+    # A valid pair is an emoji, and welcome.
+    ok = await client.post(
+        URL,
+        content=rb'{"sender": "u1", "message": "\ud83d\ude00"}',
+        headers={"content-type": "application/json"},
+    )
+    assert ok.status_code == 200
+
+
 async def test_oversized_body_is_refused_before_parsing(client: httpx.AsyncClient) -> None:
     r = await client.post(
         URL, content=b"{" + b" " * 70_000 + b"}", headers={"content-type": "application/json"}

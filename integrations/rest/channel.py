@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, TypeAd
 from bot.message import ChatType, IncomingMessage, Platform, Reply
 from bot.outage import RETRY_AFTER_S, is_outage
 from bot.state import LockTimeout
+from integrations.payload import lone_surrogate_path
 
 log = structlog.get_logger()
 
@@ -116,6 +117,12 @@ async def rest_webhook(request: Request) -> Response:
         body = RestMessage.model_validate_json(body_bytes)
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
+            # pydantic's parser refuses a lone UTF-16 surrogate ("\ud800") as invalid JSON; it is valid
+            # JSON, just not text: say where it is instead of losing the message to a vague 400.
+            if (where := lone_surrogate_path(body_bytes)) is not None:
+                raise HTTPException(
+                    422, f"{where}: contains a lone UTF-16 surrogate, which is not text; send valid Unicode"
+                ) from None
             raise HTTPException(400, "the body is not valid JSON") from None
         raise HTTPException(422, _error_detail(exc)) from None
     if not body.message.strip():

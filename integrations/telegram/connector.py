@@ -64,6 +64,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot.message import Attachment, AttachmentKind, ChatType, IncomingMessage, Platform, Reply, Target
+from bot.outage import TRANSIENT_ERRORS, is_outage
 from bot.outbound import DeliveryError
 from bot.runtime import Runtime
 from bot.state import ConversationKey, Keys, LockTimeout, StateStore
@@ -113,6 +114,9 @@ class TelegramConnector:
         self.wording = _wording()
         self.media_dir = s.data_dir / "media" / "telegram"
         self._work: set[asyncio.Task[None]] = set()
+        # Webhook updates being handled (by id of the Update), with the outage that stopped one, if any:
+        # PTB hands handler errors to the error handler, not to the caller of process_update.
+        self._outages: dict[int, BaseException | None] = {}
         base = s.telegram_api_base.rstrip("/")
         builder = (
             Application.builder()
@@ -184,7 +188,12 @@ class TelegramConnector:
             await app.shutdown()
 
     async def process(self, update: Update) -> None:
-        """Handle one update (the webhook's entry). Handler errors are logged, never raised.
+        """Handle one update (the webhook's entry).
+
+        Raises the error that kept the update from being durably handled when it is an outage
+        (:func:`bot.outage.is_outage`: Redis or the database out, the conversation locked), so that the
+        webhook answers 503 and Telegram delivers the update again. Other handler errors are bugs a
+        redelivery would meet again: logged, not raised.
 
         The work runs in its own task: if Telegram gives up on the request (a timeout, a dropped
         connection), the turn still finishes instead of being cut off in the middle of its transaction;
@@ -193,7 +202,13 @@ class TelegramConnector:
         work = asyncio.create_task(self.application.process_update(update))
         self._work.add(work)
         work.add_done_callback(self._work.discard)
-        await asyncio.shield(work)
+        self._outages[id(update)] = None
+        try:
+            await asyncio.shield(work)
+        finally:
+            outage = self._outages.pop(id(update), None)
+        if outage is not None:
+            raise outage
 
     # --- handlers ------------------------------------------------------------------------------------
     async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -295,6 +310,10 @@ class TelegramConnector:
         await self._dispatch(incoming, None)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        error = context.error
+        if error is not None and id(update) in self._outages and is_outage(error):
+            self._outages[id(update)] = error  # process() raises it: the webhook answers 503
+            return
         log.error(
             "Telegram update failed",
             error=repr(context.error),
@@ -374,6 +393,10 @@ class TelegramConnector:
         The core answers a redelivered message with the first delivery's replies; sending them again is
         right only if they were never sent (a crash mid-way), so a message is marked done once its
         replies are out, and a redelivery of a done message sends nothing.
+
+        An outage before the replies are out propagates (in webhook mode Telegram then delivers the update
+        again). A conversation that stays locked is one too in webhook mode; in polling mode, where
+        nothing is delivered twice, the resident is asked to send the message again.
         """
         redis = self.runtime.store.redis
         done = StateStore.delivery_name("tg:done", ConversationKey.of(incoming), incoming.message_id)
@@ -383,12 +406,18 @@ class TelegramConnector:
         try:
             replies = await self.runtime.dispatcher.handle(incoming)
         except LockTimeout:
-            # Not handled: the resident is asked to send it again (and a redelivery may still handle it).
+            if self.mode == "webhook":
+                raise
             await self._send_replies([self._say(incoming, "busy")], incoming, origin)
             return
         if replies:
             await self._send_replies(replies, incoming, origin)
-            await redis.set(done, "1", ex=self.runtime.settings.dedup_ttl_s)
+            try:
+                await redis.set(done, "1", ex=self.runtime.settings.dedup_ttl_s)
+            except TRANSIENT_ERRORS as exc:
+                # Handled and answered: success is the truth. A redelivery (there is none after success)
+                # would only send the replies again.
+                log.warning("Telegram done mark not written", message_id=incoming.message_id, error=repr(exc))
 
     def _say(self, incoming: IncomingMessage, wording: str) -> Reply:
         text = self.runtime.dispatcher.words.get(wording, bot_name=self.runtime.settings.bot_name)

@@ -1,21 +1,23 @@
 """``POST /webhooks/telegram/webhook``: Telegram's webhook, mounted in huiyin's own HTTP app.
 
 The secret token given to ``setWebhook`` comes back in ``X-Telegram-Bot-Api-Secret-Token``; a request
-without the right one is refused with 403 before its body is read. The update is handled before the
-response is sent, so a crash mid-way leaves the update unanswered and Telegram delivers it again (the
-core's dedup makes the second delivery harmless).
+without the right one is refused with 403 before its body is read. The body is then parsed bounded (size,
+nesting depth; lone surrogates become U+FFFD: :func:`integrations.payload.loads_bounded`), 400 otherwise.
+The update is handled before the response is sent, so a crash mid-way leaves the update unanswered and
+Telegram delivers it again (the core's dedup makes the second delivery harmless); an update the core could
+not store because a service is out is answered 503, which Telegram also delivers again.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import re
 from typing import TYPE_CHECKING
 
 import structlog
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 
+from integrations.payload import BadJSON, loads_bounded, outages_answered
 from integrations.rest.channel import read_limited_body
 
 if TYPE_CHECKING:  # python-telegram-bot is imported only when Telegram is configured
@@ -50,9 +52,9 @@ async def telegram_webhook(request: Request) -> dict[str, bool]:
         raise HTTPException(403, "wrong or missing secret token")
     body = await read_limited_body(request)
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise HTTPException(400, "the body is not valid JSON") from None
+        data = loads_bounded(body)
+    except BadJSON as exc:
+        raise HTTPException(400, str(exc)) from None
     if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
         raise HTTPException(400, "not a Telegram Update: update_id is missing")
     from telegram import Update
@@ -61,7 +63,8 @@ async def telegram_webhook(request: Request) -> dict[str, bool]:
         update = Update.de_json(data, connector.bot)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise HTTPException(400, f"not a Telegram Update: {exc.__class__.__name__}") from None
-    await connector.process(update)
+    with outages_answered():
+        await connector.process(update)
     return {"ok": True}
 
 

@@ -2,15 +2,20 @@
 
 - ``GET`` is WeChat's URL verification: the ``signature`` of token + timestamp + nonce is checked and
   ``echostr`` echoed.
-- ``POST`` is a message or event. The ``signature`` is checked before the body is read (403, nothing
-  processed, when it is wrong). In safe mode (``encrypt_type=aes``) the ``msg_signature`` over the
-  ``<Encrypt>`` element is checked too and the message decrypted with wechatpy's ``WeChatCrypto``; the
-  reply is encrypted the same way. Plaintext mode, and the compatible mode's plaintext requests, are
-  answered in plaintext.
-- Each message gets its answer inside WeChat's 5 s: see :mod:`integrations.wechat.passive`. Replies that
-  miss the window go out through the customer-service message API (``message/custom/send``), which is
-  also this platform's :class:`~bot.outbound.Sender` for proactive messages (it only reaches residents
-  who wrote within the last 48 hours; that is WeChat's rule).
+- ``POST`` is a message or event. Before the body is read (403, nothing processed, otherwise): the
+  ``signature`` must match, the ``timestamp`` it signs must be within ``HUIYIN_SIGNATURE_MAX_AGE_S`` of
+  now (a captured request stops working), and with ``HUIYIN_WECHAT_AES_KEY`` set (safe mode) the callback
+  must be encrypted (``encrypt_type=aes`` with a ``msg_signature``): ``signature`` does not cover the body,
+  so a plaintext body proves nothing about who wrote it. The ``msg_signature`` over the ``<Encrypt>``
+  element is then checked and the message decrypted with wechatpy's ``WeChatCrypto`` (in compatible
+  mode the body's plaintext copy is ignored); the reply is encrypted the same way. Without an AES key
+  (plaintext mode) a timestamp + nonce is good for one body only (:meth:`WeChatChannel.first_use`).
+- Each message gets its answer inside WeChat's 5 s when it can: see :mod:`integrations.wechat.passive`.
+  Replies that miss the window go out through the customer-service message API (``message/custom/send``),
+  which is also this platform's :class:`~bot.outbound.Sender` for proactive messages (it only reaches
+  residents who wrote within the last 48 hours; that is WeChat's rule). WeChat hears "success" only once
+  the message is durably handled; a message the core could not store (an outage) is answered 503, and
+  WeChat delivers it again.
 - Buttons become numbered options (:mod:`integrations.wechat.options`).
 
 An Official Account conversation is always one resident with the account: chat id and sender id are the
@@ -21,8 +26,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
+import re
 import struct
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,7 +47,7 @@ from wechatpy.utils import WeChatSigner
 from bot.message import ChatType, IncomingMessage, Platform, Reply
 from bot.outbound import DeliveryError
 from bot.runtime import Runtime
-from bot.state import ConversationKey, Keys
+from bot.state import PREFIX, ConversationKey, Keys
 from integrations.wechat.api import AccessToken, fetch_json, json_body, post_json
 from integrations.wechat.passive_channel import PassiveReplyChannel
 from integrations.wechat.translate import BadMessage, Decision, Inbound, inbound
@@ -61,6 +69,20 @@ def signature(token: str, *parts: str) -> str:
 
 def signature_matches(expected: str, given: str) -> bool:
     return hmac.compare_digest(expected.encode(), given.encode())
+
+
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+
+def refuse_stale(query: Mapping[str, str], max_age_s: int) -> None:
+    """403 unless the request's ``timestamp`` is a whole number of seconds within ``max_age_s`` of now,
+    either way (clocks drift both ways). Every signature of the WeChat family covers the timestamp, so a
+    captured request stops working once it is that old. Shared with the WeCom channel."""
+    stamp = query.get("timestamp", "")
+    if not _TIMESTAMP.fullmatch(stamp):
+        raise HTTPException(403, "timestamp is missing or not a number")
+    if abs(time.time() - int(stamp)) > max_age_s:
+        raise HTTPException(403, f"timestamp is more than {max_age_s} s away from now")
 
 
 def aes_key_checked(value: str, variable: str) -> str:
@@ -92,6 +114,7 @@ class WeChatChannel(PassiveReplyChannel):
                 raise ValueError("HUIYIN_WECHAT_AES_KEY (safe mode) needs HUIYIN_WECHAT_APP_ID")
             key = aes_key_checked(s.wechat_aes_key.get_secret_value(), "HUIYIN_WECHAT_AES_KEY")
             self.crypto = WeChatCrypto(self.token, key, self.app_id)
+        self.max_age_s = s.signature_max_age_s
         self.api_base = s.wechat_api_base.rstrip("/")
         super().__init__(
             runtime, Platform.WECHAT, window_prefix="wx", deadline_s=s.wechat_reply_deadline_s, http=http
@@ -104,20 +127,49 @@ class WeChatChannel(PassiveReplyChannel):
             )
 
     # --- verification ----------------------------------------------------------------------------------
-    def signed(self, query: Mapping[str, str]) -> bool:
-        """Whether ``signature`` matches token + timestamp + nonce (sent on every request)."""
+    def authenticate(self, query: Mapping[str, str], *, callback: bool) -> None:
+        """Refuse (403) a request whose ``signature`` does not match token + timestamp + nonce (sent on
+        every request), whose timestamp is stale, or, for a ``callback`` (POST) in safe mode, that is not
+        encrypted with a ``msg_signature``. Reads only the query: the body is not read before this."""
         expected = signature(self.token, query.get("timestamp", ""), query.get("nonce", ""))
-        return signature_matches(expected, query.get("signature", ""))
+        if not signature_matches(expected, query.get("signature", "")):
+            raise HTTPException(403, "signature does not match")
+        refuse_stale(query, self.max_age_s)
+        if callback and self.crypto is not None:
+            if query.get("encrypt_type", "").lower() != "aes" or not query.get("msg_signature"):
+                raise HTTPException(
+                    403, "safe mode: a callback must be encrypted (encrypt_type=aes with msg_signature)"
+                )
+
+    async def first_use(self, query: Mapping[str, str], body: bytes) -> None:
+        """Refuse (403) a plaintext callback whose signed timestamp + nonce already came with another body.
+
+        In plaintext mode ``signature`` covers only timestamp and nonce, so a query string read off a log
+        would carry any body for as long as the timestamp is fresh. The first body seen with it is
+        remembered (its SHA-256, for twice the freshness window, the longest a timestamp can stay fresh)
+        and only that body is accepted again: a redelivery of the same request is still handled (the
+        core's dedup answers it once), a forged body is not.
+        """
+        name = f"{PREFIX}:wx:nonce:{query.get('timestamp', '')}:{query.get('nonce', '')}"
+        digest = hashlib.sha256(body).hexdigest()
+        redis = self.runtime.store.redis
+        if await redis.set(name, digest, nx=True, ex=2 * self.max_age_s):
+            return
+        if await redis.get(name) != digest:
+            raise HTTPException(403, "this timestamp and nonce were already used for another message")
 
     # --- one callback --------------------------------------------------------------------------------
     async def callback(self, query: Mapping[str, str], body: bytes, started: float) -> Response:
-        """Handle one signed POST. Raises HTTPException 400/403 for bodies that must not be processed."""
+        """Handle one POST that passed :meth:`authenticate`. Raises HTTPException 400/403 for bodies that
+        must not be processed; what an outage raises (:mod:`bot.outage`) is left to the route."""
         envelope = parse_body(body)
         encrypted = query.get("encrypt_type", "").lower() == "aes"
         xml: str | bytes = body
         if encrypted:
             xml = self._decrypt(envelope, query)
-            parse_body(xml)  # the decrypted document gets the same DTD/entity refusal
+            parse_body(xml)  # the decrypted document gets the same DTD/entity/depth refusal
+        else:
+            await self.first_use(query, body)
         try:
             msg = parse_message(xml)
             item = inbound(msg)
@@ -152,7 +204,7 @@ class WeChatChannel(PassiveReplyChannel):
             raise HTTPException(400, "a safe-mode callback, but HUIYIN_WECHAT_AES_KEY is not set")
         encrypt = envelope.get("Encrypt")
         if not encrypt:
-            raise HTTPException(400, "a safe-mode callback without <Encrypt>")
+            raise HTTPException(403, "a safe-mode callback without <Encrypt>: nothing is signed")
         try:
             return str(
                 self.crypto.decrypt_message(

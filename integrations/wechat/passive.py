@@ -1,10 +1,22 @@
-"""The 5-second rule: answer in the callback's response when ready in time, otherwise later.
+"""The 5-second rule: answer in the callback's response when ready in time, otherwise later, and never
+answer success for a message that was not durably handled.
 
 WeChat (and WeCom) wait 5 seconds for the response to a callback, then drop the connection and retry the
 same message up to three times. A passive reply (in the response) is the cheapest and fastest delivery,
-so the callback waits up to a deadline for the core's replies. When they are not ready in time the
-callback answers ``success`` (or an empty body), the work goes on regardless (it runs in its own task and
-the wait is shielded), and the replies are delivered through the platform's send API once ready.
+so the callback waits up to a deadline for the core's replies. When they are not ready in time, they are
+delivered through the platform's send API once ready; the work goes on regardless of the request (it
+runs in its own task).
+
+The response waits for the work's outcome, whatever the deadline: ``success`` (or an empty body) tells the
+platform the message is done with, and it never delivers it again, so it is said only once the core has
+stored the message. A message the core could not store because a service is out (Redis, the database,
+the conversation lock: :func:`bot.outage.is_outage`) makes :meth:`PassiveWindow.run` raise, and the
+endpoint answers 503; the platform delivers it again, and the redelivery is handled once. Answering
+``success`` at the deadline instead would lose every message whose turn then fails. The price: a turn
+that outlasts the platform's 5 s makes it retry while the first attempt runs; the retry waits for the
+conversation's lock and is answered from the core's dedup record, so it costs nothing twice. (Queueing
+the message durably before answering was the other honest choice; the queue would live in the very
+Redis or database whose outage is the problem.)
 
 Exactly one delivery per message, across retries and processes: whichever path is about to deliver first
 claims ``hy:{prefix}:answered:{conversation}:{message_id}`` with SET NX (per conversation: the
@@ -23,6 +35,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from bot.message import Reply
+from bot.outage import is_outage
 from bot.state import ConversationKey, StateStore
 
 log = structlog.get_logger(__name__)
@@ -52,20 +65,29 @@ class PassiveWindow:
 
         ``work`` is started at once and always runs to completion, even if the callback's request is
         cancelled. When it misses ``budget_s``, ``late`` is called with its replies when they are ready.
+        Returns once ``work`` has ended, however long it takes: when it failed for an outage
+        (:func:`bot.outage.is_outage`) that error is raised, for the endpoint to answer 503; any other
+        failure is a bug a redelivery would meet again, and the response is empty. Failures are logged.
         """
         task: asyncio.Task[list[Reply]] = asyncio.create_task(work, name=f"{self._prefix}:{message_id}")
+        task.add_done_callback(_log_failure)
         self._keep(task)
         try:
-            replies = await asyncio.wait_for(asyncio.shield(task), timeout=max(budget_s, 0.0))
-        except TimeoutError:
+            done, _ = await asyncio.wait({task}, timeout=max(budget_s, 0.0))
+        except asyncio.CancelledError:  # the request is gone: the replies can only go out later
+            self._deliver_later(task, key, message_id, late)
+            raise
+        if not done:
             log.info("reply missed the passive window; delivering later", message_id=message_id)
-            self._keep(asyncio.create_task(self._deliver_later(task, key, message_id, late)))
+            self._deliver_later(task, key, message_id, late)
+            await asyncio.wait({task})
+        failure = task.exception()
+        if failure is not None:
+            if is_outage(failure):
+                raise failure
             return None
-        except Exception:
-            # Answer the platform anyway: an error response only makes it retry the same failing message.
-            log.exception("message work failed", message_id=message_id)
-            return None
-        if replies and await self.claim(key, message_id):
+        replies = task.result()
+        if done and replies and await self.claim(key, message_id):
             return replies
         return None
 
@@ -74,16 +96,20 @@ class PassiveWindow:
         name = StateStore.delivery_name(f"{self._prefix}:answered", key, message_id)
         return bool(await self._redis.set(name, "1", nx=True, ex=self._claim_ttl_s))
 
-    async def _deliver_later(
+    def _deliver_later(
         self, task: asyncio.Task[list[Reply]], key: ConversationKey, message_id: str, late: LateDelivery
     ) -> None:
-        try:
-            replies = await task
-        except Exception:
-            log.exception("message work failed", message_id=message_id)
-            return
-        if replies and await self.claim(key, message_id):
-            await late(replies)
+        """Once ``task`` is done, hand its replies to ``late`` (unless a retry delivered them first)."""
+
+        async def deliver() -> None:
+            try:
+                replies = await task
+            except Exception:
+                return  # logged as the task ended; run() decides what the platform hears
+            if replies and await self.claim(key, message_id):
+                await late(replies)
+
+        self._keep(asyncio.create_task(deliver()))
 
     def background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` (a send that must not hold up the passive answer) alongside; kept until done."""
@@ -106,3 +132,14 @@ class PassiveWindow:
             job.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    """Log a message's work that failed, once, wherever its outcome is awaited (or not, if the request
+    went away)."""
+    if task.cancelled() or (failure := task.exception()) is None:
+        return
+    if is_outage(failure):  # the endpoint that awaits it, if still there, answers 503 and says so
+        log.info("message not handled: a service is unavailable", work=task.get_name(), error=repr(failure))
+    else:
+        log.error("message work failed", work=task.get_name(), exc_info=failure)

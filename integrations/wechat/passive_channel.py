@@ -15,13 +15,17 @@ import httpx
 import structlog
 
 from bot.message import IncomingMessage, Platform, Reply
+from bot.outage import TRANSIENT_ERRORS
 from bot.outbound import DeliveryError
 from bot.runtime import Runtime
-from bot.state import ConversationKey, LockTimeout
+from bot.state import ConversationKey
 from integrations.wechat.options import NumberedOptions
 from integrations.wechat.passive import LateDelivery, PassiveWindow
 
 log = structlog.get_logger(__name__)
+
+# What keeps a reply from going out through the platform's API: a refusal, or Redis (the token) out.
+UNDELIVERED: tuple[type[BaseException], ...] = (DeliveryError, *TRANSIENT_ERRORS)
 
 
 class PassiveReplyChannel:
@@ -67,8 +71,9 @@ class PassiveReplyChannel:
         ``deadline_s`` since ``started`` (a :func:`time.monotonic` reading taken when the callback arrived).
 
         Returns the replies for the response, or None when the response must be empty; replies that
-        miss the deadline go to ``late`` (default: :meth:`send_all`) once ready. See
-        :meth:`PassiveWindow.run`.
+        miss the deadline go to ``late`` (default: :meth:`send_all`) once ready. Returns only once the
+        work has ended, and raises what it failed with when that is an outage (the endpoint answers 503).
+        See :meth:`PassiveWindow.run`.
         """
         return await self.window.run(
             work,
@@ -87,12 +92,11 @@ class PassiveReplyChannel:
         return text
 
     async def dispatch(self, message: IncomingMessage) -> list[Reply]:
-        """The core's replies to ``message`` (a "busy" answer when its conversation stays locked); the
-        numbered options they offer are remembered for the next message."""
-        try:
-            replies = await self.runtime.dispatcher.handle(message)
-        except LockTimeout:
-            return [self._say(message.chat_id, message.sender_id, "busy")]
+        """The core's replies to ``message``; the numbered options they offer are remembered for the next
+        message. A conversation that stays locked raises :class:`~bot.state.LockTimeout`, an outage like
+        any other: the platform is asked to deliver the message again, rather than the resident to
+        send it again."""
+        replies = await self.runtime.dispatcher.handle(message)
         await self.options.remember(replies)
         return replies
 
@@ -113,12 +117,13 @@ class PassiveReplyChannel:
 
     async def send_all(self, replies: list[Reply]) -> None:
         """Send replies one by one, logging (not raising) those not delivered. Used for replies that
-        missed the passive window, whose options are already remembered."""
+        missed the passive window, whose options are already remembered; it runs after the message was
+        handled, so a Redis outage (the access token lives there) loses a reply, not the message."""
         for reply in replies:
             try:
                 await self._post(reply)
-            except DeliveryError as exc:
-                log.warning(self.undelivered_event, to=reply.recipient_id, error=str(exc))
+            except UNDELIVERED as exc:
+                log.warning(self.undelivered_event, to=reply.recipient_id, error=repr(exc))
 
     async def _post(self, reply: Reply) -> None:
         raise NotImplementedError

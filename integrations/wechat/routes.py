@@ -14,6 +14,7 @@ import structlog
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
 
+from integrations.payload import outages_answered
 from integrations.rest.channel import read_limited_body
 
 if TYPE_CHECKING:
@@ -39,8 +40,7 @@ def _channel(request: Request) -> WeChatChannel:
 async def wechat_verify(request: Request) -> PlainTextResponse:
     """URL verification when the server address is saved in the OA admin console."""
     channel = _channel(request)
-    if not channel.signed(request.query_params):
-        raise HTTPException(403, "signature does not match")
+    channel.authenticate(request.query_params, callback=False)
     return PlainTextResponse(request.query_params.get("echostr", ""))
 
 
@@ -48,10 +48,10 @@ async def wechat_verify(request: Request) -> PlainTextResponse:
 async def wechat_callback(request: Request) -> Response:
     started = time.monotonic()
     channel = _channel(request)
-    if not channel.signed(request.query_params):
-        raise HTTPException(403, "signature does not match")
+    channel.authenticate(request.query_params, callback=True)
     body = await read_limited_body(request)
-    return await channel.callback(request.query_params, body, started)
+    with outages_answered():
+        return await channel.callback(request.query_params, body, started)
 
 
 async def setup(app: FastAPI, runtime: Runtime, *, http: httpx.AsyncClient | None = None) -> None:

@@ -45,9 +45,9 @@ WELCOME_EVENTS = frozenset({"subscribe", "subscribe_scan"})
 
 def inbound(msg: Any) -> Inbound:
     """Classify one wechatpy message or event (``wechatpy.parse_message`` or its enterprise twin)."""
-    sender = str(msg.source or "")
-    if not sender:
-        raise BadMessage("FromUserName is missing")
+    sender = msg.source
+    if not isinstance(sender, str) or not sender:
+        raise BadMessage("FromUserName is missing or not text")
     kind = str(msg.type)
     if kind == "unknown" and str(msg._data.get("MsgType", "")).lower() == "event":
         kind = "event"  # an event wechatpy has no class for: still an event, never "unsupported"

@@ -11,6 +11,11 @@ One URL serves two kinds of callbacks, told apart by their body:
   as a passive stream reply, or to the message's ``response_url`` when late; answers meant for the
   resident alone (phone numbers, room numbers) go privately through the app message API.
 
+Both are always encrypted and signed over the ciphertext (``msg_signature``), and the signed timestamp
+must be fresh (``HUIYIN_SIGNATURE_MAX_AGE_S``); there is no plaintext mode to fall back to. As on WeChat,
+the platform hears success only once the message is durably handled: an outage answers 503 and WeCom
+delivers the callback again (:mod:`integrations.wechat.passive`).
+
 URL verification (``GET``, encrypted ``echostr``) is accepted for whichever of the two the signature
 matches. A resident is their WeCom ``userid`` in both, so a dialog started in a group continues in the
 app's private chat. Notifications into a staff group use a group-robot webhook
@@ -36,7 +41,7 @@ from bot.outbound import DeliveryError
 from bot.runtime import Runtime
 from bot.state import ConversationKey, Keys
 from integrations.wechat.api import AccessToken, fetch_json, post_json
-from integrations.wechat.channel import DECRYPT_ERRORS, aes_key_checked, parse_body
+from integrations.wechat.channel import DECRYPT_ERRORS, aes_key_checked, parse_body, refuse_stale
 from integrations.wechat.passive_channel import PassiveReplyChannel
 from integrations.wechat.translate import BadMessage, Decision, inbound
 from integrations.wechat.xmlsafe import cdata_safe
@@ -75,6 +80,7 @@ class WeComChannel(PassiveReplyChannel):
                 raise ValueError("HUIYIN_WECOM_ROBOT_TOKEN needs HUIYIN_WECOM_ROBOT_AES_KEY")
             key = aes_key_checked(s.wecom_robot_aes_key.get_secret_value(), "HUIYIN_WECOM_ROBOT_AES_KEY")
             self.robot = RobotCrypto(s.wecom_robot_token.get_secret_value(), key)
+        self.max_age_s = s.signature_max_age_s
         self.api_base = s.wecom_api_base.rstrip("/")
         super().__init__(
             runtime, Platform.WECOM, window_prefix="wecom", deadline_s=s.wecom_reply_deadline_s, http=http
@@ -95,7 +101,12 @@ class WeComChannel(PassiveReplyChannel):
     def enabled(self) -> bool:
         return self.app_crypto is not None or self.robot is not None or self.access is not None
 
-    # --- URL verification ------------------------------------------------------------------------------
+    # --- verification ----------------------------------------------------------------------------------
+    def refuse_stale(self, query: Mapping[str, str]) -> None:
+        """403 unless the signed ``timestamp`` is within ``HUIYIN_SIGNATURE_MAX_AGE_S`` of now (both the
+        app's and the robot's signatures cover it): a captured callback stops working."""
+        refuse_stale(query, self.max_age_s)
+
     def verify_url(self, query: Mapping[str, str]) -> str:
         """The decrypted ``echostr``, for whichever callback (app or robot) the signature matches."""
         args = (

@@ -26,6 +26,7 @@ from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.utils import to_text
 
 from bot.message import Attachment, AttachmentKind, ChatType
+from integrations.payload import BadJSON, loads_bounded
 from integrations.wechat.channel import signature, signature_matches
 
 
@@ -39,6 +40,8 @@ class RobotRefused(ValueError):
 
 # A company's own intelligent robot has no receive id (the docs: "ReceiveId 为空字符串").
 RECEIVE_ID = ""
+# How deep a callback's outer envelope may nest: it is {"encrypt": "..."}, one level.
+ENVELOPE_DEPTH = 2
 
 
 class RobotCrypto:
@@ -54,11 +57,17 @@ class RobotCrypto:
         return str(self._crypto.check_signature(msg_signature, timestamp, nonce, echostr))
 
     def decrypt(self, body: bytes, msg_signature: str, timestamp: str, nonce: str) -> dict[str, Any]:
-        """The callback's JSON, decrypted. Raises :class:`RobotRefused` (403 forged, 400 malformed)."""
+        """The callback's JSON, decrypted. Raises :class:`RobotRefused` (403 forged, 400 malformed).
+
+        The envelope must be parsed before the signature can be checked (it signs the ``encrypt`` field),
+        so it is parsed bounded: ``{"encrypt": "..."}`` nests one level, and anything deeper than two is
+        refused before it is parsed. The decrypted message gets the general bound, and its lone
+        surrogates (a truncated emoji) become U+FFFD.
+        """
         try:
-            envelope = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise RobotRefused(400, "the body is not valid JSON") from None
+            envelope = loads_bounded(body, max_depth=ENVELOPE_DEPTH)
+        except BadJSON as exc:
+            raise RobotRefused(400, str(exc)) from None
         encrypt = envelope.get("encrypt") if isinstance(envelope, dict) else None
         if not isinstance(encrypt, str) or not encrypt:
             raise RobotRefused(400, "the body has no 'encrypt' string")
@@ -66,7 +75,7 @@ class RobotCrypto:
             raise RobotRefused(403, "msg_signature does not match")
         try:
             plain = PrpCrypto(self._key).decrypt(encrypt, RECEIVE_ID)
-            data = json.loads(plain)
+            data = loads_bounded(plain)
         except InvalidSignatureException:
             raise RobotRefused(403, "msg_signature does not match") from None
         except Exception:  # wrong key or corrupt ciphertext: anything the decryption raises

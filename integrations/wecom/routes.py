@@ -14,6 +14,7 @@ import structlog
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
 
+from integrations.payload import outages_answered
 from integrations.rest.channel import read_limited_body
 
 if TYPE_CHECKING:
@@ -38,17 +39,24 @@ def _channel(request: Request) -> WeComChannel:
 @router.get(URL, include_in_schema=False)
 async def wecom_verify(request: Request) -> PlainTextResponse:
     """URL verification when the callback URL is saved in the WeCom admin console."""
-    return PlainTextResponse(_channel(request).verify_url(request.query_params))
+    channel = _channel(request)
+    channel.refuse_stale(request.query_params)
+    return PlainTextResponse(channel.verify_url(request.query_params))
 
 
 @router.post(URL, include_in_schema=False)
 async def wecom_callback(request: Request) -> Response:
+    """A callback of the app or the robot. Before the body is read: 403 without a ``msg_signature`` or
+    with a stale timestamp. The signature covers the ciphertext, so it is checked once the envelope is
+    parsed (bounded: :mod:`integrations.wechat.xmlsafe`, :func:`integrations.payload.loads_bounded`)."""
     started = time.monotonic()
     channel = _channel(request)
     if not request.query_params.get("msg_signature"):
         raise HTTPException(403, "msg_signature is missing")
+    channel.refuse_stale(request.query_params)
     body = await read_limited_body(request)
-    return await channel.callback(request.query_params, body, started)
+    with outages_answered():
+        return await channel.callback(request.query_params, body, started)
 
 
 async def setup(app: FastAPI, runtime: Runtime, *, http: httpx.AsyncClient | None = None) -> None:

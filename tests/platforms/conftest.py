@@ -8,6 +8,7 @@ import base64
 import copy
 import itertools
 import json
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -186,8 +187,14 @@ def sign(token: str, *parts: str) -> str:
     return str(signer.signature)
 
 
-def wechat_query(*, timestamp: str | None = None, nonce: str = "1320562132") -> dict[str, str]:
-    timestamp = timestamp or str(int(time.time()))
+def fresh_nonce() -> str:
+    """A nonce as the platforms send them: digits, new for every request."""
+    return str(secrets.randbelow(10**10))
+
+
+def wechat_query(*, timestamp: str | None = None, nonce: str | None = None) -> dict[str, str]:
+    timestamp = str(int(time.time())) if timestamp is None else timestamp
+    nonce = nonce or fresh_nonce()
     return {
         "signature": sign(WX_TOKEN, timestamp, nonce),
         "timestamp": timestamp,
@@ -196,10 +203,13 @@ def wechat_query(*, timestamp: str | None = None, nonce: str = "1320562132") -> 
     }
 
 
-def wechat_encrypted(xml: str, *, nonce: str = "1320562132") -> tuple[dict[str, str], str]:
+def wechat_encrypted(
+    xml: str, *, nonce: str | None = None, timestamp: str | None = None
+) -> tuple[dict[str, str], str]:
     """A safe-mode callback: the query (with msg_signature) and the envelope WeChat posts."""
     crypto = WeChatCrypto(WX_TOKEN, WX_AES_KEY, WX_APP_ID)
-    timestamp = str(int(time.time()))
+    timestamp = str(int(time.time())) if timestamp is None else timestamp
+    nonce = nonce or fresh_nonce()
     encrypted = crypto.encrypt_message(xml, nonce, timestamp)
     encrypt = encrypted.split("<Encrypt><![CDATA[")[1].split("]]>")[0]
     query = wechat_query(timestamp=timestamp, nonce=nonce)
@@ -217,9 +227,11 @@ def wechat_decrypt(body: str, query: dict[str, str]) -> str:
     return str(crypto.decrypt_message({"Encrypt": encrypt}, signature, timestamp, nonce))
 
 
-def wecom_app_encrypted(xml: str, *, nonce: str = "5h2rWKsxKAv") -> tuple[dict[str, str], str]:
+def wecom_app_encrypted(
+    xml: str, *, nonce: str = "5h2rWKsxKAv", timestamp: str | None = None
+) -> tuple[dict[str, str], str]:
     crypto = EnterpriseCrypto(WECOM_TOKEN, WECOM_AES_KEY, WECOM_CORP)
-    timestamp = str(int(time.time()))
+    timestamp = str(int(time.time())) if timestamp is None else timestamp
     encrypted = crypto.encrypt_message(xml, nonce, timestamp)
     encrypt = encrypted.split("<Encrypt><![CDATA[")[1].split("]]>")[0]
     query = {
@@ -248,10 +260,14 @@ def _robot_key() -> bytes:
     return key
 
 
-def robot_encrypted(payload: dict[str, Any], *, nonce: str = "nonce8812") -> tuple[dict[str, str], bytes]:
-    """An intelligent-robot callback: encrypted JSON with an empty receive id, signed."""
-    timestamp = str(int(time.time()))
-    encrypt = to_text(PrpCrypto(_robot_key()).encrypt(json.dumps(payload, ensure_ascii=False), ""))
+def robot_encrypted(
+    payload: dict[str, Any] | str, *, nonce: str = "nonce8812", timestamp: str | None = None
+) -> tuple[dict[str, str], bytes]:
+    """An intelligent-robot callback: encrypted JSON (``payload``, or that JSON text as it is) with an
+    empty receive id, signed."""
+    timestamp = str(int(time.time())) if timestamp is None else timestamp
+    plain = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    encrypt = to_text(PrpCrypto(_robot_key()).encrypt(plain, ""))
     query = {
         "msg_signature": sign(ROBOT_TOKEN, timestamp, nonce, encrypt),
         "timestamp": timestamp,

@@ -158,7 +158,8 @@ async def test_app_reply_that_misses_the_deadline_goes_through_the_app_message_a
     query, body = wecom_app_encrypted(load("wecom_app_text.xml"))
     t = time.perf_counter()
     r = await client.post(URL, params=query, content=body.encode())
-    assert r.status_code == 200 and r.content == b"" and time.perf_counter() - t < 0.9
+    # Answered (empty) once the message is handled, not at the deadline; the replies go through the API.
+    assert r.status_code == 200 and r.content == b"" and time.perf_counter() - t >= 1.0
     [token] = await fake_api.wait_for("/cgi-bin/gettoken")
     assert token.query == {"corpid": WECOM_CORP, "corpsecret": "wecom-app-secret"}
     [send] = await fake_api.wait_for("/cgi-bin/message/send")
