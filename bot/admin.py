@@ -231,11 +231,10 @@ def _end_console_sessions(account_id: int) -> int | None:
         return None
 
     async def go() -> int:
-        from redis.asyncio import Redis
-
         from bot.staff.auth import end_sessions_of
+        from bot.state import connect
 
-        redis = Redis.from_url(url, decode_responses=True)
+        redis = connect(url)  # one server, or a cluster (redis+cluster://)
         try:
             return await end_sessions_of(redis, account_id)
         finally:
