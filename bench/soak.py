@@ -60,6 +60,7 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
@@ -591,6 +592,14 @@ async def run(args: argparse.Namespace, command: str) -> Report:
     )
 
 
+def own_redis_db(url: str) -> bool:
+    """Whether ``url`` names a Redis database the soak may flush: a numbered one on a single server,
+    not 0 (everyone's default) or 15 (the tests'). A cluster has only database 0."""
+    parts = urlsplit(url)
+    db = parts.path.strip("/")
+    return parts.scheme in ("redis", "rediss") and db.isdigit() and int(db) not in (0, 15)
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=600.0, help="seconds of measured load (600)")
@@ -610,8 +619,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    if args.redis_url.rstrip("/").endswith(("/0", ":6379", "/15")):
-        raise SystemExit("the soak flushes its Redis database: give it one of its own, not 0 or 15")
+    if not own_redis_db(args.redis_url):
+        raise SystemExit(
+            "the soak flushes its Redis database: give it a redis:// URL of a database of its own, not 0 or 15"
+        )
     command = " ".join(["python -m bench.soak", *map(shlex.quote, argv)])
     report = asyncio.run(run(args, command))
     targets = Targets(

@@ -9,7 +9,17 @@ from typing import Any
 from aiohttp import web
 
 from bench.services import DIALOG_STEPS, DIALOGS_PER_RESIDENT, client_session
-from bench.soak import Phase, Report, Targets, Workload, check_reply, drive, rss_marks, slope_mb_per_min
+from bench.soak import (
+    Phase,
+    Report,
+    Targets,
+    Workload,
+    check_reply,
+    drive,
+    own_redis_db,
+    rss_marks,
+    slope_mb_per_min,
+)
 
 
 def test_workload_mixes_chatter_and_dialogs_and_hands_over_to_new_residents() -> None:
@@ -145,3 +155,10 @@ def test_report_meets_targets_and_names_each_miss() -> None:
         "confirmation p99 9.0 ms",
     ]
     assert rss_marks([(float(t), 1.0) for t in range(10)], 4) == [(0, 1), (4, 1), (8, 1), (9, 1)]
+
+
+def test_the_soak_flushes_only_a_redis_database_of_its_own() -> None:
+    assert own_redis_db("redis://127.0.0.1:6379/12")
+    for url in ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/15"):
+        assert not own_redis_db(url)
+    assert not own_redis_db("redis+cluster://127.0.0.1:7000")
