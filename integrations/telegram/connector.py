@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from importlib.resources import files
 from pathlib import Path
@@ -399,10 +400,41 @@ class TelegramConnector:
         nothing is delivered twice, the resident is asked to send the message again.
         """
         redis = self.runtime.store.redis
-        done = StateStore.delivery_name("tg:done", ConversationKey.of(incoming), incoming.message_id)
-        if await redis.exists(done):
+        key = ConversationKey.of(incoming)
+        done = StateStore.delivery_name("tg:done", key, incoming.message_id)
+        claim = StateStore.delivery_name("tg:claim", key, incoming.message_id)
+        if not await self._claim(claim, done):
             log.info("redelivered Telegram update ignored", message_id=incoming.message_id)
             return
+        try:
+            await self._dispatch_claimed(incoming, origin, done)
+        finally:
+            try:
+                await redis.delete(claim)
+            except TRANSIENT_ERRORS:
+                pass  # it expires by itself
+
+    async def _claim(self, claim: str, done: str) -> bool:
+        """Become the one delivery of an update that sends its replies; False once they are sent.
+
+        Telegram sends an update again when the first delivery was slow to answer, so copies can arrive
+        while the first is still being handled: they wait for its outcome instead of sending the same
+        replies again. A claim left by a killed process expires; a copy that waits longer than the lock
+        wait raises :class:`LockTimeout` (the webhook answers 503 and Telegram tries again later)."""
+        redis = self.runtime.store.redis
+        settings = self.runtime.settings
+        ttl_s = int(settings.lock_wait_s + settings.lock_timeout_s) + 1
+        deadline = time.monotonic() + settings.lock_wait_s
+        while not await redis.set(claim, "1", nx=True, ex=ttl_s):
+            if await redis.exists(done):
+                return False
+            if time.monotonic() >= deadline:
+                raise LockTimeout(claim)
+            await asyncio.sleep(0.05)
+        return not await redis.exists(done)
+
+    async def _dispatch_claimed(self, incoming: IncomingMessage, origin: Message | None, done: str) -> None:
+        redis = self.runtime.store.redis
         try:
             replies = await self.runtime.dispatcher.handle(incoming)
         except LockTimeout:

@@ -3,6 +3,7 @@ local fake Bot API server, and the tests assert exactly what was sent."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,14 @@ from sqlalchemy import select
 from bot.db.models import PlatformIdentity, TranscriptMessage
 from bot.message import Platform, Reply, Target
 from bot.runtime import Runtime
-from tests.platforms.conftest import TG_SECRET, TelegramFake, inbound_rows, inbound_transcript, load_json
+from tests.platforms.conftest import (
+    TG_SECRET,
+    TelegramFake,
+    inbound_rows,
+    inbound_transcript,
+    load_json,
+    slow_down_core,
+)
 from tests.platforms.fake_api import Call, FakeAPI
 
 URL = "/webhooks/telegram/webhook"
@@ -303,3 +311,16 @@ async def test_an_unaddressed_photo_in_a_group_is_not_downloaded(
     update["message"]["chat"] = {"id": GROUP, "title": "幸福里3栋业主群", "type": "supergroup"}
     assert (await post(client, update)).status_code == 200
     assert fake_api.to("/getFile") == [] and sent(fake_api) == []
+
+
+async def test_concurrent_redeliveries_of_an_update_send_its_replies_once(
+    client: httpx.AsyncClient, fake_api: FakeAPI, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Telegram sends an update again when the first delivery was slow to answer: the copies that arrive
+    while the first is still being handled must not send its replies a second and third time."""
+    slow_down_core(runtime, monkeypatch, delay_s=0.3)
+    update = load_json("telegram_private_text.json")
+    answers = await asyncio.gather(*(post(client, update) for _ in range(3)))
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert len(sent(fake_api)) == 1
+    assert await inbound_rows(runtime) == 1
