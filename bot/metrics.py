@@ -50,7 +50,7 @@ from redis.exceptions import NoScriptError, RedisError
 from sqlalchemy import and_, event, func, select
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.db.models import Handoff, HandoffStatus, OutboxEntry
 from bot.db.session import Database, after_commit
@@ -424,25 +424,31 @@ class RequestTimer:
     """ASGI middleware: each HTTP request's time into ``huiyin_http_request_duration_seconds``.
 
     The label is the matched route's path template (``/webhooks/rest/webhook``, ``/staff/appeals/{id}``),
-    read from the scope after routing, with the prefix of the mount it is under; requests that match no
-    route share one label. The time runs until the app has sent its response."""
+    read from the scope, which routing has filled in by then, with the prefix of the mount it is under;
+    requests that match no route share one label. The time runs until the last part of the response
+    body is sent; a request whose handler crashes sends nothing here and is not timed (the error
+    middleware outside answers 500).
+
+    It wraps ``send`` instead of awaiting the app: a middleware coroutine around the app would be one
+    more frame on the stack, resumed at every await of every request (~12 Python calls a turn)."""
 
     def __init__(self, app: ASGIApp, metrics_of: Callable[[], Metrics | None]) -> None:
         self.app = app
         self.metrics_of = metrics_of
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        metrics = self.metrics_of()  # before the call: a mounted app replaces scope["app"]
-        root_path = scope.get("root_path", "")
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        metrics = self.metrics_of() if scope["type"] == "http" else None
+        if metrics is None:
+            return self.app(scope, receive, send)
+        root_path = scope.get("root_path", "")  # before the call: a mount extends it
         start = time.perf_counter()
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            if metrics is not None:
+
+        async def timed_send(message: Message) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
                 metrics.observe_request(route_template(scope, root_path), time.perf_counter() - start)
+
+        return self.app(scope, receive, timed_send)
 
 
 def route_template(scope: Scope, root_path: str = "") -> str:
