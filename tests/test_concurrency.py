@@ -56,8 +56,11 @@ async def test_fifty_concurrent_confirmations_make_one_appeal(runtime: Runtime, 
     results = await asyncio.gather(*(h(private_msg("/confirm", message_id=f"c{i}")) for i in range(50)))
     assert all(results), "every message is answered"
     assert await _count(runtime, Appeal) == 1
-    created = [r for rs in results for r in rs if re.search(r"HY-\d{8}-\d{4}", r.text)]
+    created = [r for rs in results for r in rs if re.search(r"已提交，诉求编号 HY-\d{8}-\d{4}", r.text)]
     assert len(created) == 1, "exactly one message saw the appeal being created"
+    # The other 49 are a double-clicked confirm: told the appeal is already filed, with its id.
+    already = [r for rs in results for r in rs if "已经提交过了" in r.text]
+    assert len(already) == 49
     assert await runtime.store.get_state(ConversationKey.of(private_msg("x"))) is None
 
 
