@@ -590,6 +590,12 @@ class StateStore:
         await self.redis.expire(name, CHAT_SETTINGS_TTL_S)
 
 
+REDIS_POOL_SIZE = 200
+"""Connections one process keeps to a Redis server at most (a command holds one for a round trip)."""
+REDIS_POOL_WAIT_S = 5.0
+"""How long a command waits for a free connection of a full pool before it fails as an outage."""
+
+
 def connect(url: str) -> aioredis.Redis:
     """A client for ``url``: one Redis server (``redis://``, ``rediss://``, ``unix://``), or a Redis
     Cluster (``redis+cluster://host:port``, any node: the others are discovered)."""
@@ -599,7 +605,13 @@ def connect(url: str) -> aioredis.Redis:
             # Typed as a Redis: RedisCluster answers the same commands, pipelines and scripts that
             # huiyin uses (each keeps to one slot, see Keys).
             return cast(aioredis.Redis, RedisCluster.from_url(plain, decode_responses=True))
-    return aioredis.Redis.from_url(url, decode_responses=True)
+    # A burst beyond the pool's size waits for a free connection (up to REDIS_POOL_WAIT_S, then a
+    # ConnectionError: an outage) instead of failing at once, as redis-py's default pool does past 100.
+    # ``?max_connections=N&timeout=S`` in the URL overrides both.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, decode_responses=True, max_connections=REDIS_POOL_SIZE, timeout=REDIS_POOL_WAIT_S
+    )
+    return aioredis.Redis.from_pool(pool)  # closing the client closes its pool
 
 
 def private_key_for(message: IncomingMessage) -> ConversationKey:

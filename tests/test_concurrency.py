@@ -350,7 +350,9 @@ async def test_two_processes_fifty_concurrent_messages_one_appeal(
         ]
         responses = await asyncio.gather(*posts)
     assert all(r.status_code == 200 for r in responses), [r.text for r in responses if r.status_code != 200]
-    created = [x for r in responses for x in r.json() if re.search(r"HY-\d{8}-\d{4}", x["text"])]
+    created = [
+        x for r in responses for x in r.json() if re.search(r"已提交，诉求编号 HY-\d{8}-\d{4}", x["text"])
+    ]
     assert len(created) == 1
     rt = await Runtime.start(make_settings(tmp_path))
     try:
@@ -359,3 +361,21 @@ async def test_two_processes_fifty_concurrent_messages_one_appeal(
         assert state is None
     finally:
         await rt.close()
+
+
+async def test_a_burst_larger_than_the_redis_pool_waits_for_a_connection(tmp_path: Path) -> None:
+    """Past the client's connection limit a command waits for a free connection instead of failing (a
+    burst of messages answered 503 for no outage at all)."""
+    from bot.state import connect
+    from tests.outages import disposable_redis
+
+    with disposable_redis(tmp_path) as (url, _server):
+        client = connect(url)
+        try:
+            # Each command holds its connection for 50 ms: 300 at once need three rounds of the pool.
+            answers = await asyncio.gather(
+                *(client.blpop([f"nothing-{i}"], timeout=0.05) for i in range(300))
+            )
+        finally:
+            await client.aclose()
+    assert answers == [None] * 300
