@@ -38,11 +38,13 @@ __all__ = [
 
 DIALOG_STEPS = 4
 """An appeal dialog as the benchmarks send it: the report, "no photo", "no phone", confirm."""
+# No two alike enough for the duplicate check (bot/appeals/duplicates.py), as all of one resident's
+# reports are at one place: tests/test_bench.py files all of them.
 _ISSUES = (
     "楼道灯坏了好几天了",
     "电梯门关不上，一直报警",
     "楼下的垃圾好几天没人清运了",
-    "单元门门禁坏了关不上",
+    "楼梯扶手松动摇晃得厉害",
     "楼顶漏水，墙都泡了",
     "楼道墙皮一大片脱落了",
     "单元门口的台阶塌了一块",

@@ -162,3 +162,31 @@ def test_the_soak_flushes_only_a_redis_database_of_its_own() -> None:
     for url in ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/15"):
         assert not own_redis_db(url)
     assert not own_redis_db("redis+cluster://127.0.0.1:7000")
+
+
+async def test_every_dialog_of_a_benchmark_resident_files_a_new_appeal(runtime: Any) -> None:
+    """The benchmarks count a confirmation answered with anything but a new appeal as a miss: none of one
+    resident's reports (all at one place) may be similar enough to an earlier one to meet the duplicate
+    check, which answers with an offer instead of filing."""
+    from bench.services import appeal_request
+    from bot.message import ChatType, IncomingMessage, Platform
+
+    filed = []
+    for step in range(DIALOGS_PER_RESIDENT * DIALOG_STEPS):
+        body = appeal_request(7, step)
+        meta = body["metadata"]
+        replies = await runtime.dispatcher.handle(
+            IncomingMessage(
+                platform=Platform.REST,
+                chat_id=meta["chat_id"],
+                chat_type=ChatType(meta["chat_type"]),
+                sender_id=body["sender"],
+                sender_name=meta.get("user_name", ""),
+                text=body["message"],
+                mentions_bot=body["message"].startswith("@"),
+                message_id=meta["message_id"],
+            )
+        )
+        if step % DIALOG_STEPS == DIALOG_STEPS - 1:
+            filed.append(any("已提交，诉求编号" in r.text for r in replies))
+    assert filed == [True] * DIALOGS_PER_RESIDENT
