@@ -403,9 +403,10 @@ class StateStore:
         resident's message must not silence another's."""
         return Keys.delivery(record, key, message_id)
 
-    async def _past_lock(self, key: ConversationKey, attempt: Callable[[], Awaitable[R | None]]) -> R:
+    async def past_lock(self, key: ConversationKey, attempt: Callable[[], Awaitable[R | None]]) -> R:
         """``attempt()`` until it gets past ``key``'s lock (it answers None while another message holds
-        it), polling every 10 ms up to the lock wait; then :class:`LockTimeout`."""
+        it), polling every 10 ms up to the lock wait; then :class:`LockTimeout`. Channels wait the same
+        way for a claim of their own on one of the conversation's messages."""
         deadline = time.monotonic() + self._lock_wait_s
         while (result := await attempt()) is None:
             if time.monotonic() >= deadline:
@@ -459,7 +460,7 @@ class StateStore:
             reply = cast(list[Any], await self._open_turn(keys=keys, args=args))
             return None if reply[0] == 0 else reply
 
-        reply = await self._past_lock(key, attempt)
+        reply = await self.past_lock(key, attempt)
         if reply[0] == 3:
             turn.idle = turn.finished = True
             fields = reply[1]
@@ -549,7 +550,7 @@ class StateStore:
         async def attempt() -> int | None:
             return cast(int, await self._put_state(keys=keys, args=args)) or None
 
-        await self._past_lock(key, attempt)
+        await self.past_lock(key, attempt)
 
     async def restore_state(self, conversation_key: str, state: dict[str, Any]) -> bool:
         """Put a durable copy of a dialog back, unless Redis has a state for that conversation already

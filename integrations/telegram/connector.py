@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from importlib.resources import files
 from pathlib import Path
@@ -403,7 +402,7 @@ class TelegramConnector:
         key = ConversationKey.of(incoming)
         done = StateStore.delivery_name("tg:done", key, incoming.message_id)
         claim = StateStore.delivery_name("tg:claim", key, incoming.message_id)
-        if not await self._claim(claim, done):
+        if not await self._claim(key, claim, done):
             log.info("redelivered Telegram update ignored", message_id=incoming.message_id)
             return
         try:
@@ -414,7 +413,7 @@ class TelegramConnector:
             except TRANSIENT_ERRORS:
                 pass  # it expires by itself
 
-    async def _claim(self, claim: str, done: str) -> bool:
+    async def _claim(self, key: ConversationKey, claim: str, done: str) -> bool:
         """Become the one delivery of an update that sends its replies; False once they are sent.
 
         Telegram sends an update again when the first delivery was slow to answer, so copies can arrive
@@ -424,14 +423,13 @@ class TelegramConnector:
         redis = self.runtime.store.redis
         settings = self.runtime.settings
         ttl_s = int(settings.lock_wait_s + settings.lock_timeout_s) + 1
-        deadline = time.monotonic() + settings.lock_wait_s
-        while not await redis.set(claim, "1", nx=True, ex=ttl_s):
-            if await redis.exists(done):
-                return False
-            if time.monotonic() >= deadline:
-                raise LockTimeout(claim)
-            await asyncio.sleep(0.05)
-        return not await redis.exists(done)
+
+        async def attempt() -> bool | None:
+            if await redis.set(claim, "1", nx=True, ex=ttl_s):
+                return not await redis.exists(done)
+            return False if await redis.exists(done) else None  # None: another copy is still at it
+
+        return await self.runtime.store.past_lock(key, attempt)
 
     async def _dispatch_claimed(self, incoming: IncomingMessage, origin: Message | None, done: str) -> None:
         redis = self.runtime.store.redis
