@@ -27,6 +27,7 @@ from bot.settings import Settings
 from bot.state import DIALOGS_COMPLETE, HELD_COMPLETE, ConversationKey, Keys, StateStore
 from integrations.backend.reference import free_port
 from tests.conftest import make_settings
+from tests.outages import stop_processes
 from tests.staff.conftest import cheap_password_hashing, world  # noqa: F401  (fixtures)
 from tests.staff.test_handoff import (  # noqa: F401
     test_in_a_group_the_held_resident_reaches_staff_without_addressing_the_bot,
@@ -115,14 +116,7 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield f"redis+cluster://127.0.0.1:{ports[0]}"
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes(procs)
 
 
 @pytest.fixture

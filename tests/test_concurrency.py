@@ -21,6 +21,7 @@ from bot.runtime import Runtime
 from bot.state import ConversationKey, LockTimeout, StateStore
 from integrations.backend.reference import free_port
 from tests.conftest import REAL_DATABASE_URL, REAL_REDIS_URL, _reset_real_services, make_settings
+from tests.outages import stop_processes
 
 Msg = Callable[..., IncomingMessage]
 
@@ -319,14 +320,7 @@ def two_servers(tmp_path: Path) -> Iterator[list[str]]:
                 time.sleep(0.2)
         yield urls
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes(procs, timeout_s=20)
         for log in logs:
             log.close()
 

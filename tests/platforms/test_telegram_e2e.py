@@ -34,6 +34,7 @@ from bot.settings import Settings
 from integrations import telegram
 from integrations.backend.reference import free_port
 from tests.conftest import make_settings
+from tests.outages import stop_processes
 
 NODE_DIR = Path(os.environ.get("HUIYIN_NODE_DIR", Path.home() / ".cache" / "huiyin" / "node"))
 NODE_PACKAGE = "telegram-test-api@4.2.1"
@@ -119,12 +120,7 @@ def emulator() -> Iterator[str]:
         assert line == "ready", f"telegram-test-api did not start: {line}"
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_processes([process], timeout_s=5)
 
 
 @pytest.fixture
