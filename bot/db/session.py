@@ -242,9 +242,15 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, info={_ALONE: alone})
 
     async def migrate(self) -> None:
-        """Bring the schema to the newest migration (idempotent; safe with several processes on
-        PostgreSQL thanks to Alembic's version table being updated in the migration transaction)."""
+        """Bring the schema to the newest migration (idempotent).
+
+        Safe with several processes starting at once on one PostgreSQL database: each takes a
+        transaction-scoped advisory lock first, so the migrations run one after the other and the later
+        ones find the schema at head. (Alembic alone is not enough: two processes on an empty database
+        both create its version table.) SQLite is one process's file; its writes are serialised anyway."""
         async with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
             await conn.run_sync(_upgrade, self.url)
 
     async def ping(self) -> None:
@@ -260,6 +266,11 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+# Any constant shared by every huiyin process; advisory locks are per database, so deployments sharing a
+# server do not wait for each other.
+_MIGRATION_LOCK = 0x68756979  # "huiy"
 
 
 def _upgrade(connection: Connection, url: str) -> None:
