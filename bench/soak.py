@@ -1,8 +1,12 @@
-"""Soak benchmark: one `huiyin serve` process held at a steady mixed load for minutes, on real Redis +
-PostgreSQL.
+"""Soak benchmark: `huiyin serve` (one process, or ``--servers`` of them on one database and one Redis)
+held at a steady mixed load for minutes, on real Redis + PostgreSQL.
 
     .venv/bin/python -m bench.soak [--duration 600] [--rate 500] [--dialog-percent 20] [--warmup 30]
-                                   [--database-url URL] [--redis-url URL] [--rss-margin-mb 25]
+                                   [--servers 1] [--database-url URL] [--redis-url URL] [--rss-margin-mb 25]
+
+With several servers the generator is their load balancer, without stickiness: message ``i`` goes to
+server ``i % servers``, so one resident's dialog moves from process to process at every turn, as behind
+a round-robin balancer (the dialog state is in Redis, not in a process).
 
 The load is open loop: message ``i`` is due ``i / rate`` seconds after the start and is sent then,
 whether or not earlier ones have been answered, so a slow server cannot slow the load down; a send
@@ -31,7 +35,7 @@ It reports:
 - throughput: asked, sent (and how many sends were late, target ≤ ``--max-late-percent``), and answered
   (HTTP answers of any status over the time from the first send to the last answer, target ≥ 99 % of
   asked: a server that falls behind answers its backlog after the last send);
-- the server's RSS (VmRSS) when ready, at the start of the measurement, every ``--rss-every`` seconds
+- the server's RSS (VmRSS; with several servers, their sum) when ready, at the start of the measurement, every ``--rss-every`` seconds
   (default a minute; a fifth of the run when it is shorter than five minutes) and at the end; the
   least-squares slope over the measurement; target: end − start ≤ ``--rss-margin-mb``;
 - appeals lost: every confirmation answered as filed names its appeal id; each must be in the database
@@ -56,7 +60,7 @@ import tempfile
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -245,7 +249,7 @@ async def _send(client: aiohttp.ClientSession, url: str, message: Message, phase
 
 async def drive(
     client: aiohttp.ClientSession,
-    base: str,
+    base: str | Sequence[str],
     messages: Callable[[Container[int]], Message],
     rate: float,
     count: int,
@@ -254,7 +258,8 @@ async def drive(
     on_error: Callable[[int], None] | None = None,
 ) -> None:
     """Send ``count`` messages, message ``i`` at ``i / rate`` s from now (open loop), and wait for every
-    answer. ``messages(waiting)`` gives each, ``waiting`` the residents whose turn is unanswered;
+    answer, message ``i`` to ``base[i % len(base)]`` when ``base`` is several servers' base URLs.
+    ``messages(waiting)`` gives each, ``waiting`` the residents whose turn is unanswered;
     ``on_error(resident)`` is told of each dialog turn that went wrong.
 
     A resident's turn is never sent while their previous turn is unanswered (a resident answers once
@@ -262,11 +267,11 @@ async def drive(
     their next turn. (Waiting for the answer instead would chain a slow resident's turns one after the
     other, and a run against an overloaded server would outlast its schedule by as much as it likes.)
     """
-    url = base + URL
+    urls = [b + URL for b in ([base] if isinstance(base, str) else base)]
     in_flight: set[asyncio.Task[Any]] = set()
     waiting: set[int] = set()
 
-    async def turn(message: Message, who: int) -> None:
+    async def turn(url: str, message: Message, who: int) -> None:
         try:
             if not await _send(client, url, message, phase) and on_error is not None:
                 on_error(who)
@@ -286,6 +291,7 @@ async def drive(
         if lag_ms > late_ms:
             phase.late += 1
         message = messages(waiting)
+        url = urls[i % len(urls)]
         if message.kind == "skipped":
             phase.skipped += 1
             continue
@@ -293,7 +299,7 @@ async def drive(
             task: asyncio.Task[Any] = asyncio.create_task(_send(client, url, message, phase))
         else:
             waiting.add(message.who)
-            task = asyncio.create_task(turn(message, message.who))
+            task = asyncio.create_task(turn(url, message, message.who))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
         phase.sent += 1
@@ -351,6 +357,8 @@ class Report:
     """Load average (1 min) at the start and at the end."""
     late_ms: float
     """A send this far behind its schedule counted late."""
+    servers: int = 1
+    """`huiyin serve` processes behind the generator (RSS and CPU are their sums)."""
     when: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
 
     @property
@@ -415,7 +423,13 @@ class Report:
         m = self.measured
         lines = [
             f"huiyin soak — {self.when}, `{self.command}`",
-            f"  one `huiyin serve`, real PostgreSQL + Redis, load from the same machine ({os.cpu_count()} cores;"
+            (
+                "  one `huiyin serve`,"
+                if self.servers == 1
+                else f"  {self.servers} `huiyin serve` processes (round robin),"
+            )
+            + " real PostgreSQL + Redis,"
+            f" load from the same machine ({os.cpu_count()} cores;"
             f" load average {self.load[0]:.2f} at the start, {self.load[1]:.2f} at the end)",
             f"  load:          asked {self.rate:g} msg/s for {self.duration:g} s ({100 - self.dialog_percent} %"
             f" chatter, {self.dialog_percent} % dialog turns, {self.residents} residents, {self.abandoned} of them"
@@ -446,7 +460,8 @@ class Report:
         )
         marks = " → ".join(f"{t:.0f} s {r:.1f}" for t, r in self.rss)
         lines.append(
-            f"  server RSS MB: ready {self.rss_ready:.1f}; measurement (every {self.rss_every:g} s) {marks};"
+            ("  server RSS MB:" if self.servers == 1 else "  servers' RSS MB (sum):")
+            + f" ready {self.rss_ready:.1f}; measurement (every {self.rss_every:g} s) {marks};"
             f" peak {self.peak_mb:.1f}"
         )
         lines.append(
@@ -497,9 +512,13 @@ async def _appeal_rows(database_url: str, ids: list[str]) -> tuple[dict[str, int
     return {r["public_id"]: int(r["n"]) for r in rows}, total
 
 
-async def _sample_rss(pid: int, start: float, samples: list[tuple[float, float]]) -> None:
+def _rss_sum(pids: Sequence[int]) -> float:
+    return sum(rss_mb(pid)[0] for pid in pids)
+
+
+async def _sample_rss(pids: Sequence[int], start: float, samples: list[tuple[float, float]]) -> None:
     while True:
-        samples.append((time.perf_counter() - start, rss_mb(pid)[0]))
+        samples.append((time.perf_counter() - start, _rss_sum(pids)))
         await asyncio.sleep(1.0)
 
 
@@ -523,12 +542,16 @@ async def run(args: argparse.Namespace, command: str) -> Report:
     workload = Workload(args.dialog_percent)
     warm, measured = Phase(), Phase()
     samples: list[tuple[float, float]] = []
-    server, base = start_server(env)
+    started = [start_server(env) for _ in range(args.servers)]
+    servers = [proc for proc, _ in started]
+    base = [url for _, url in started]
+    pids = [proc.pid for proc in servers]
     try:
         async with httpx.AsyncClient(timeout=30) as probe:
-            await wait_ready(probe, base)
-        rss_ready = rss_mb(server.pid)[0]
-        cpu0, own0 = cpu_seconds(server.pid), cpu_seconds(os.getpid())
+            for url in base:
+                await wait_ready(probe, url)
+        rss_ready = _rss_sum(pids)
+        cpu0, own0 = sum(map(cpu_seconds, pids)), cpu_seconds(os.getpid())
         # What the generator holds from here on is mostly its records of latencies (arrays, untracked):
         # freezing what exists keeps its full collections short, so they hardly delay a send.
         gc.collect()
@@ -547,7 +570,7 @@ async def run(args: argparse.Namespace, command: str) -> Report:
                 workload.abandoned.add,
             )
             start = time.perf_counter()
-            sampler = asyncio.create_task(_sample_rss(server.pid, start, samples))
+            sampler = asyncio.create_task(_sample_rss(pids, start, samples))
             try:
                 await drive(
                     client,
@@ -561,11 +584,12 @@ async def run(args: argparse.Namespace, command: str) -> Report:
                 )
             finally:
                 sampler.cancel()
-            samples.append((time.perf_counter() - start, rss_mb(server.pid)[0]))
-        peak = rss_mb(server.pid)[1]
-        cpu1, own1 = cpu_seconds(server.pid), cpu_seconds(os.getpid())
+            samples.append((time.perf_counter() - start, _rss_sum(pids)))
+        peak = sum(rss_mb(pid)[1] for pid in pids)
+        cpu1, own1 = sum(map(cpu_seconds, pids)), cpu_seconds(os.getpid())
     finally:
-        stop_process(server)
+        for server in servers:
+            stop_process(server)
     filed = warm.filed + measured.filed
     appeals, total = await _appeal_rows(args.database_url, filed)
     every = args.rss_every or (60.0 if args.duration >= 300 else args.duration / 5)
@@ -589,6 +613,7 @@ async def run(args: argparse.Namespace, command: str) -> Report:
         load=(load0, os.getloadavg()[0]),
         rss_samples=samples,
         late_ms=args.late_ms,
+        servers=args.servers,
     )
 
 
@@ -606,6 +631,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--rate", type=float, default=500.0, help="messages per second asked (500)")
     ap.add_argument("--dialog-percent", type=int, default=20, help="dialog turns per 100 messages (20)")
     ap.add_argument("--warmup", type=float, default=30.0, help="seconds of unmeasured mixed load first (30)")
+    ap.add_argument(
+        "--servers", type=int, default=1, help="`huiyin serve` processes, sent to round robin (1)"
+    )
     ap.add_argument("--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/huiyin_soak")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     ap.add_argument("--late-ms", type=float, default=20.0, help="a send this far behind schedule is late")

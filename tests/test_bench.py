@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Container
 from typing import Any
 
 from aiohttp import web
 
 from bench.services import DIALOG_STEPS, DIALOGS_PER_RESIDENT, client_session
 from bench.soak import (
+    Message,
     Phase,
     Report,
     Targets,
@@ -104,6 +106,48 @@ async def test_drive_against_a_canned_server() -> None:
     assert w.abandoned == {0} and w.residents == 5
     assert phase.errors == Counter({"dialog turn: HTTP 500": 1})
     assert phase.max_lag_ms >= 0
+
+
+async def test_drive_sends_to_several_servers_round_robin() -> None:
+    seen: list[tuple[int, str]] = []
+    runners = []
+
+    def server(n: int) -> web.Application:
+        async def webhook(request: web.Request) -> web.Response:
+            seen.append((n, (await request.json())["metadata"]["message_id"]))
+            return web.json_response([{"text": "好的"}])
+
+        app = web.Application()
+        app.router.add_post("/webhooks/rest/webhook", webhook)
+        return app
+
+    bases = []
+    try:
+        for n in range(2):
+            runner = web.AppRunner(server(n))
+            await runner.setup()
+            runners.append(runner)
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            bases.append(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}")  # type: ignore[union-attr]
+        w, phase = Workload(dialog_percent=50, residents=4), Phase()
+        generated: list[str] = []
+
+        def next_message(waiting: Container[int]) -> Message:
+            message = w.next(waiting)
+            generated.append(message.body["metadata"]["message_id"])
+            return message
+
+        async with client_session() as client:
+            await drive(client, bases, next_message, 50, 10, phase)
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+
+    assert phase.sent == phase.responses == 10 and phase.skipped == 0
+    # Message i to server i % 2, whatever its kind: one resident's dialog moves between the servers.
+    server_of = dict((message_id, n) for n, message_id in seen)
+    assert [server_of[m] for m in generated] == [i % 2 for i in range(10)]
 
 
 def _report(phase: Phase, appeals: dict[str, int], rss: list[tuple[float, float]]) -> Report:
