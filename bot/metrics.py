@@ -7,7 +7,7 @@ registry would also be refused as a duplicate).
 
 What is counted where:
 
-- turns and group chatter: :class:`~bot.dispatch.Dispatcher` (one increment per message, the label
+- turns and group chatter: :class:`~bot.turn.TurnPipeline` (one increment per message, the label
   child looked up once per label set and cached here);
 - appeals filed: where a dialog or a building leader's relay files one, counted once the turn's
   transaction has committed (:func:`bot.db.session.after_commit`);

@@ -14,13 +14,13 @@ import structlog
 from bot.db.models import Conversation
 from bot.db.session import Database
 from bot.dialog.spec import load_bundle
-from bot.dispatch import Dispatcher
 from bot.metrics import Metrics
 from bot.nlu.base import NLUBackend
 from bot.nlu.registry import build_nlu
 from bot.outbound import Outbound
 from bot.settings import Settings
 from bot.state import DIALOGS_COMPLETE, StateStore
+from bot.turn import TurnPipeline
 from kb import KnowledgeBase, load_knowledge_base
 
 log = structlog.get_logger(__name__)
@@ -33,7 +33,7 @@ class Runtime:
     store: StateStore
     nlu: NLUBackend
     kb: KnowledgeBase
-    dispatcher: Dispatcher
+    dispatcher: TurnPipeline
     owns_nlu: bool = True
     metrics: Metrics = field(default_factory=Metrics)  # GET /metrics (bot/metrics.py); one per runtime
     outbound: Outbound = field(default_factory=Outbound)
@@ -65,7 +65,7 @@ class Runtime:
         metrics.watch_database(db)
         metrics.watch_redis(store.redis)
         metrics.watch_nlu(nlu)
-        dispatcher = Dispatcher(
+        dispatcher = TurnPipeline(
             settings=settings, store=store, db=db, nlu=nlu, kb=kb, dialogs=dialogs, metrics=metrics
         )
         runtime = cls(settings, db, store, nlu, kb, dispatcher, owns_nlu, metrics=metrics)

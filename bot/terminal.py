@@ -1,5 +1,5 @@
 """``huiyin chat``: the terminal channel. Several residents of one simulated group, and their private
-chats with the bot, all through the same ``Dispatcher.handle`` as every other channel."""
+chats with the bot, all through the same ``TurnPipeline.handle`` as every other channel."""
 
 from __future__ import annotations
 

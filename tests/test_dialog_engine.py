@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.dialog.engine import DialogEngine, Turn, TurnContext
+from bot.dialog.engine import DialogEngine, PromptContext, Turn
 from bot.dialog.spec import load_bundle
 from bot.message import Attachment, AttachmentKind, ChatType, IncomingMessage, Platform
 from bot.nlu.base import Intent, IntentScore, Understanding
@@ -12,8 +12,8 @@ from bot.nlu.entities import extract_entities
 from bot.nlu.normalize import normalize
 
 ENGINE = DialogEngine(load_bundle())
-PRIVATE = TurnContext(bot_name="回音", in_group=False, sender_name="王阿姨")
-GROUP = TurnContext(bot_name="回音", in_group=True, sender_name="王阿姨", chat_title="3栋业主群")
+PRIVATE = PromptContext(bot_name="回音", in_group=False, sender_name="王阿姨")
+GROUP = PromptContext(bot_name="回音", in_group=True, sender_name="王阿姨", chat_title="3栋业主群")
 
 
 def understand(text: str, intent: Intent = Intent.REPORT, confidence: float = 0.9) -> Understanding:
@@ -32,7 +32,7 @@ def msg(text: str, *, group: bool = False, attachments: tuple[Attachment, ...] =
     )
 
 
-def say(state: dict[str, Any], text: str, ctx: TurnContext = PRIVATE, **kw: Any) -> Turn:
+def say(state: dict[str, Any], text: str, ctx: PromptContext = PRIVATE, **kw: Any) -> Turn:
     intent = kw.pop("intent", Intent.OTHER)
     return ENGINE.step(state, understand(text, intent, kw.pop("confidence", 0.9)), msg(text, **kw), ctx)
 

@@ -307,11 +307,11 @@ async def test_a_failed_turn_leaves_no_stale_ids_behind(
     async def boom(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("failure in the middle of a turn")
 
-    original = dispatcher._turn
-    monkeypatch.setattr(dispatcher, "_turn", boom)
+    original = dispatcher._run_handlers
+    monkeypatch.setattr(dispatcher, "_run_handlers", boom)
     with pytest.raises(RuntimeError):
         await dispatcher.handle(private_msg("楼道灯坏了", who="new-resident", message_id="f1"))
-    monkeypatch.setattr(dispatcher, "_turn", original)
+    monkeypatch.setattr(dispatcher, "_run_handlers", original)
     replies = await dispatcher.handle(private_msg("楼道灯坏了", who="new-resident", message_id="f2"))
     assert replies
     handled = (TranscriptMessage.platform_message_id == "f2") & (TranscriptMessage.direction == "in")
@@ -325,7 +325,7 @@ async def test_a_rebound_group_chat_is_answered_for_its_new_community(
     (the conversation's ids, the chat's settings) have aged out, without a restart."""
     from sqlalchemy import update
 
-    import bot.dispatch
+    import bot.turn.refs
     from bot.db.models import Chat
 
     ask = "@回音 楼道灯坏了找谁"
@@ -341,7 +341,7 @@ async def test_a_rebound_group_chat_is_answered_for_its_new_community(
     assert again[0].text == first[0].text, "within the cache time the old binding still answers"
 
     # Both caches age out (60 s each in production).
-    monkeypatch.setattr(bot.dispatch, "REF_CACHE_TTL_S", 0.0)
+    monkeypatch.setattr(bot.turn.refs, "REF_CACHE_TTL_S", 0.0)
     await runtime.store.redis.delete(runtime.store.chat_settings_name(Platform.REST, GROUP))
     moved = await runtime.dispatcher.handle(group_msg(ask, mention=True, message_id="rebind-3"))
     assert "老园社区" in moved[0].text and "物业服务中心" not in moved[0].text

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from bot.addressing import Addressing
 from bot.appeals import duplicates, rating
 from bot.appeals.access import Role, visible_appeal
 from bot.appeals.notify import public_summary
@@ -44,7 +45,6 @@ _JOIN = re.compile(r"/support\s+(\S+)")
 # "仍然单独提交" under a duplicate offer. Not the summary's "/confirm": a double-clicked 确认提交 arrives
 # as a second "/confirm" once the offer is shown, and must not file the appeal in the resident's place.
 NEW_APPEAL = "/confirm new"
-_LEADING_MENTIONS = re.compile(r"^(?:@\S+[\s\u2005]*)+")
 JOIN_WORDS = frozenset({"加入", "加入支持", "支持", "加入这条", "加入这条诉求", "是同一个", "同一个问题"})
 SKIP_WORDS = frozenset({"跳过", "不用", "不用了", "没有", "没了", "没有了", "算了", "不说了", "skip"})
 
@@ -74,15 +74,11 @@ class FollowUp:
         self.words = words
         self.step_buttons = step_buttons
         self._tz = ZoneInfo(settings.timezone)
-        names = sorted({n.lower() for n in bot_names if n}, key=len, reverse=True)
-        self._name = re.compile(
-            r"^(?:" + "|".join(re.escape(n) for n in names) + r")[\s,，:：、]*", re.IGNORECASE
-        )
+        self._addressing = Addressing(bot_names)
 
     def _text(self, message: IncomingMessage) -> str:
         """The message without the @-mentions and the bot's name that addressed it in a group."""
-        text = _LEADING_MENTIONS.sub("", message.text.strip())
-        return self._name.sub("", text).strip()
+        return self._addressing.without_address(message.text)
 
     @staticmethod
     def comment_key(key: ConversationKey) -> str:

@@ -8,6 +8,7 @@ end with the same row.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -275,6 +276,19 @@ class Repository:
             )
         ).scalars()
         return {g.role: list(g.buildings or []) for g in grants}
+
+    async def anyone_holds(self, community_id: int, roles: Sequence[str]) -> bool:
+        """Whether anybody holds one of ``roles`` in the community."""
+        found = await self.session.scalar(
+            select(RoleGrant.id)
+            .where(RoleGrant.community_id == community_id, RoleGrant.role.in_(list(roles)))
+            .limit(1)
+        )
+        return found is not None
+
+    async def community_code(self, community_id: int) -> str | None:
+        community = await self.session.get(Community, community_id)
+        return community.code if community else None
 
     async def set_phone(self, person_id: int, phone: str) -> None:
         person = await self.session.get(Person, person_id)

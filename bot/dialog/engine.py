@@ -28,7 +28,9 @@ INTERRUPT_CONFIDENCE = 0.6
 
 
 @dataclass(frozen=True, slots=True)
-class TurnContext:
+class PromptContext:
+    """What the dialog's wording needs to know about the conversation it is rendered for."""
+
     bot_name: str
     in_group: bool
     sender_name: str = ""
@@ -46,6 +48,8 @@ class Prompt:
 
 @dataclass(slots=True)
 class Turn:
+    """One step of a dialog: what to say, the new state, and an action for the caller to carry out."""
+
     prompts: list[Prompt] = field(default_factory=list)
     state: dict[str, Any] | None = None
     action: str | None = None
@@ -59,7 +63,7 @@ class DialogEngine:
         self.words = bundle.responses
 
     # --- entry points ----------------------------------------------------------------------------------
-    def start(self, name: str, u: Understanding, message: IncomingMessage, ctx: TurnContext) -> Turn:
+    def start(self, name: str, u: Understanding, message: IncomingMessage, ctx: PromptContext) -> Turn:
         """Begin dialog ``name``, filling whatever the first message already says."""
         spec = self.bundle.dialogs[name]
         now = time.time()
@@ -89,7 +93,7 @@ class DialogEngine:
         return self._enter(spec, state, spec.start, ctx, Turn())
 
     def step(
-        self, state: dict[str, Any], u: Understanding, message: IncomingMessage, ctx: TurnContext
+        self, state: dict[str, Any], u: Understanding, message: IncomingMessage, ctx: PromptContext
     ) -> Turn:
         """One answer within a running dialog."""
         spec = self.bundle.dialogs[state["dialog"]]
@@ -121,14 +125,14 @@ class DialogEngine:
         state["misses"] = int(state.get("misses", 0)) + 1
         return Turn(prompts=[self._prompt(spec, st, state, ctx, key=st.invalid)], state=state)
 
-    def resume(self, state: dict[str, Any], ctx: TurnContext) -> Prompt:
+    def resume(self, state: dict[str, Any], ctx: PromptContext) -> Prompt:
         """The current question again, introduced as a continuation (after an interrupting question)."""
         spec = self.bundle.dialogs[state["dialog"]]
         st = spec.state(state["state"])
         prompt = self._prompt(spec, st, state, ctx)
         return Prompt(self.words.get("appeal.resume", prompt=prompt.text), prompt.buttons, prompt.private)
 
-    def current_prompt(self, state: dict[str, Any], ctx: TurnContext) -> Prompt:
+    def current_prompt(self, state: dict[str, Any], ctx: PromptContext) -> Prompt:
         spec = self.bundle.dialogs[state["dialog"]]
         return self._prompt(spec, spec.state(state["state"]), state, ctx)
 
@@ -152,7 +156,7 @@ class DialogEngine:
 
     # --- internals -------------------------------------------------------------------------------------
     def _slot_ctx(
-        self, spec: DialogSpec, slot: str, ctx: TurnContext, *, explicit: bool = True
+        self, spec: DialogSpec, slot: str, ctx: PromptContext, *, explicit: bool = True
     ) -> SlotContext:
         return SlotContext(
             options=spec.slots[slot].options,
@@ -168,7 +172,7 @@ class DialogEngine:
         current: str,
         u: Understanding,
         message: IncomingMessage,
-        ctx: TurnContext,
+        ctx: PromptContext,
     ) -> dict[str, Any]:
         """An answer may say more than was asked ("楼道的灯不亮了" also says where): keep it."""
         slots = dict(state["slots"])
@@ -187,7 +191,9 @@ class DialogEngine:
     def _done(self, state: dict[str, Any], slot: str) -> bool:
         return bool(state["slots"].get(slot)) or slot in state["skipped"]
 
-    def _fill(self, spec: DialogSpec, state: dict[str, Any], slot: str, value: Any, ctx: TurnContext) -> Turn:
+    def _fill(
+        self, spec: DialogSpec, state: dict[str, Any], slot: str, value: Any, ctx: PromptContext
+    ) -> Turn:
         state = {**state, "slots": dict(state["slots"]), "skipped": list(state["skipped"]), "misses": 0}
         if value is SKIP:
             state["slots"].pop(slot, None)
@@ -206,7 +212,7 @@ class DialogEngine:
         return self._enter(spec, state, target, ctx, Turn())
 
     def _enter(
-        self, spec: DialogSpec, state: dict[str, Any], name: str, ctx: TurnContext, turn: Turn
+        self, spec: DialogSpec, state: dict[str, Any], name: str, ctx: PromptContext, turn: Turn
     ) -> Turn:
         """Move to state ``name``, skipping states whose slot is already filled, and ask its question."""
         st = spec.state(name)
@@ -227,7 +233,7 @@ class DialogEngine:
     def _confirm_state(self, spec: DialogSpec) -> str:
         return next(s.name for s in spec.states.values() if s.confirm)
 
-    def _buttons(self, specs: tuple[ButtonSpec, ...], ctx: TurnContext) -> tuple[Button, ...]:
+    def _buttons(self, specs: tuple[ButtonSpec, ...], ctx: PromptContext) -> tuple[Button, ...]:
         flags = {"saved_phone": bool(ctx.saved_phone)}
         return tuple(Button(b.title, b.payload) for b in specs if b.when is None or flags.get(b.when, False))
 
@@ -236,7 +242,7 @@ class DialogEngine:
         spec: DialogSpec,
         st: StateSpec,
         state: dict[str, Any],
-        ctx: TurnContext,
+        ctx: PromptContext,
         *,
         key: str | None = None,
     ) -> Prompt:
@@ -260,7 +266,7 @@ class DialogEngine:
         state: dict[str, Any],
         u: Understanding,
         message: IncomingMessage,
-        ctx: TurnContext,
+        ctx: PromptContext,
         *,
         exclude: str | None,
     ) -> Turn | None:
@@ -279,7 +285,7 @@ class DialogEngine:
         return None
 
     def _apply_correction(
-        self, spec: DialogSpec, state: dict[str, Any], slot: str, parsed: Parsed, ctx: TurnContext
+        self, spec: DialogSpec, state: dict[str, Any], slot: str, parsed: Parsed, ctx: PromptContext
     ) -> Turn:
         state = {**state, "slots": dict(state["slots"])}
         old, new = state["slots"].get(slot), parsed.value
@@ -305,7 +311,7 @@ class DialogEngine:
         state: dict[str, Any],
         u: Understanding,
         message: IncomingMessage,
-        ctx: TurnContext,
+        ctx: PromptContext,
     ) -> Turn:
         text = message.text.strip()
         b = bare(text)
@@ -346,7 +352,9 @@ class DialogEngine:
                 return name
         return None
 
-    def _enter_exact(self, spec: DialogSpec, state: dict[str, Any], st: StateSpec, ctx: TurnContext) -> Turn:
+    def _enter_exact(
+        self, spec: DialogSpec, state: dict[str, Any], st: StateSpec, ctx: PromptContext
+    ) -> Turn:
         """Ask ``st`` even if its slot is filled (the resident chose to edit it)."""
         state["state"] = st.name
         turn = Turn(state=state)

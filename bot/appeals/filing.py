@@ -1,0 +1,49 @@
+"""Filing an appeal: the one way every path that files one — the resident's form, a building leader's
+relay — creates it, with its id, its first-response deadline and its count in the metrics."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.db.repository import ConversationRef, FiledAppeal, NewAppeal, Repository
+from bot.metrics import Metrics
+from bot.settings import Settings
+
+RESIDENT_NOTE = "居民通过回音提交"
+
+
+class AppealFiling:
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._tz = ZoneInfo(settings.timezone)
+
+    async def file(
+        self,
+        repo: Repository,
+        new: NewAppeal,
+        ref: ConversationRef,
+        *,
+        source: str,
+        actor: str | None = None,
+        note: str = RESIDENT_NOTE,
+    ) -> tuple[FiledAppeal, bool]:
+        """File ``new`` for the reporter of ``ref``, in the caller's transaction (the caller commits).
+
+        Idempotent on the draft key: ``(appeal, False)`` when this draft was filed already, and then
+        nothing is written or counted. ``source`` labels the count (``dialog``, ``relay``); ``actor`` and
+        ``note`` are the first status event's (default: the reporter, through huiyin).
+        """
+        now = datetime.now(self._tz)
+        appeal, created = await repo.create_appeal(
+            new,
+            ref,
+            public_id_prefix=self.settings.appeal_id_prefix,
+            day=now.strftime("%Y%m%d"),
+            first_response_due_at=now + timedelta(hours=self.settings.first_response_hours),
+            actor=actor,
+            note=note,
+        )
+        self.metrics.appeal_filed(repo.session, new.origin_platform, source, created=created)
+        return appeal, created

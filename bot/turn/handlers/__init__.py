@@ -1,0 +1,60 @@
+"""The bot's capabilities, in the order a message is offered to them (see :mod:`bot.turn.handlers.base`).
+
+A new capability is a new handler placed in this list, not an edit of the pipeline.
+"""
+
+from __future__ import annotations
+
+from bot.turn.handlers.answers import AskContactHandler, FallbackHandler, KBChoiceHandler
+from bot.turn.handlers.base import Handler, Outcome, run_handlers
+from bot.turn.handlers.conversation import (
+    CancelHandler,
+    GreetHandler,
+    HelpHandler,
+    HumanHandler,
+    ThanksHandler,
+)
+from bot.turn.handlers.dialog import ExpiredDialogHandler, RunningDialogHandler
+from bot.turn.handlers.emergency import DialogEmergencyHandler, EmergencyHandler
+from bot.turn.handlers.follow_up import FollowUpHandler
+from bot.turn.handlers.listen import ListenHandler
+from bot.turn.handlers.report import ReportHandler
+from bot.turn.handlers.staff import StaffDeskHandler
+from bot.turn.handlers.status import StatusHandler
+from bot.turn.services import Services
+
+
+def routing_handlers(services: Services) -> list[Handler]:
+    """A message outside a form, or a question that interrupts one: a command it gives first, then its
+    intent, then the fallback."""
+    return [
+        KBChoiceHandler(services),
+        HelpHandler(services),
+        ListenHandler(services),
+        EmergencyHandler(services),
+        ReportHandler(services),
+        AskContactHandler(services),
+        StatusHandler(services),
+        HumanHandler(services),
+        GreetHandler(services),
+        ThanksHandler(services),
+        CancelHandler(services),
+        FallbackHandler(services),
+    ]
+
+
+def turn_handlers(services: Services) -> list[Handler]:
+    """Every handler of a turn: the staff desk, then what follows up an appeal, then a running form
+    (safety before the form's next step), then routing."""
+    route = routing_handlers(services)
+    return [
+        StaffDeskHandler(services),
+        FollowUpHandler(services),
+        ExpiredDialogHandler(services),
+        DialogEmergencyHandler(services),
+        RunningDialogHandler(services, route),
+        *route,
+    ]
+
+
+__all__ = ["Handler", "Outcome", "routing_handlers", "run_handlers", "turn_handlers"]

@@ -1,0 +1,40 @@
+"""What the turn's handlers work with, built once per process (:class:`Services`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from bot.appeals.filing import AppealFiling
+from bot.appeals.flow import FollowUp
+from bot.dialog.engine import DialogEngine
+from bot.dialog.spec import DialogBundle, Responses
+from bot.handoff import HandoffDesk
+from bot.metrics import Metrics
+from bot.settings import Settings
+from bot.state import StateStore
+from kb import KnowledgeBase
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    store: StateStore
+    kb: KnowledgeBase
+    dialogs: DialogBundle
+    engine: DialogEngine
+    metrics: Metrics
+    desk: HandoffDesk
+    follow_up: FollowUp
+    filing: AppealFiling
+    tz: ZoneInfo
+
+    @property
+    def words(self) -> Responses:
+        return self.dialogs.responses
+
+    def community_name(self, code: str) -> str:
+        try:
+            return self.kb.community(code).name
+        except KeyError:
+            return code
