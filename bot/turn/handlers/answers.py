@@ -17,7 +17,7 @@ CONFIDENT_ANSWER = 0.5
 class AskContactHandler(Handler):
     """ "楼道灯坏了找谁": the KB's answer, or "not understood"."""
 
-    async def check(self, turn: TurnContext) -> bool:
+    def check(self, turn: TurnContext) -> bool:
         return turn.command_name is None and turn.intent is Intent.ASK_CONTACT
 
     async def handle(self, turn: TurnContext) -> Outcome:
@@ -34,7 +34,7 @@ class KBChoiceHandler(Handler):
 
     commands = frozenset({"kb"})
 
-    async def check(self, turn: TurnContext) -> bool:
+    def check(self, turn: TurnContext) -> bool:
         return turn.command_name == "kb"
 
     async def handle(self, turn: TurnContext) -> Outcome:
@@ -51,7 +51,7 @@ class FallbackHandler(Handler):
     """Anything else: a confident KB answer if there is one, else "not understood" (repeated failures
     queue the conversation for staff, see bot/handoff)."""
 
-    async def check(self, turn: TurnContext) -> bool:
+    def check(self, turn: TurnContext) -> bool:
         return True
 
     async def handle(self, turn: TurnContext) -> Outcome:

@@ -1,8 +1,9 @@
 """The handler contract and the loop that runs an ordered list of handlers.
 
 A handler is one capability of the bot (answer an emergency, run the form, tell a status…). Its
-``check`` says whether this message is its own, from what the turn already knows (cheap: no database
-read unless the decision needs one); its ``handle`` does the work and writes to the turn output. The
+``check`` says whether this message is its own, from what the turn already knows (synchronous: no
+I/O, it runs for every message); its ``handle`` does the work and writes to the turn output. A handler
+that needs the database to decide checks true and lets the message through from ``handle``. The
 handlers of a list are tried in order and the first whose check passes handles the message, as
 python-telegram-bot's handlers of one group do. A handler may look at a message and let it go on
 (:attr:`Outcome.CONTINUE`): the staff desk does, for a conversation nobody holds; such a handler's
@@ -36,7 +37,7 @@ class Handler:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    async def check(self, turn: TurnContext) -> bool:
+    def check(self, turn: TurnContext) -> bool:
         raise NotImplementedError
 
     async def handle(self, turn: TurnContext) -> Outcome:
@@ -50,7 +51,7 @@ async def run_handlers(handlers: Sequence[Handler], turn: TurnContext) -> list[H
     """Offer ``turn`` to ``handlers`` in order until one handles it; the ones that let it through."""
     passed: list[Handler] = []
     for handler in handlers:
-        if not await handler.check(turn):
+        if not handler.check(turn):
             continue
         if await handler.handle(turn) is Outcome.DONE:
             break

@@ -13,7 +13,7 @@ class _Simple(Handler):
 
     intents: frozenset[Intent] = frozenset()
 
-    async def check(self, turn: TurnContext) -> bool:
+    def check(self, turn: TurnContext) -> bool:
         command = turn.command_name
         if command is not None:
             return command in self.commands

@@ -26,7 +26,7 @@ class ExpiredDialogHandler(Handler):
     """A form left idle past its timeout is closed; the message is then read afresh (unless it is only
     "好的" or the like, which answered the old form)."""
 
-    async def check(self, turn: TurnContext) -> bool:
+    def check(self, turn: TurnContext) -> bool:
         state = turn.dialog_state
         return state is not None and self.services.engine.expired(
             state, self.services.settings.dialog_idle_timeout_s
@@ -58,7 +58,7 @@ class RunningDialogHandler(Handler):
         super().__init__(services)
         self.route = route
 
-    async def check(self, turn: TurnContext) -> bool:
+    def check(self, turn: TurnContext) -> bool:
         return turn.dialog_state is not None
 
     async def handle(self, turn: TurnContext) -> Outcome:

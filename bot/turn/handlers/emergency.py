@@ -45,7 +45,7 @@ def answer_emergency(services: Services, turn: TurnContext) -> None:
 class EmergencyHandler(Handler):
     """An emergency outside a form (a command the message gives comes first)."""
 
-    async def check(self, turn: TurnContext) -> bool:
+    def check(self, turn: TurnContext) -> bool:
         return turn.command_name is None and is_emergency(self.services, turn)
 
     async def handle(self, turn: TurnContext) -> Outcome:
@@ -56,5 +56,5 @@ class EmergencyHandler(Handler):
 class DialogEmergencyHandler(EmergencyHandler):
     """An emergency in the middle of a form interrupts it before the form reads the message."""
 
-    async def check(self, turn: TurnContext) -> bool:
+    def check(self, turn: TurnContext) -> bool:
         return turn.dialog_state is not None and is_emergency(self.services, turn)

@@ -8,7 +8,7 @@ from bot.turn.handlers.base import Handler, Outcome
 
 
 class FollowUpHandler(Handler):
-    async def check(self, turn: TurnContext) -> bool:
+    def check(self, turn: TurnContext) -> bool:
         return True  # whether an offer or a rating is pending is the follow-up's to find out
 
     async def handle(self, turn: TurnContext) -> Outcome:

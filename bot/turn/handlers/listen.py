@@ -13,7 +13,7 @@ IN_CHARGE = ("staff", "building_leader")
 class ListenHandler(Handler):
     commands = frozenset({"listen"})
 
-    async def check(self, turn: TurnContext) -> bool:
+    def check(self, turn: TurnContext) -> bool:
         return turn.command_name == "listen"
 
     async def handle(self, turn: TurnContext) -> Outcome:

@@ -18,7 +18,7 @@ from bot.turn.services import Services
 class ReportHandler(Handler):
     commands = frozenset({"report"})
 
-    async def check(self, turn: TurnContext) -> bool:
+    def check(self, turn: TurnContext) -> bool:
         command = turn.command_name
         if command == "report":
             return True

@@ -11,7 +11,7 @@ from bot.turn.handlers.emergency import answer_emergency, is_emergency
 
 
 class StaffDeskHandler(Handler):
-    async def check(self, turn: TurnContext) -> bool:
+    def check(self, turn: TurnContext) -> bool:
         return True  # the desk decides, from the message and the conversation's holder
 
     async def handle(self, turn: TurnContext) -> Outcome:

@@ -12,7 +12,7 @@ from bot.turn.handlers.base import Handler, Outcome
 class StatusHandler(Handler):
     commands = frozenset({"status"})
 
-    async def check(self, turn: TurnContext) -> bool:
+    def check(self, turn: TurnContext) -> bool:
         command = turn.command_name
         if command is not None:
             return command == "status"
