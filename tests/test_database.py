@@ -34,31 +34,42 @@ async def _conversation_id(runtime: Runtime, private_msg: Msg) -> int:
 
 async def _lines(runtime: Runtime, conversation_id: int) -> list[str]:
     async with runtime.db.unit_of_work() as uow:
-        return [m.text for m in await uow.repo.transcript(conversation_id)]
+        return [m.text for m in await uow.repo.conversations.transcript(conversation_id)]
 
 
 async def test_lines_and_touch_alone_are_written_at_commit(runtime: Runtime, private_msg: Msg) -> None:
     conv = await _conversation_id(runtime, private_msg)
     before = await _lines(runtime, conv)
     async with runtime.db.unit_of_work() as uow:
-        await uow.repo.add_transcript(conv, direction="in", author="resident", text="第一行", intent=None)
-        await uow.repo.add_transcript(
+        await uow.repo.conversations.add_transcript(
+            conv, direction="in", author="resident", text="第一行", intent=None
+        )
+        await uow.repo.conversations.add_transcript(
             conv, direction="out", author="bot", text="第二行", payload={"buttons": ["/confirm"]}
         )
-        await uow.repo.touch_conversation(conv, {"dialog": "appeal", "slots": {"description": "漏水"}})
-        await uow.repo.touch_conversation(conv, {"dialog": "appeal", "slots": {"description": "楼顶漏水"}})
+        await uow.repo.conversations.touch_conversation(
+            conv, {"dialog": "appeal", "slots": {"description": "漏水"}}
+        )
+        await uow.repo.conversations.touch_conversation(
+            conv, {"dialog": "appeal", "slots": {"description": "楼顶漏水"}}
+        )
         await uow.commit()
     assert await _lines(runtime, conv) == [*before, "第一行", "第二行"]
     async with runtime.db.unit_of_work() as uow:
         # The later touch of the same conversation wins.
-        assert await uow.repo.dialog_state(conv) == {"dialog": "appeal", "slots": {"description": "楼顶漏水"}}
-        line = (await uow.repo.transcript(conv))[-1]
+        assert await uow.repo.conversations.dialog_state(conv) == {
+            "dialog": "appeal",
+            "slots": {"description": "楼顶漏水"},
+        }
+        line = (await uow.repo.conversations.transcript(conv))[-1]
         assert line.payload == {"buttons": ["/confirm"]} and line.created_at.tzinfo is not None
     async with runtime.db.unit_of_work() as uow:
-        await uow.repo.touch_conversation(conv, None)  # no dialog: SQL NULL, as the column's type writes it
+        await uow.repo.conversations.touch_conversation(
+            conv, None
+        )  # no dialog: SQL NULL, as the column's type writes it
         await uow.commit()
     async with runtime.db.unit_of_work() as uow:
-        assert await uow.repo.dialog_state(conv) is None
+        assert await uow.repo.conversations.dialog_state(conv) is None
         assert await uow.session.scalar(
             text(f"SELECT dialog_state IS NULL FROM conversation WHERE id = {conv}")
         )
@@ -70,11 +81,11 @@ async def test_a_statement_in_between_writes_the_lines_first_and_once(
     conv = await _conversation_id(runtime, private_msg)
     before = await _lines(runtime, conv)
     async with runtime.db.unit_of_work() as uow:
-        await uow.repo.add_transcript(conv, direction="in", author="resident", text="先写的")
+        await uow.repo.conversations.add_transcript(conv, direction="in", author="resident", text="先写的")
         # A query sees the line (it is written just before the query, in the transaction) ...
-        assert [m.text for m in await uow.repo.transcript(conv)] == [*before, "先写的"]
-        await uow.repo.add_transcript(conv, direction="out", author="bot", text="后写的")
-        await uow.repo.touch_conversation(conv, {"dialog": "appeal"})
+        assert [m.text for m in await uow.repo.conversations.transcript(conv)] == [*before, "先写的"]
+        await uow.repo.conversations.add_transcript(conv, direction="out", author="bot", text="后写的")
+        await uow.repo.conversations.touch_conversation(conv, {"dialog": "appeal"})
         await uow.commit()
     # ... and every line is written once.
     assert await _lines(runtime, conv) == [*before, "先写的", "后写的"]
@@ -90,7 +101,7 @@ async def test_lines_go_with_the_orm_changes_of_their_unit_of_work(
         person = await uow.session.scalar(select(Person).limit(1))
         assert person is not None
         person.phone = "13800000000"
-        await uow.repo.add_transcript(conv, direction="in", author="resident", text="留个电话")
+        await uow.repo.conversations.add_transcript(conv, direction="in", author="resident", text="留个电话")
         await uow.commit()
     async with runtime.db.unit_of_work() as uow:
         assert await uow.session.scalar(select(Person.phone).where(Person.id == person.id)) == "13800000000"
@@ -101,24 +112,26 @@ async def test_nothing_is_written_without_a_commit(runtime: Runtime, private_msg
     conv = await _conversation_id(runtime, private_msg)
     before = await _lines(runtime, conv)
     async with runtime.db.unit_of_work() as uow:
-        await uow.repo.add_transcript(conv, direction="in", author="resident", text="不会写入")
-        await uow.repo.touch_conversation(conv, {"dialog": "appeal"})
+        await uow.repo.conversations.add_transcript(conv, direction="in", author="resident", text="不会写入")
+        await uow.repo.conversations.touch_conversation(conv, {"dialog": "appeal"})
     async with runtime.db.unit_of_work() as uow:
-        await uow.repo.add_transcript(conv, direction="in", author="resident", text="也不会写入")
-        await uow.repo.transcript(conv)  # written in the transaction ...
+        await uow.repo.conversations.add_transcript(
+            conv, direction="in", author="resident", text="也不会写入"
+        )
+        await uow.repo.conversations.transcript(conv)  # written in the transaction ...
         await uow.rollback()  # ... which is rolled back
         await uow.commit()  # a commit after the rollback has nothing left to write
     assert await _lines(runtime, conv) == before
     async with runtime.db.unit_of_work() as uow:
-        assert await uow.repo.dialog_state(conv) is None
+        assert await uow.repo.conversations.dialog_state(conv) is None
 
 
 async def _resident(runtime: Runtime, who: str = "filer") -> ConversationRef:
     async with runtime.db.unit_of_work() as uow:
-        person = await uow.repo.person_for("rest", who, "赵先生")
-        community = await uow.repo.community(runtime.settings.default_community)
-        chat = await uow.repo.chat("rest", who, "private", "", community.id, False)
-        conv = await uow.repo.conversation(f"rest:{who}:{who}", "rest", chat, person)
+        person = await uow.repo.people.person_for("rest", who, "赵先生")
+        community = await uow.repo.conversations.community(runtime.settings.default_community)
+        chat = await uow.repo.conversations.chat("rest", who, "private", "", community.id, False)
+        conv = await uow.repo.conversations.conversation(f"rest:{who}:{who}", "rest", chat, person)
         await uow.commit()
         return ConversationRef(conv.id, person.id, community.id, community.code, chat.id)
 
@@ -137,7 +150,7 @@ async def _file(
         contact_phone="13900000000",
     )
     async with runtime.db.unit_of_work() as uow:
-        filed, created = await uow.repo.create_appeal(
+        filed, created = await uow.repo.appeals.create_appeal(
             new, ref, public_id_prefix="HY", day=day, first_response_due_at=utcnow()
         )
         await uow.commit()
@@ -152,7 +165,7 @@ async def test_an_appeal_is_filed_once_per_dialog_with_its_event_and_outbox_row(
     second, _ = await _file(runtime, ref, "draft-2")
     assert second == "HY-20261123-0002", "the day's numbering goes on without a gap"
     async with runtime.db.unit_of_work() as uow:
-        appeal = await uow.repo.appeal_by_public_id(first)
+        appeal = await uow.repo.appeals.appeal_by_public_id(first)
         assert appeal is not None
         events = (
             await uow.session.scalars(select(AppealEvent).where(AppealEvent.appeal_id == appeal.id))

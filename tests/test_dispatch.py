@@ -332,7 +332,7 @@ async def test_a_rebound_group_chat_is_answered_for_its_new_community(
     first = await runtime.dispatcher.handle(group_msg(ask, mention=True, message_id="rebind-1"))
     assert "物业服务中心" in first[0].text  # demo has a property company
     async with runtime.db.unit_of_work() as uow:
-        laoyuan = await uow.repo.community("laoyuan")
+        laoyuan = await uow.repo.conversations.community("laoyuan")
         await uow.session.execute(
             update(Chat).where(Chat.external_id == GROUP).values(community_id=laoyuan.id)
         )

@@ -204,7 +204,7 @@ async def join(
     community's (a supporter's status updates would reach across communities). Safe to repeat: a second
     join of the same resident adds nothing and queues nothing.
     """
-    found = await repo.appeal_by_public_id(public_id)
+    found = await repo.appeals.appeal_by_public_id(public_id)
     if found is None or found.community_id != community_id:
         return Joined(None, False)
     appeal = await lock_appeal(repo.session, found.id)

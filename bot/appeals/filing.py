@@ -36,7 +36,7 @@ class AppealFiling:
         ``note`` are the first status event's (default: the reporter, through huiyin).
         """
         now = datetime.now(self._tz)
-        appeal, created = await repo.create_appeal(
+        appeal, created = await repo.appeals.create_appeal(
             new,
             ref,
             public_id_prefix=self.settings.appeal_id_prefix,

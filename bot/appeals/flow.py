@@ -137,7 +137,7 @@ class FollowUp:
         await self.store.redis.delete(key)
         if word in SKIP_WORDS:
             return Handled([Prompt(self.words.get("rating.comment_skipped"))], state)
-        found_appeal = await repo.appeal_by_public_id(str(pending))
+        found_appeal = await repo.appeals.appeal_by_public_id(str(pending))
         if found_appeal is None:
             return None
         await rating.comment(repo.session, found_appeal.id, ref.person_id, text, words=self.words)

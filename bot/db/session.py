@@ -207,6 +207,9 @@ class UnitOfWork:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.repo = Repository(session)
+        self.conversations = self.repo.conversations
+        self.people = self.repo.people
+        self.appeals = self.repo.appeals
 
     async def commit(self) -> None:
         await commit(self.session)

@@ -526,7 +526,7 @@ class HandoffDesk:
         await self.redis.set(held_marker(address.key), str(handoff.id))
         name = await staff_name(session, staff_person_id)
         joined = self.words.get("handoff.joined", name=name)
-        await Repository(session).add_transcript(
+        await Repository(session).conversations.add_transcript(
             conversation_id, direction="out", author="bot", text=joined, payload={"event": "joined"}
         )
         audit(
@@ -570,7 +570,7 @@ class HandoffDesk:
             community=community.name if community else "社区",
         )
         handoff.last_activity_at = utcnow()
-        await Repository(session).add_transcript(
+        await Repository(session).conversations.add_transcript(
             conversation_id,
             direction="out",
             author="staff",
@@ -670,7 +670,7 @@ class HandoffDesk:
             name = await staff_name(session, holder_id) if holder_id else "工作人员"
             key = "handoff.auto_left" if reason == "auto" else "handoff.left"
             left = self.words.get(key, name=name, bot_name=self.settings.bot_name)
-            await Repository(session).add_transcript(
+            await Repository(session).conversations.add_transcript(
                 conversation_id, direction="out", author="bot", text=left, payload={"event": reason}
             )
             notices.append(address.notice(left))

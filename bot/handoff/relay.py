@@ -280,7 +280,7 @@ class Relay:
             community_code=str(draft["community_code"]),
         )
         now = datetime.now(self._tz)
-        appeal, _created = await Repository(session).create_appeal(
+        appeal, _created = await Repository(session).appeals.create_appeal(
             new,
             appeal_ref,
             public_id_prefix=self.settings.appeal_id_prefix,

@@ -75,9 +75,9 @@ class Etiquette:
         group chatter)."""
         settings = self.services.settings
         async with self.db.unit_of_work() as uow:
-            chat = await uow.repo.find_chat(message.platform.value, message.chat_id)
+            chat = await uow.repo.conversations.find_chat(message.platform.value, message.chat_id)
             listen = chat.listen if chat else settings.group_listen_default
-            community = await uow.repo.community_code(chat.community_id) if chat else None
+            community = await uow.repo.conversations.community_code(chat.community_id) if chat else None
         cached = {"listen": "1" if listen else "0", "community": community or settings.default_community}
         await self.services.store.set_chat_settings(message.platform, message.chat_id, cached)
         return cached

@@ -163,7 +163,7 @@ class TurnPipeline:
     async def _recorded_replies(self, message: IncomingMessage, key: ConversationKey) -> list[Reply] | None:
         """The replies recorded in the transcript for ``message``, or None if it was never handled."""
         async with self.db.unit_of_work() as uow:
-            recorded = await uow.repo.recorded_replies(key.part, message.message_id)
+            recorded = await uow.repo.conversations.recorded_replies(key.part, message.message_id)
         return None if recorded is None else [Reply.from_dict(r) for r in recorded]
 
     # --- stages 3 to 5: one turn, under the conversation lock, in one transaction -----------------------
@@ -182,7 +182,7 @@ class TurnPipeline:
         async with self.db.unit_of_work() as uow:
             repo = uow.repo
             ref = await self.refs.resolve(repo, message, key, created)
-            await repo.add_transcript(
+            await repo.conversations.add_transcript(
                 ref.conversation_id,
                 direction="in",
                 author="resident",
@@ -195,7 +195,7 @@ class TurnPipeline:
                 else None,
             )
             if not probes.state_known:  # Redis lost its data since start-up: the durable copy
-                state = await repo.dialog_state(ref.conversation_id)
+                state = await repo.conversations.dialog_state(ref.conversation_id)
             turn = TurnContext(
                 message=message,
                 key=key,
@@ -214,7 +214,7 @@ class TurnPipeline:
             moved = out.private_state is not None and private_key != key
             if moved:
                 private_ref = await self.refs.resolve_private(repo, message, ref, created)
-                await repo.touch_conversation(private_ref.conversation_id, out.private_state)
+                await repo.conversations.touch_conversation(private_ref.conversation_id, out.private_state)
             replies = [to_reply(message, p) for p in out.prompts]
             for i, reply in enumerate(replies):
                 payload: dict[str, Any] = {
@@ -223,9 +223,9 @@ class TurnPipeline:
                 }
                 if i == 0:
                     # The turn's whole answer, under the message's id: a redelivery after Redis lost
-                    # its dedup record is answered from here (Repository.recorded_replies).
+                    # its dedup record is answered from here (ConversationRepository.recorded_replies).
                     payload["replies"] = [r.to_dict() for r in replies]
-                await repo.add_transcript(
+                await repo.conversations.add_transcript(
                     ref.conversation_id,
                     direction="out",
                     author="bot",
@@ -234,7 +234,7 @@ class TurnPipeline:
                     payload=payload,
                 )
             # After the transcript rows: its autoflush writes them all (in and out) in one INSERT.
-            await repo.touch_conversation(ref.conversation_id, out.state)
+            await repo.conversations.touch_conversation(ref.conversation_id, out.state)
             await uow.commit()
             self.metrics.turn(message, turn.verdict.value, state, out.state or out.private_state)
         self.refs.remember(created, chat_changed=message if out.chat_changed else None)

@@ -39,13 +39,13 @@ class ConversationRefs:
         if cached is not None:
             return cached
         settings = self.services.settings
-        existing = await repo.find_chat(message.platform.value, message.chat_id)
+        existing = await repo.conversations.find_chat(message.platform.value, message.chat_id)
         code = settings.default_community
         if existing is not None:
-            code = await repo.community_code(existing.community_id) or code
-        community = await repo.community(code, self.services.community_name(code))
-        person = await repo.person_for(message.platform.value, message.sender_id, message.sender_name)
-        chat = existing or await repo.chat(
+            code = await repo.conversations.community_code(existing.community_id) or code
+        community = await repo.conversations.community(code, self.services.community_name(code))
+        person = await repo.people.person_for(message.platform.value, message.sender_id, message.sender_name)
+        chat = existing or await repo.conversations.chat(
             message.platform.value,
             message.chat_id,
             message.chat_type.value,
@@ -53,7 +53,7 @@ class ConversationRefs:
             community.id,
             settings.group_listen_default if message.is_group else False,
         )
-        conv = await repo.conversation(key.part, message.platform.value, chat, person)
+        conv = await repo.conversations.conversation(key.part, message.platform.value, chat, person)
         ref = ConversationRef(conv.id, person.id, chat.community_id, code, chat.id, chat.purpose)
         created[key.part] = ref
         return ref
@@ -70,12 +70,12 @@ class ConversationRefs:
         cached = self._cached(key)
         if cached is not None:
             return cached
-        person = await repo.person(ref.person_id)
+        person = await repo.people.person(ref.person_id)
         assert person is not None
-        chat = await repo.chat(
+        chat = await repo.conversations.chat(
             message.platform.value, key.chat_id, ChatType.PRIVATE.value, "", ref.community_id, False
         )
-        conv = await repo.conversation(key.part, message.platform.value, chat, person)
+        conv = await repo.conversations.conversation(key.part, message.platform.value, chat, person)
         private_ref = ConversationRef(
             conv.id, person.id, chat.community_id, ref.community_code, chat.id, chat.purpose
         )

@@ -36,14 +36,14 @@ async def until_offer(rt: Runtime, text: str, who: str, name: str = "居民") ->
 async def in_other_community(rt: Runtime, who: str) -> None:
     """``who``'s private chat belongs to the community 老园 (as ``huiyin admin bind-chat`` makes it)."""
     async with rt.db.unit_of_work() as uow:
-        other = await uow.repo.community("laoyuan", "老园社区")
-        await uow.repo.chat("rest", who, "private", "", other.id, False)
+        other = await uow.repo.conversations.community("laoyuan", "老园社区")
+        await uow.repo.conversations.chat("rest", who, "private", "", other.id, False)
         await uow.commit()
 
 
 async def set_status(rt: Runtime, public_id: str, status: AppealStatus, note: str = "") -> None:
     async with rt.db.unit_of_work() as uow:
-        found = await uow.repo.appeal_by_public_id(public_id)
+        found = await uow.repo.appeals.appeal_by_public_id(public_id)
         assert found is not None
         locked = await lock_appeal(uow.session, found.id)
         assert locked is not None
@@ -55,7 +55,7 @@ async def set_status(rt: Runtime, public_id: str, status: AppealStatus, note: st
 
 async def person_id(rt: Runtime, who: str) -> int:
     async with rt.db.unit_of_work() as uow:
-        return (await uow.repo.person_for("rest", who, "")).id
+        return (await uow.repo.people.person_for("rest", who, "")).id
 
 
 async def test_only_the_offered_open_appeal_of_the_community_can_be_joined(make_runtime: MakeRuntime) -> None:

@@ -33,7 +33,7 @@ async def test_a_neighbours_phone_in_the_description_is_not_the_contact(runtime:
     async with runtime.db.unit_of_work() as uow:
         [appeal] = (await uow.session.execute(select(Appeal))).scalars().all()
         assert appeal.contact_phone is None and NEIGHBOUR in appeal.description
-        assert await uow.repo.saved_phone(appeal.reporter_id) is None, "not remembered as hers either"
+        assert await uow.repo.people.saved_phone(appeal.reporter_id) is None, "not remembered as hers either"
 
 
 async def test_the_group_sees_the_description_masked(runtime: Runtime) -> None:

@@ -121,10 +121,14 @@ async def file_many(rt: Runtime, count: int, prefix: str = "r") -> list[str]:
     ids = []
     for i in range(count):
         async with rt.db.unit_of_work() as uow:
-            person = await uow.repo.person_for("rest", f"{prefix}{i}", f"居民{i}")
-            community = await uow.repo.community(rt.settings.default_community)
-            chat = await uow.repo.chat("rest", f"{prefix}{i}", "private", "", community.id, False)
-            conv = await uow.repo.conversation(f"rest:{prefix}{i}:{prefix}{i}", "rest", chat, person)
+            person = await uow.repo.people.person_for("rest", f"{prefix}{i}", f"居民{i}")
+            community = await uow.repo.conversations.community(rt.settings.default_community)
+            chat = await uow.repo.conversations.chat(
+                "rest", f"{prefix}{i}", "private", "", community.id, False
+            )
+            conv = await uow.repo.conversations.conversation(
+                f"rest:{prefix}{i}:{prefix}{i}", "rest", chat, person
+            )
             ref = ConversationRef(conv.id, person.id, community.id, community.code, chat.id)
             new = NewAppeal(
                 draft_key=uuid.uuid4().hex,
@@ -136,7 +140,7 @@ async def file_many(rt: Runtime, count: int, prefix: str = "r") -> list[str]:
                 unit=str(i % 4 + 1),
                 category="repairs",
             )
-            created, _ = await uow.repo.create_appeal(
+            created, _ = await uow.repo.appeals.create_appeal(
                 new,
                 ref,
                 public_id_prefix=rt.settings.appeal_id_prefix,
@@ -158,7 +162,7 @@ async def pending_rows(rt: Runtime, *, backend_only: bool = True) -> int:
 
 async def appeal(rt: Runtime, public_id: str) -> Appeal:
     async with rt.db.unit_of_work() as uow:
-        found = await uow.repo.appeal_by_public_id(public_id)
+        found = await uow.repo.appeals.appeal_by_public_id(public_id)
         assert found is not None
         return found
 

@@ -127,7 +127,7 @@ async def test_overdue_first_responses_are_flagged_once(make_runtime: MakeRuntim
     fresh = await file_appeal(rt, "8栋1单元电梯坏了", who="b")
     if answered:
         async with rt.db.unit_of_work() as uow:
-            a = await uow.repo.appeal_by_public_id(late)
+            a = await uow.repo.appeals.appeal_by_public_id(late)
             assert a is not None
             a.first_responded_at = utcnow()
             a.status = AppealStatus.ACCEPTED.value

@@ -129,7 +129,7 @@ async def test_the_relaying_building_leader_and_supporters_hear_too(loop: Loop) 
     await rt.dispatcher.handle(private("你好", who="leader", name="周楼长"))  # the leader is known
     public_id = await file_appeal(rt, "9栋1单元电梯坏了，困了好几次", who="qian", name="钱阿姨")
     async with rt.db.unit_of_work() as uow:
-        leader = await uow.repo.person_for("rest", "leader", "周楼长")
+        leader = await uow.repo.people.person_for("rest", "leader", "周楼长")
         found = (await uow.session.execute(select(Appeal).where(Appeal.public_id == public_id))).scalar_one()
         found.relayed_by_id = leader.id
         await uow.commit()
@@ -159,7 +159,7 @@ async def test_notifications_are_kept_until_a_process_can_send_them(
     rest_only_forwarder = Forwarder(rt.db, rt.settings)  # no senders: backend rows only
     await rest_only_forwarder.drain(10)
     async with rt.db.unit_of_work() as uow:
-        a = await uow.repo.appeal_by_public_id(public_id)
+        a = await uow.repo.appeals.appeal_by_public_id(public_id)
         assert a is not None
         from bot.appeals.status import change_status, lock_appeal
         from bot.dialog.spec import load_bundle

@@ -131,7 +131,7 @@ async def file_from_form(services: Services, turn: TurnContext, state: dict[str,
         out.say(words.get("appeal.already_created", public_id=appeal.public_id))
         return
     if new.contact_phone:
-        await turn.repo.set_phone(turn.ref.person_id, new.contact_phone)
+        await turn.repo.people.set_phone(turn.ref.person_id, new.contact_phone)
     party = meta.get("party_name")
     out.say(
         words.get(

@@ -25,7 +25,7 @@ class ListenHandler(Handler):
         if not await self._may_change_group_settings(turn):
             out.say(words.get("listen.not_allowed"))
             return Outcome.DONE
-        chat = await turn.repo.find_chat(message.platform.value, message.chat_id)
+        chat = await turn.repo.conversations.find_chat(message.platform.value, message.chat_id)
         assert chat is not None
         chat.listen = arg == "on"
         await self.services.store.set_chat_settings(
@@ -38,7 +38,7 @@ class ListenHandler(Handler):
 
     @staticmethod
     async def _may_change_group_settings(turn: TurnContext) -> bool:
-        roles = await turn.repo.roles_of(turn.ref.person_id, turn.ref.community_id)
+        roles = await turn.repo.people.roles_of(turn.ref.person_id, turn.ref.community_id)
         if set(IN_CHARGE) & roles.keys():
             return True
-        return not await turn.repo.anyone_holds(turn.ref.community_id, IN_CHARGE)
+        return not await turn.repo.people.anyone_holds(turn.ref.community_id, IN_CHARGE)

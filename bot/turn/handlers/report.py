@@ -34,7 +34,7 @@ class ReportHandler(Handler):
         if not arg:
             # The "帮我登记这个问题" button under an answer: the question is the description.
             arg = (
-                await turn.repo.recent_question(
+                await turn.repo.conversations.recent_question(
                     turn.ref.conversation_id, exclude_message_id=turn.message.message_id
                 )
                 or ""
@@ -50,7 +50,7 @@ async def start_appeal(services: Services, turn: TurnContext, *, arg: str | None
     if arg is not None:
         message = replace(message, text=arg)
         u = _entities_only(u, arg)
-    saved_phone = await turn.repo.saved_phone(turn.ref.person_id)
+    saved_phone = await turn.repo.people.saved_phone(turn.ref.person_id)
     ctx = replace(turn.prompt_context, saved_phone=saved_phone)
     step = services.engine.start("appeal", u, message, ctx)
     state = step.state

@@ -28,7 +28,7 @@ class StatusHandler(Handler):
         if asked is not None:  # "/status HY-…": that appeal, when the resident is connected to it
             out.say(await services.follow_up.status_of(turn.repo, turn.ref, asked.value), private=private)
             return Outcome.DONE
-        appeals = await turn.repo.appeals_of(turn.ref.person_id)
+        appeals = await turn.repo.appeals.appeals_of(turn.ref.person_id)
         if not appeals:
             out.say(words.get("status.none", bot_name=services.settings.bot_name), private=private)
             return Outcome.DONE
