@@ -6,7 +6,7 @@ caller to carry out (``create_appeal`` on confirmation). It touches no database,
 is what lets one engine serve every channel and makes it cheap to test.
 
 What it handles for every dialog: cancel at any step, corrections ("不对，是4栋"), an interrupting
-question (returned as ``interrupted`` so the dispatcher can answer it and then call :meth:`resume`),
+question (returned as ``interrupted`` so that the turn answers it and then calls :meth:`resume`),
 optional slots, private-only slots (``move_private``), editing from the summary, and idle expiry.
 """
 
@@ -17,33 +17,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.dialog.prompts import DialogPrompts, Prompt, PromptContext
 from bot.dialog.slots import INTERRUPTING_INTENTS, SKIP, SLOT_TYPES, Parsed, SlotContext, bare, is_skip
-from bot.dialog.spec import ButtonSpec, DialogBundle, DialogSpec, StateSpec
-from bot.message import Button, IncomingMessage
+from bot.dialog.spec import DialogBundle, DialogSpec, Responses, StateSpec
+from bot.message import IncomingMessage
 from bot.nlu.base import Understanding
 
 # An interrupting question must be understood at least this surely to take precedence over lenient
 # free-text answers (a place described in words).
 INTERRUPT_CONFIDENCE = 0.6
-
-
-@dataclass(frozen=True, slots=True)
-class PromptContext:
-    """What the dialog's wording needs to know about the conversation it is rendered for."""
-
-    bot_name: str
-    in_group: bool
-    sender_name: str = ""
-    chat_title: str = ""
-    saved_phone: str | None = None
-    party: str | None = None  # who is likely responsible, for the summary ("物业服务企业")
-
-
-@dataclass(frozen=True, slots=True)
-class Prompt:
-    text: str
-    buttons: tuple[Button, ...] = ()
-    private: bool = False  # send privately to the resident rather than into the chat
 
 
 @dataclass(slots=True)
@@ -61,8 +43,8 @@ class DialogEngine:
     def __init__(self, bundle: DialogBundle) -> None:
         self.bundle = bundle
         self.words = bundle.responses
+        self.prompts = DialogPrompts(bundle)
 
-    # --- entry points ----------------------------------------------------------------------------------
     def start(self, name: str, u: Understanding, message: IncomingMessage, ctx: PromptContext) -> Turn:
         """Begin dialog ``name``, filling whatever the first message already says."""
         spec = self.bundle.dialogs[name]
@@ -85,9 +67,7 @@ class DialogEngine:
             "misses": 0,
         }
         for slot in spec.slots.values():
-            value = SLOT_TYPES[slot.type].prefill(
-                u, message, self._slot_ctx(spec, slot.name, ctx, explicit=False)
-            )
+            value = SLOT_TYPES[slot.type].prefill(u, message, _slot_ctx(spec, slot.name, ctx, explicit=False))
             if value:
                 state["slots"][slot.name] = value
         return self._enter(spec, state, spec.start, ctx, Turn())
@@ -104,7 +84,7 @@ class DialogEngine:
 
         # An optional slot's "不用了" means "skip this", not "cancel the whole appeal".
         if slot_spec is not None and slot_spec.optional:
-            sctx = self._slot_ctx(spec, slot_spec.name, ctx)
+            sctx = _slot_ctx(spec, slot_spec.name, ctx)
             if is_skip(u, message, sctx) or bare(text).removesuffix("了") in sctx.skip_words:
                 return self._fill(spec, state, slot_spec.name, SKIP, ctx)
         if self.is_cancel(text):
@@ -116,25 +96,22 @@ class DialogEngine:
         correction = self._correction(spec, state, u, message, ctx, exclude=slot_spec.name)
         if correction is not None:
             return correction
-        parsed = SLOT_TYPES[slot_spec.type].parse(u, message, self._slot_ctx(spec, slot_spec.name, ctx))
-        if parsed.ok and (parsed.strong or not self._interrupting(u)):
+        parsed = SLOT_TYPES[slot_spec.type].parse(u, message, _slot_ctx(spec, slot_spec.name, ctx))
+        if parsed.ok and (parsed.strong or not _interrupting(u)):
             state = self._prefill_others(spec, state, slot_spec.name, u, message, ctx)
             return self._fill(spec, state, slot_spec.name, parsed.value, ctx)
-        if self._interrupting(u):
+        if _interrupting(u):
             return Turn(state=state, interrupted=True)
         state["misses"] = int(state.get("misses", 0)) + 1
-        return Turn(prompts=[self._prompt(spec, st, state, ctx, key=st.invalid)], state=state)
+        return Turn(prompts=[self.prompts.prompt(spec, st, state, ctx, key=st.invalid)], state=state)
 
     def resume(self, state: dict[str, Any], ctx: PromptContext) -> Prompt:
         """The current question again, introduced as a continuation (after an interrupting question)."""
-        spec = self.bundle.dialogs[state["dialog"]]
-        st = spec.state(state["state"])
-        prompt = self._prompt(spec, st, state, ctx)
-        return Prompt(self.words.get("appeal.resume", prompt=prompt.text), prompt.buttons, prompt.private)
+        return self.prompts.resume(state, ctx)
 
     def current_prompt(self, state: dict[str, Any], ctx: PromptContext) -> Prompt:
-        spec = self.bundle.dialogs[state["dialog"]]
-        return self._prompt(spec, spec.state(state["state"]), state, ctx)
+        """The current question of a running dialog (rendered again once the context changed)."""
+        return self.prompts.current_prompt(state, ctx)
 
     def is_cancel(self, text: str) -> bool:
         if text.strip() == "/cancel":
@@ -146,24 +123,6 @@ class DialogEngine:
     @staticmethod
     def expired(state: dict[str, Any], timeout_s: float, now: float | None = None) -> bool:
         return (now or time.time()) - float(state.get("updated_at", 0)) > timeout_s
-
-    def slot_display(self, state: dict[str, Any], slot: str, *, private: bool) -> str:
-        spec = self.bundle.dialogs[state["dialog"]]
-        value = state["slots"].get(slot)
-        if not value:
-            return self.words.get("appeal.no_contact" if slot == "contact" else "appeal.no_photo")
-        return SLOT_TYPES[spec.slots[slot].type].display(value, private=private, words=self.words)
-
-    # --- internals -------------------------------------------------------------------------------------
-    def _slot_ctx(
-        self, spec: DialogSpec, slot: str, ctx: PromptContext, *, explicit: bool = True
-    ) -> SlotContext:
-        return SlotContext(
-            options=spec.slots[slot].options,
-            skip_words=spec.skip_words,
-            saved_phone=ctx.saved_phone,
-            explicit=explicit,
-        )
 
     def _prefill_others(
         self,
@@ -177,19 +136,12 @@ class DialogEngine:
         """An answer may say more than was asked ("楼道的灯不亮了" also says where): keep it."""
         slots = dict(state["slots"])
         for name, slot in spec.slots.items():
-            if name == current or self._done(state, name):
+            if name == current or _done(state, name):
                 continue
-            value = SLOT_TYPES[slot.type].prefill(u, message, self._slot_ctx(spec, name, ctx, explicit=False))
+            value = SLOT_TYPES[slot.type].prefill(u, message, _slot_ctx(spec, name, ctx, explicit=False))
             if value:
                 slots[name] = value
         return {**state, "slots": slots}
-
-    @staticmethod
-    def _interrupting(u: Understanding) -> bool:
-        return u.intent.name in INTERRUPTING_INTENTS and u.intent.confidence >= INTERRUPT_CONFIDENCE
-
-    def _done(self, state: dict[str, Any], slot: str) -> bool:
-        return bool(state["slots"].get(slot)) or slot in state["skipped"]
 
     def _fill(
         self, spec: DialogSpec, state: dict[str, Any], slot: str, value: Any, ctx: PromptContext
@@ -204,7 +156,7 @@ class DialogEngine:
             state["skipped"] = [s for s in state["skipped"] if s != slot]
         target: str | None
         if state.pop("return_to_confirm", False):
-            target = self._confirm_state(spec)
+            target = _confirm_state(spec)
         else:
             target = spec.state(state["state"]).next
         if target is None:
@@ -216,49 +168,19 @@ class DialogEngine:
     ) -> Turn:
         """Move to state ``name``, skipping states whose slot is already filled, and ask its question."""
         st = spec.state(name)
-        while st.ask is not None and self._done(state, st.ask) and st.next is not None:
+        while st.ask is not None and _done(state, st.ask) and st.next is not None:
             st = spec.state(st.next)
         state["state"] = st.name
         if st.private and ctx.in_group:
             turn.move_private = True
             turn.prompts.append(Prompt(self.words.get("appeal.moved_private")))
             intro = self.words.get("appeal.private_intro", chat_title=ctx.chat_title or "群聊")
-            prompt = self._prompt(spec, st, state, ctx)
+            prompt = self.prompts.prompt(spec, st, state, ctx)
             turn.prompts.append(Prompt(f"{intro}\n{prompt.text}", prompt.buttons, private=True))
         else:
-            turn.prompts.append(self._prompt(spec, st, state, ctx))
+            turn.prompts.append(self.prompts.prompt(spec, st, state, ctx))
         turn.state = state
         return turn
-
-    def _confirm_state(self, spec: DialogSpec) -> str:
-        return next(s.name for s in spec.states.values() if s.confirm)
-
-    def _buttons(self, specs: tuple[ButtonSpec, ...], ctx: PromptContext) -> tuple[Button, ...]:
-        flags = {"saved_phone": bool(ctx.saved_phone)}
-        return tuple(Button(b.title, b.payload) for b in specs if b.when is None or flags.get(b.when, False))
-
-    def _prompt(
-        self,
-        spec: DialogSpec,
-        st: StateSpec,
-        state: dict[str, Any],
-        ctx: PromptContext,
-        *,
-        key: str | None = None,
-    ) -> Prompt:
-        key = key if key is not None else st.prompt
-        private = st.private or not ctx.in_group
-        if st.confirm:
-            values = {name: self.slot_display(state, name, private=private) for name in spec.slots}
-            party_line = self.words.get("appeal.summary_party", party=ctx.party) if ctx.party else ""
-            text = self.words.get(key, party_line=party_line, **values)
-        elif key == "appeal.ask_contact" and ctx.saved_phone:
-            from bot.dialog.slots import mask_phone
-
-            text = self.words.get("appeal.ask_contact_saved", phone_masked=mask_phone(ctx.saved_phone))
-        else:
-            text = self.words.get(key, bot_name=ctx.bot_name)
-        return Prompt(text, self._buttons(st.buttons, ctx), private=st.private and ctx.in_group)
 
     def _correction(
         self,
@@ -279,7 +201,7 @@ class DialogEngine:
                 continue
             # Explicit: the slot is filled, so the resident answered its question before and now corrects
             # that answer ("不对，电话是139…"). Lenient free text is never strong, so it corrects nothing.
-            parsed = SLOT_TYPES[slot.type].parse(u, message, self._slot_ctx(spec, name, ctx))
+            parsed = SLOT_TYPES[slot.type].parse(u, message, _slot_ctx(spec, name, ctx))
             if parsed.ok and parsed.strong and parsed.value is not SKIP:
                 return self._apply_correction(spec, state, name, parsed, ctx)
         return None
@@ -301,7 +223,7 @@ class DialogEngine:
         st = spec.state(state["state"])
         turn = Turn(state=state)
         turn.prompts.append(Prompt(self.words.get("appeal.corrected", slot=label, value=shown)))
-        turn.prompts.append(self._prompt(spec, st, state, ctx))
+        turn.prompts.append(self.prompts.prompt(spec, st, state, ctx))
         return turn
 
     def _confirm_step(
@@ -322,11 +244,14 @@ class DialogEngine:
             state["editing"] = True
             return Turn(
                 prompts=[
-                    Prompt(self.words.get(st.edit_prompt or st.prompt), self._buttons(st.edit_buttons, ctx))
+                    Prompt(
+                        self.words.get(st.edit_prompt or st.prompt),
+                        self.prompts.buttons(st.edit_buttons, ctx),
+                    )
                 ],
                 state=state,
             )
-        target = self._edit_target(spec, text, b)
+        target = _edit_target(self.words, spec, text, b)
         if target is not None:
             state.pop("editing", None)
             state["return_to_confirm"] = True
@@ -336,21 +261,11 @@ class DialogEngine:
         if correction is not None:
             return correction
         if state.get("editing"):
-            return Turn(prompts=[Prompt(self.words.get("appeal.edit_invalid"), self._buttons(st.edit_buttons, ctx))],
+            return Turn(prompts=[Prompt(self.words.get("appeal.edit_invalid"), self.prompts.buttons(st.edit_buttons, ctx))],
                         state=state)  # fmt: skip
-        if self._interrupting(u):
+        if _interrupting(u):
             return Turn(state=state, interrupted=True)
-        return Turn(prompts=[self._prompt(spec, st, state, ctx, key=st.invalid)], state=state)
-
-    def _edit_target(self, spec: DialogSpec, text: str, b: str) -> str | None:
-        if text.startswith("/edit "):
-            name = text.removeprefix("/edit ").strip()
-            return name if name in spec.slots else None
-        for name in spec.slots:
-            label = self.words.get(f"appeal.slot_names.{name}")
-            if b in {label, f"改{label}", f"修改{label}"}:
-                return name
-        return None
+        return Turn(prompts=[self.prompts.prompt(spec, st, state, ctx, key=st.invalid)], state=state)
 
     def _enter_exact(
         self, spec: DialogSpec, state: dict[str, Any], st: StateSpec, ctx: PromptContext
@@ -361,5 +276,40 @@ class DialogEngine:
         if st.private and ctx.in_group:
             turn.move_private = True
             turn.prompts.append(Prompt(self.words.get("appeal.moved_private")))
-        turn.prompts.append(self._prompt(spec, st, state, ctx))
+        turn.prompts.append(self.prompts.prompt(spec, st, state, ctx))
         return turn
+
+
+def _slot_ctx(spec: DialogSpec, slot: str, ctx: PromptContext, *, explicit: bool = True) -> SlotContext:
+    return SlotContext(
+        options=spec.slots[slot].options,
+        skip_words=spec.skip_words,
+        saved_phone=ctx.saved_phone,
+        explicit=explicit,
+    )
+
+
+def _interrupting(u: Understanding) -> bool:
+    return u.intent.name in INTERRUPTING_INTENTS and u.intent.confidence >= INTERRUPT_CONFIDENCE
+
+
+def _done(state: dict[str, Any], slot: str) -> bool:
+    return bool(state["slots"].get(slot)) or slot in state["skipped"]
+
+
+def _confirm_state(spec: DialogSpec) -> str:
+    return next(s.name for s in spec.states.values() if s.confirm)
+
+
+def _edit_target(words: Responses, spec: DialogSpec, text: str, b: str) -> str | None:
+    if text.startswith("/edit "):
+        name = text.removeprefix("/edit ").strip()
+        return name if name in spec.slots else None
+    for name in spec.slots:
+        label = words.get(f"appeal.slot_names.{name}")
+        if b in {label, f"改{label}", f"修改{label}"}:
+            return name
+    return None
+
+
+__all__ = ["DialogEngine", "Prompt", "PromptContext", "Turn"]
