@@ -28,13 +28,14 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 
 from bot.appeals.flow import FollowUp
+from bot.db.conversations import NOT_UNDERSTOOD
 from bot.db.models import AppealStatus, RoleGrant
 from bot.db.repository import ConversationRef, NewAppeal, Repository
 from bot.db.session import Database
 from bot.dialog.engine import DialogEngine, Prompt, Turn, TurnContext
 from bot.dialog.slots import bare, mask_personal
 from bot.dialog.spec import DialogBundle
-from bot.handoff import HandoffDesk, Verdict
+from bot.handoff import HandoffDesk, TurnHooks, Verdict
 from bot.handoff.desk import HELD_COMPLETE, held_marker
 from bot.message import Button, ChatType, IncomingMessage, Reply, Target
 from bot.metrics import Metrics
@@ -69,6 +70,7 @@ class _TurnOutput:
     intent: str | None = None
     handoff: str | None = None  # this turn asks for staff: asked | emergency (see bot/handoff)
     not_understood: bool = False
+    not_understood_at: int | None = None  # index in prompts of the "not understood" line, if any
     chat_changed: bool = False  # a staff command rebound the chat (see bot/handoff/commands.py)
 
     def say(self, text: str, buttons: tuple[Button, ...] = (), *, private: bool = False) -> None:
@@ -112,6 +114,7 @@ class Dispatcher:
         self.handoff = HandoffDesk(
             settings=settings, store=store, kb=kb, words=self.words, metrics=self.metrics
         )
+        self.handoff_hooks = TurnHooks(self.handoff)
         self.follow_up = FollowUp(
             settings=settings,
             store=store,
@@ -277,12 +280,14 @@ class Dispatcher:
                 state = await repo.dialog_state(ref.conversation_id)
             out = _TurnOutput(state=state, intent=u.intent.name.value)
             # Staff commands, invites, building leaders' relays, conversations staff hold: bot/handoff.
-            verdict = await self.handoff.intercept(repo, ref, message, u, out, maybe_held=hints.maybe_held)
+            verdict = await self.handoff_hooks.intercept(
+                repo, ref, message, u, out, maybe_held=hints.maybe_held
+            )
             if verdict is Verdict.HELD and self._is_emergency(u, ref):
                 await self._emergency(ref, u, out)  # safety first, even while staff hold it
             elif verdict is Verdict.PASS:
                 await self._turn(repo, ref, message, u, out, hints)
-                await self.handoff.after_turn(repo, ref, message, out)
+                await self.handoff_hooks.after_turn(repo, ref, message, out)
 
             private_key = private_key_for(message)
             moved = out.private_state is not None and private_key != key
@@ -299,6 +304,8 @@ class Dispatcher:
                     # The turn's whole answer, under the message's id: a redelivery after Redis lost
                     # its dedup record is answered from here (Repository.recorded_replies).
                     payload["replies"] = [r.to_dict() for r in replies]
+                if i == out.not_understood_at:
+                    payload[NOT_UNDERSTOOD] = True  # counted by the handoff desk's failures in a row
                 await repo.add_transcript(
                     ref.conversation_id,
                     direction="out",
@@ -702,6 +709,7 @@ class Dispatcher:
         return True
 
     def _not_understood(self, out: _TurnOutput) -> None:
+        out.not_understood_at = len(out.prompts)
         out.say(self.words.get("not_understood"))
         out.not_understood = True  # repeated failures queue the conversation for staff (bot/handoff)
 
