@@ -8,7 +8,11 @@ the two modules one unit that cannot be understood, tested or replaced apart.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bot", "integrations")
@@ -104,3 +108,16 @@ def test_no_import_cycles_in_bot_and_integrations() -> None:
     assert "bot.handoff.desk" in modules
     graph = {name: _imports(name, path, is_package, modules) for name, (path, is_package) in modules.items()}
     assert _cycles(graph) == []
+
+
+# The modules that import one another (each imported on its own costs an interpreter start).
+HANDOFF_MODULES = ["bot.handoff.desk", "bot.handoff.commands", "bot.handoff.relay", "bot.handoff.hooks"]
+
+
+@pytest.mark.parametrize("module", HANDOFF_MODULES)
+def test_each_handoff_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
+    """Whichever module of the package is imported first, it imports (no order the package relies on)."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
