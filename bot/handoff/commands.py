@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import re
 from datetime import tzinfo
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Chat, Community, Conversation, HandoffStatus, Role
-from bot.db.repository import ConversationRef
+from bot.db.conversations import ConversationRecords
+from bot.db.models import Community, Conversation, HandoffStatus, Role
+from bot.db.repository import ConversationRef, Repository
+from bot.handoff.desk import HandoffDesk
+from bot.handoff.model import HandoffError, TurnOutput
 from bot.handoff.notices import STAFF_CHAT
 from bot.message import IncomingMessage
 from bot.roles import (
@@ -43,9 +44,6 @@ from bot.roles import (
     staff_community_ids,
 )
 from bot.state import Keys
-
-if TYPE_CHECKING:
-    from bot.handoff.desk import HandoffDesk, TurnOutput
 
 log = structlog.get_logger(__name__)
 
@@ -187,20 +185,10 @@ class StaffCommands:
             community = await session.get(Community, communities[0])
             assert community is not None
         else:
-            codes = [c.code for c in await _communities(session, communities)]
+            codes = [c.code for c in await ConversationRecords(session).communities(communities)]
             out.say(self.words.get("staff.staffchat_which", codes="、".join(codes)))
             return
-        chat = (
-            (
-                await session.execute(
-                    select(Chat).where(
-                        Chat.platform == message.platform.value, Chat.external_id == message.chat_id
-                    )
-                )
-            )
-            .scalars()
-            .first()
-        )
+        chat = await Repository(session).conversations.find_chat(message.platform.value, message.chat_id)
         assert chat is not None  # the dispatcher resolved it before the desk ran
         chat.purpose = STAFF_CHAT
         chat.community_id = community.id
@@ -227,8 +215,6 @@ class StaffCommands:
         message: IncomingMessage,
         out: TurnOutput,
     ) -> None:
-        from bot.handoff.desk import HandoffError
-
         match = _WITH_ID.match(arg)
         if match is None:
             usage = {"reply": "staff.reply_usage", "note": "staff.note_usage"}.get(command, "staff.usage")
@@ -329,11 +315,6 @@ class StaffCommands:
                     "invite.redeemed_leader", community=redemption.community.name, buildings=buildings
                 )
             )
-
-
-async def _communities(session: AsyncSession, ids: list[int]) -> list[Community]:
-    rows = await session.execute(select(Community).where(Community.id.in_(ids)).order_by(Community.id))
-    return list(rows.scalars())
 
 
 def _tz(desk: HandoffDesk) -> tzinfo:

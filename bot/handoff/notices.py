@@ -16,9 +16,9 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db.conversations import ConversationRecords
 from bot.db.models import Chat
 from bot.message import Platform, Reply, Target
 from bot.outbound import Outbound
@@ -77,10 +77,7 @@ async def queue_notice(redis: Redis, notice: Notice) -> None:
 
 async def staff_chats(session: AsyncSession, community_id: int) -> list[Chat]:
     """The chats bound as staff chats of a community (``/staffchat`` or ``huiyin admin bind-chat``)."""
-    rows = await session.execute(
-        select(Chat).where(Chat.community_id == community_id, Chat.purpose == STAFF_CHAT).order_by(Chat.id)
-    )
-    return list(rows.scalars())
+    return await ConversationRecords(session).chats_with_purpose(community_id, STAFF_CHAT)
 
 
 async def notify_staff(redis: Redis, session: AsyncSession, community_id: int, text: str) -> int:

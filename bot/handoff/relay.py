@@ -19,14 +19,16 @@ import re
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Appeal, AppealStatus, Community, Person
+from bot.db.conversations import ConversationRecords
+from bot.db.models import AppealStatus, Community, Person
 from bot.db.repository import ConversationRef, NewAppeal, Repository
+from bot.handoff.desk import HandoffDesk
+from bot.handoff.model import TurnOutput
 from bot.handoff.summary import place_text
 from bot.message import Button, IncomingMessage
 from bot.nlu.base import EntityType
@@ -34,9 +36,6 @@ from bot.nlu.entities import extract_entities
 from bot.nlu.normalize import normalize
 from bot.roles import leader_buildings, person_by_identity
 from bot.state import Keys
-
-if TYPE_CHECKING:
-    from bot.handoff.desk import HandoffDesk, TurnOutput
 
 _VERBS = r"(?:反映|反应|报修|登记|投诉|上报|报一下|说一下)"
 RELAY_RE = re.compile(
@@ -55,19 +54,7 @@ _SELF = {"我", "我们", "俺", "咱", "咱们", "我家", "自己"}
 _LEADING_MENTIONS = re.compile(r"^(?:@\S+\s*)+")
 _TRIM = " \t\r\n:：,，。!！"
 # Place words that are inside a building (the leader's), unlike 地下车库 or 小区东门.
-INSIDE_A_BUILDING = {
-    "楼道",
-    "楼梯",
-    "楼梯间",
-    "电梯",
-    "走廊",
-    "单元门",
-    "楼顶",
-    "天台",
-    "门厅",
-    "大堂",
-    "消防通道",
-}
+INSIDE_A_BUILDING = set("楼道 楼梯 楼梯间 电梯 走廊 单元门 楼顶 天台 门厅 大堂 消防通道".split())
 LIST_WORDS = {"/appeals", "本楼诉求", "楼栋诉求", "我楼栋的诉求"}
 CONFIRM = "/relay ok"
 CANCEL = "/relay cancel"
@@ -302,13 +289,7 @@ class Relay:
         if leader is None or not buildings:
             out.say(self.words.get("relay.not_leader"))
             return
-        scope = None
-        for community_id, mine in buildings.items():
-            clause = (Appeal.community_id == community_id) & Appeal.building.in_(mine)
-            scope = clause if scope is None else scope | clause
-        assert scope is not None
-        rows = await session.execute(select(Appeal).where(scope).order_by(Appeal.id.desc()).limit(LIST_LIMIT))
-        appeals = list(rows.scalars())
+        appeals = await ConversationRecords(session).appeals_in_buildings(buildings, LIST_LIMIT)
         names = "、".join(f"{b}栋" for mine in buildings.values() for b in mine)
         private = message.is_group
         if private:

@@ -28,6 +28,8 @@ class TurnOutput:
     intent: str | None = None
     handoff: str | None = None  # this turn asks for staff: asked | emergency (see bot/handoff)
     not_understood: bool = False
+    not_understood_at: int | None = None
+    """Which prompt says "not understood": the desk may replace it, and its transcript row is flagged."""
     chat_changed: bool = False  # a staff command rebound the chat: cached ids of its conversations are stale
 
     def say(self, text: str, buttons: tuple[Button, ...] = (), *, private: bool = False) -> None:

@@ -27,12 +27,13 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.appeals.filing import AppealFiling
 from bot.appeals.flow import FollowUp
+from bot.db.conversations import NOT_UNDERSTOOD
 from bot.db.repository import ConversationRef
 from bot.db.session import Database
 from bot.dialog.engine import DialogEngine, PromptContext
 from bot.dialog.spec import DialogBundle, Responses
-from bot.handoff import HandoffDesk
-from bot.handoff.desk import HELD_COMPLETE, held_marker
+from bot.handoff import HandoffDesk, TurnHooks
+from bot.handoff.model import HELD_COMPLETE, held_marker
 from bot.message import IncomingMessage, Reply
 from bot.metrics import Metrics
 from bot.nlu.base import NLUBackend
@@ -65,6 +66,7 @@ class TurnPipeline:
     ) -> None:
         metrics = metrics or Metrics()
         words = dialogs.responses
+        desk = HandoffDesk(settings=settings, store=store, kb=kb, words=words, metrics=metrics)
         self.services = Services(
             settings=settings,
             store=store,
@@ -72,7 +74,8 @@ class TurnPipeline:
             dialogs=dialogs,
             engine=DialogEngine(dialogs),
             metrics=metrics,
-            desk=HandoffDesk(settings=settings, store=store, kb=kb, words=words, metrics=metrics),
+            desk=desk,
+            hooks=TurnHooks(desk),
             follow_up=FollowUp(
                 settings=settings,
                 store=store,
@@ -221,6 +224,8 @@ class TurnPipeline:
                     "target": reply.target.value,
                     "buttons": [b.payload for b in reply.buttons],
                 }
+                if i == out.not_understood_at:
+                    payload[NOT_UNDERSTOOD] = True  # counted by the desk (repeated failures)
                 if i == 0:
                     # The turn's whole answer, under the message's id: a redelivery after Redis lost
                     # its dedup record is answered from here (ConversationRepository.recorded_replies).

@@ -9,7 +9,7 @@ from bot.appeals.filing import AppealFiling
 from bot.appeals.flow import FollowUp
 from bot.dialog.engine import DialogEngine
 from bot.dialog.spec import DialogBundle, Responses
-from bot.handoff import HandoffDesk
+from bot.handoff import HandoffDesk, TurnHooks
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.state import StateStore
@@ -25,6 +25,7 @@ class Services:
     engine: DialogEngine
     metrics: Metrics
     desk: HandoffDesk
+    hooks: TurnHooks
     follow_up: FollowUp
     filing: AppealFiling
     tz: ZoneInfo

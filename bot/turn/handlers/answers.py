@@ -73,5 +73,6 @@ def say_answer(turn: TurnContext, answer: KBAnswer) -> None:
 
 
 def not_understood(services: Services, turn: TurnContext) -> None:
+    turn.out.not_understood_at = len(turn.out.prompts)
     turn.out.say(services.words.get("not_understood"))
     turn.out.not_understood = True  # repeated failures queue the conversation for staff (bot/handoff)

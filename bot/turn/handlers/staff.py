@@ -15,7 +15,7 @@ class StaffDeskHandler(Handler):
         return True  # the desk decides, from the message and the conversation's holder
 
     async def handle(self, turn: TurnContext) -> Outcome:
-        verdict = await self.services.desk.intercept(
+        verdict = await self.services.hooks.intercept(
             turn.repo,
             turn.ref,
             turn.message,
@@ -31,4 +31,4 @@ class StaffDeskHandler(Handler):
         return Outcome.DONE
 
     async def after(self, turn: TurnContext) -> None:
-        await self.services.desk.after_turn(turn.repo, turn.ref, turn.message, turn.out)
+        await self.services.hooks.after_turn(turn.repo, turn.ref, turn.message, turn.out)
