@@ -18,12 +18,12 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.appeals.filing import AppealFiling
 from bot.db.conversations import ConversationRecords
 from bot.db.models import AppealStatus, Community, Person
 from bot.db.repository import ConversationRef, NewAppeal, Repository
@@ -116,6 +116,7 @@ class Relay:
         self.words = desk.words
         self.settings = desk.settings
         self._tz = ZoneInfo(desk.settings.timezone)
+        self.filing = AppealFiling(desk.settings, desk.metrics)
 
     async def handle(
         self, session: AsyncSession, ref: ConversationRef, message: IncomingMessage, out: TurnOutput
@@ -266,17 +267,14 @@ class Relay:
             community_id=int(draft["community_id"]),
             community_code=str(draft["community_code"]),
         )
-        now = datetime.now(self._tz)
-        appeal, _created = await Repository(session).appeals.create_appeal(
+        appeal, _created = await self.filing.file(
+            Repository(session),
             new,
             appeal_ref,
-            public_id_prefix=self.settings.appeal_id_prefix,
-            day=now.strftime("%Y%m%d"),
-            first_response_due_at=now + timedelta(hours=self.settings.first_response_hours),
+            source="relay",
             actor=f"leader:{leader.id}",
             note=f"楼长{message.sender_name or ''}代{draft['resident']}反映",
         )
-        self.desk.metrics.appeal_filed(session, str(origin["platform"]), "relay", created=_created)
         out.say(
             self.words.get(
                 "relay.created", public_id=appeal.public_id, resident=draft["resident"], place=_place(draft)
