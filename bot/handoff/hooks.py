@@ -1,8 +1,9 @@
-"""The handoff desk's part of every dispatcher turn.
+"""The handoff desk's part of every turn (the turn's staff handlers, :mod:`bot.turn.handlers.staff`,
+call in here).
 
-:meth:`TurnHooks.intercept` runs before the bot's own turn: staff commands and invites
-(:mod:`bot.handoff.commands`), building leaders' relays (:mod:`bot.handoff.relay`), and conversations
-staff hold. :meth:`TurnHooks.after_turn` runs after it and queues the conversation for staff when the
+Before the bot's own turn: staff commands and invites (:attr:`TurnHooks.commands`), building leaders'
+relays (:attr:`TurnHooks.relay`), and conversations staff hold (:meth:`TurnHooks.held`).
+:meth:`TurnHooks.after_turn` runs after the bot's turn and queues the conversation for staff when the
 turn asks for a person, reports an emergency, or failed to understand several times in a row.
 """
 
@@ -18,8 +19,8 @@ from bot.db.repository import ConversationRef, Repository
 from bot.dialog.engine import Prompt
 from bot.handoff.commands import StaffCommands
 from bot.handoff.desk import HandoffDesk
-from bot.handoff.model import HandoffReason, TurnOutput, Verdict
-from bot.handoff.notices import STAFF_CHAT, Notice, queue_notice
+from bot.handoff.model import HandoffReason, TurnOutput
+from bot.handoff.notices import Notice, queue_notice
 from bot.handoff.relay import Relay
 from bot.message import IncomingMessage
 from bot.nlu.base import Intent, Understanding
@@ -35,35 +36,16 @@ class TurnHooks:
         self.commands = StaffCommands(desk)
         self.relay = Relay(desk)
 
-    async def intercept(
-        self,
-        repo: Repository,
-        ref: ConversationRef,
-        message: IncomingMessage,
-        u: Understanding,
-        out: TurnOutput,
-        *,
-        maybe_held: bool = True,
-    ) -> Verdict:
-        """Called at the start of every turn, under the conversation lock, in the turn's transaction.
-
-        ``maybe_held=False`` is the dispatcher's word that Redis has no held marker for the conversation
-        and the markers are complete (:data:`~bot.handoff.model.HELD_COMPLETE`): then the database is
-        not asked.
-        """
-        if await self.commands.handle(repo.session, ref, message, out):
-            return Verdict.HANDLED
-        if await self.relay.handle(repo.session, ref, message, out):
-            return Verdict.HANDLED
-        if ref.chat_purpose == STAFF_CHAT:
-            out.say(self.words.get("staff.staff_chat_help"))
-            return Verdict.HANDLED
-        if not maybe_held:
-            return Verdict.PASS
+    async def held(
+        self, repo: Repository, ref: ConversationRef, message: IncomingMessage, u: Understanding
+    ) -> bool:
+        """Whether staff hold this conversation; if so the resident's message is recorded for them (the
+        holder's chat is told, the handoff kept lively) and the bot stays silent. Asked only when Redis
+        cannot rule it out (no held marker while the markers are complete)."""
         if await HandoffRepository(repo.session).holder_id(ref.conversation_id) is None:
-            return Verdict.PASS
+            return False
         await self._resident_message_held(repo.session, ref, message, u)
-        return Verdict.HELD
+        return True
 
     async def after_turn(
         self, repo: Repository, ref: ConversationRef, message: IncomingMessage, out: TurnOutput

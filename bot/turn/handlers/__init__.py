@@ -19,7 +19,12 @@ from bot.turn.handlers.emergency import DialogEmergencyHandler, EmergencyHandler
 from bot.turn.handlers.follow_up import FollowUpHandler
 from bot.turn.handlers.listen import ListenHandler
 from bot.turn.handlers.report import ReportHandler
-from bot.turn.handlers.staff import StaffDeskHandler
+from bot.turn.handlers.staff import (
+    HeldConversationHandler,
+    RelayHandler,
+    StaffChatHandler,
+    StaffCommandsHandler,
+)
 from bot.turn.handlers.status import StatusHandler
 from bot.turn.services import Services
 
@@ -44,11 +49,15 @@ def routing_handlers(services: Services) -> list[Handler]:
 
 
 def turn_handlers(services: Services) -> list[Handler]:
-    """Every handler of a turn: the staff desk, then what follows up an appeal, then a running form
-    (safety before the form's next step), then routing."""
+    """Every handler of a turn: the staff desk's (staff commands, relays, the staff chat, conversations
+    staff hold), then what follows up an appeal, then a running form (safety before the form's next
+    step), then routing."""
     route = routing_handlers(services)
     return [
-        StaffDeskHandler(services),
+        StaffCommandsHandler(services),
+        RelayHandler(services),
+        StaffChatHandler(services),
+        HeldConversationHandler(services),
         FollowUpHandler(services),
         ExpiredDialogHandler(services),
         DialogEmergencyHandler(services),

@@ -1,33 +1,72 @@
-"""The staff desk's part of a turn: staff commands, invites, building leaders' relays and conversations
-staff hold are the desk's (bot/handoff); after the bot's own turn the desk queues the conversation for
-staff when the turn asks for it."""
+"""The staff desk's part of a turn (bot/handoff): staff commands and invites, building leaders' relays,
+a bound staff chat, and conversations staff hold come before the bot's own handlers; after the bot's
+turn, the conversation is queued for staff when the turn asks for it."""
 
 from __future__ import annotations
 
 from bot.handoff import Verdict
+from bot.handoff.notices import STAFF_CHAT
 from bot.turn.context import TurnContext
 from bot.turn.handlers.base import Handler, Outcome
 from bot.turn.handlers.emergency import answer_emergency, is_emergency
 
 
-class StaffDeskHandler(Handler):
+class StaffCommandsHandler(Handler):
+    """``/take``, ``/reply``, ``/invite`` … from staff, and residents accepting an invitation."""
+
     def check(self, turn: TurnContext) -> bool:
-        return True  # the desk decides, from the message and the conversation's holder
+        return True  # the commands module parses the message and checks the sender's roles
 
     async def handle(self, turn: TurnContext) -> Outcome:
-        verdict = await self.services.hooks.intercept(
-            turn.repo,
-            turn.ref,
-            turn.message,
-            turn.understanding,
-            turn.out,
-            maybe_held=turn.probes.maybe_held,
-        )
-        turn.verdict = verdict
-        if verdict is Verdict.PASS:
+        hooks = self.services.hooks
+        if not await hooks.commands.handle(turn.repo.session, turn.ref, turn.message, turn.out):
             return Outcome.CONTINUE
-        if verdict is Verdict.HELD and is_emergency(self.services, turn):
-            answer_emergency(self.services, turn)  # safety first, even while staff hold it
+        turn.verdict = Verdict.HANDLED
+        return Outcome.DONE
+
+
+class RelayHandler(Handler):
+    """A building leader reporting for a neighbour ("帮502王阿姨报：…")."""
+
+    def check(self, turn: TurnContext) -> bool:
+        return True  # the relay recognises its drafts and the leader's role
+
+    async def handle(self, turn: TurnContext) -> Outcome:
+        hooks = self.services.hooks
+        if not await hooks.relay.handle(turn.repo.session, turn.ref, turn.message, turn.out):
+            return Outcome.CONTINUE
+        turn.verdict = Verdict.HANDLED
+        return Outcome.DONE
+
+
+class StaffChatHandler(Handler):
+    """A bound staff chat is for staff commands only: anything else gets the list of them."""
+
+    def check(self, turn: TurnContext) -> bool:
+        return turn.ref.chat_purpose == STAFF_CHAT
+
+    async def handle(self, turn: TurnContext) -> Outcome:
+        turn.out.say(self.services.words.get("staff.staff_chat_help"))
+        turn.verdict = Verdict.HANDLED
+        return Outcome.DONE
+
+
+class HeldConversationHandler(Handler):
+    """A conversation staff hold: the message is recorded for them and the bot stays silent (except
+    for an emergency: safety first). Otherwise the bot answers, and afterwards the conversation is
+    queued for staff when the turn asks for a person, reports an emergency or failed too often."""
+
+    def check(self, turn: TurnContext) -> bool:
+        return True  # held or not, the bot's turn needs this handler's after()
+
+    async def handle(self, turn: TurnContext) -> Outcome:
+        if not turn.probes.maybe_held:  # Redis says no held marker, and the markers are complete
+            return Outcome.CONTINUE
+        if not await self.services.hooks.held(turn.repo, turn.ref, turn.message, turn.understanding):
+            return Outcome.CONTINUE
+        turn.verdict = Verdict.HELD
+        if is_emergency(self.services, turn):
+            answer_emergency(self.services, turn)
         return Outcome.DONE
 
     async def after(self, turn: TurnContext) -> None:
