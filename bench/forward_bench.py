@@ -14,7 +14,7 @@
    reported separately).
 4. Checks: every appeal delivered (outbox), every appeal one case at the backend, no create sent twice.
 
-Target (issue 5): ≥ 100 appeals/s per worker, none lost, none duplicated. The load generator, the
+Target: ≥ 100 appeals/s per worker, none lost, none duplicated. The load generator, the
 server, the workers, the backend and PostgreSQL share this machine's cores.
 """
 

@@ -17,7 +17,7 @@ callback's response. Every message is a real dialog turn (report in a group or a
 photo, no phone, confirm), so turns write transcripts, dialog state and appeals. Messages are sent open
 loop at the given rate, round-robin over many residents, each path in turn.
 
-Target (issue 4): p99 ≤ 30 ms for each platform path at 50 messages/s.
+Target: p99 ≤ 30 ms for each platform path at 50 messages/s.
 """
 
 from __future__ import annotations

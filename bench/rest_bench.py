@@ -18,7 +18,7 @@ Measures, with the load generator on the same machine (so it competes for the sa
 ``--trace`` writes each measured turn (when it was sent, its step, its latency) to a CSV file, to see
 whether a slow p99 is a few stalls or a whole stretch of queueing.
 
-Targets (issue 2): chatter ≥ 500 msg/s; dialog turn p99 ≤ 20 ms at 100 msg/s; RSS ≤ 200 MB.
+Targets: chatter ≥ 500 msg/s; dialog turn p99 ≤ 20 ms at 100 msg/s; RSS ≤ 200 MB.
 The database is a fresh one (`huiyin_bench` by default) created if missing; Redis database 14 is flushed.
 """
 

@@ -1,7 +1,10 @@
 """The HTTP app: channels' webhooks, the web chat page, and health checks.
 
 ``create_app(settings)`` builds a FastAPI app whose lifespan starts the :class:`~bot.runtime.Runtime`.
-Platform connectors mount their routers here; the core stays transport-free.
+The input channels (:mod:`integrations.channel`) are mounted here through their contract only: the
+routes of every known channel when the app is created, and in the lifespan the channels the settings
+configure, built over the :class:`~integrations.core.Core` facade and switched on. The core stays
+transport-free.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from bot.metrics import router as metrics_router
 from bot.runtime import Runtime, settle_heap
 from bot.settings import Settings
 from bot.staff import create_console, start_staff_jobs
-from integrations import backend, telegram, wechat, wecom
+from integrations import backend
 from integrations.backend.events import router as backend_events_router
-from integrations.rest.channel import router as rest_router
+from integrations.channel import configured_channels, switch_on
+from integrations.core import Core
+from integrations.registry import channel_types
 from integrations.rest.inbox import InboxHint
 from integrations.rest.inbox import router as inbox_router
 
@@ -31,16 +36,17 @@ STATIC = Path(__file__).with_name("web") / "static"
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
     """The app. Pass ``runtime`` to share an already started one (tests); otherwise it starts its own."""
     settings = settings or (runtime.settings if runtime else Settings())
+    channels = channel_types()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = runtime is None
         app.state.runtime = runtime or await Runtime.start(settings)
         try:
-            # Each platform switches itself on only when configured (its token is set).
-            await telegram.setup(app, app.state.runtime)
-            await wechat.setup(app, app.state.runtime)
-            await wecom.setup(app, app.state.runtime)
+            # Only the channels the settings configure (a platform's token is set) are built.
+            core = Core.of(app.state.runtime)
+            for channel in await configured_channels(core, channels):
+                await switch_on(app, channel, core)
             # After the platforms: their senders are registered when the forwarder starts.
             await backend.setup(app, app.state.runtime)
             # Staff handoff: held conversations back into Redis, notices to staff chats, auto-release.
@@ -55,7 +61,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = FastAPI(
         title="huiyin 回音", version="0.1.0", lifespan=lifespan, docs_url="/api/docs", redoc_url=None
     )
-    app.include_router(rest_router)
+    # Every channel's routes, configured or not: one that is off answers 404 naming its setting.
+    for channel_type in channels:
+        for channel_router in channel_type.routes:
+            app.include_router(channel_router)
     app.mount("/staff", create_console(lambda: app.state.runtime))
     app.include_router(inbox_router)
     app.include_router(backend_events_router)
@@ -67,8 +76,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         return runtime.metrics if runtime is not None else None
 
     app.add_middleware(RequestTimer, metrics_of=metrics_of)  # outermost: times the other middleware too
-    for platform_router in (telegram.router, wechat.router, wecom.router):
-        app.include_router(platform_router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -18,8 +18,8 @@ from kb.loader import LoadResult, Located, load
 from kb.model import CommunityProfile, Matter, Party
 from kb.search import prepare, searched_form
 
-# Articles the project's legal brief (shared/domain/responsibilities.md) states and checked; numbering
-# of 物业管理条例 is the 2018 revision. Cite nothing else: a wrong article number in an answer residents
+# Articles checked against the official texts (kb/README.md names the laws); numbering of
+# 物业管理条例 is the 2018 revision. Cite nothing else: a wrong article number in an answer residents
 # rely on is worse than none. ``None`` means the law may be cited only as a whole, without an article.
 ALLOWED_ARTICLES: dict[str, frozenset[str] | None] = {
     "民法典": frozenset(

@@ -17,8 +17,9 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, TypeAdapter, ValidationError
 
 from bot.message import ChatType, IncomingMessage, Platform, Reply
-from bot.outage import RETRY_AFTER_S, is_outage
-from bot.state import LockTimeout
+from bot.outage import RETRY_AFTER_S
+from integrations.channel import ChannelType, InputChannel
+from integrations.core import Core
 from integrations.payload import lone_surrogate_path
 
 log = structlog.get_logger()
@@ -111,7 +112,10 @@ _REPLIES = TypeAdapter(list[RestReply])
 
 @router.post("/webhooks/rest/webhook", response_model=list[RestReply])
 async def rest_webhook(request: Request) -> Response:
-    settings = request.app.state.runtime.settings
+    # The facade over the app's runtime, taken per request: the route serves as soon as a runtime is
+    # there (the web chat and tests run it without the app's lifespan).
+    core = Core.of(request.app.state.runtime)
+    settings = core.settings
     body_bytes = await read_limited_body(request)
     try:
         body = RestMessage.model_validate_json(body_bytes)
@@ -132,23 +136,18 @@ async def rest_webhook(request: Request) -> Response:
             413,
             f"message: {len(body.message)} characters is longer than the {settings.max_text_chars} allowed",
         )
-    message = to_incoming(body)
-    try:
-        replies = await request.app.state.runtime.dispatcher.handle(message)
-    except LockTimeout:
-        raise HTTPException(
-            503, "this conversation is busy; retry shortly", headers={"Retry-After": "2"}
-        ) from None
-    except Exception as exc:
-        if not is_outage(exc):
-            raise
+    result = await core.handle(to_incoming(body))
+    if result.busy:
+        raise HTTPException(503, "this conversation is busy; retry shortly", headers={"Retry-After": "2"})
+    if result.unavailable:
         # Not stored, so not handled: the client sends it again, and dedup makes that count once.
-        log.warning("message refused during an outage", error=type(exc).__name__)
+        log.warning("message refused during an outage", error=type(result.outage).__name__)
         raise HTTPException(
             503,
             "the service is temporarily unavailable; send the message again shortly",
             headers={"Retry-After": str(RETRY_AFTER_S)},
-        ) from None
+        )
+    replies = result.replies
     # Serialized here in one pass (pydantic-core): returned as models, FastAPI would validate them again
     # against the response model and encode them in Python. The response model still documents the API.
     return Response(_REPLIES.dump_json([to_rest(r) for r in replies]), media_type="application/json")
@@ -167,3 +166,23 @@ async def read_limited_body(request: Request, limit: int = MAX_BODY_BYTES) -> by
             raise HTTPException(413, f"body larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class RestChannel(InputChannel):
+    """The REST channel: nothing to start; its route takes the core from the app per request."""
+
+    name = "rest"
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    def routes(self) -> list[APIRouter]:
+        return [router]
+
+
+async def _build(core: Core) -> InputChannel:
+    return RestChannel(core)
+
+
+REST = ChannelType("rest", routes=(router,), configured=lambda settings: True, build=_build)
+"""Always on: the web chat and Rasa-compatible clients use it."""

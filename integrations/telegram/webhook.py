@@ -14,9 +14,10 @@ import hmac
 import re
 from typing import TYPE_CHECKING
 
-import structlog
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 
+from integrations.channel import ChannelType, switch_on
+from integrations.core import Core
 from integrations.payload import BadJSON, loads_bounded, outages_answered
 from integrations.rest.channel import read_limited_body
 
@@ -24,9 +25,8 @@ if TYPE_CHECKING:  # python-telegram-bot is imported only when Telegram is confi
     from telegram.request import BaseRequest
 
     from bot.runtime import Runtime
+    from bot.settings import Settings
     from integrations.telegram.connector import TelegramConnector
-
-log = structlog.get_logger(__name__)
 
 URL = "/webhooks/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -68,6 +68,40 @@ async def telegram_webhook(request: Request) -> dict[str, bool]:
     return {"ok": True}
 
 
+def configured(settings: Settings) -> bool:
+    """Telegram is on when ``HUIYIN_TELEGRAM_TOKEN`` is set."""
+    return settings.telegram_token is not None
+
+
+async def build(
+    core: Core,
+    *,
+    request: BaseRequest | None = None,
+    get_updates_request: BaseRequest | None = None,
+    poll_interval: float = 0.0,
+) -> TelegramConnector:
+    """The Telegram channel: polling in polling mode; in webhook mode the webhook above answers (and,
+    with ``HUIYIN_TELEGRAM_WEBHOOK_URL``, the webhook is registered with Telegram when it starts).
+    ``request`` and ``get_updates_request`` replace PTB's HTTP layer (tests). Refuses a webhook mode
+    without a usable secret."""
+    s = core.settings
+    secret = s.telegram_secret.get_secret_value() if s.telegram_secret else None
+    if s.telegram_mode == "webhook" and secret is None:
+        raise ValueError("HUIYIN_TELEGRAM_MODE=webhook needs HUIYIN_TELEGRAM_SECRET")
+    if secret is not None and not SECRET_RULE.match(secret):
+        raise ValueError("HUIYIN_TELEGRAM_SECRET may only hold 1-256 of A-Z a-z 0-9 _ -")
+    from integrations.telegram.connector import TelegramConnector
+
+    channel = TelegramConnector(
+        core, request=request, get_updates_request=get_updates_request, poll_interval=poll_interval
+    )
+    channel.routers = (router,)
+    return channel
+
+
+TELEGRAM = ChannelType("telegram", routes=(router,), configured=configured, build=build)
+
+
 async def setup(
     app: FastAPI,
     runtime: Runtime,
@@ -76,29 +110,13 @@ async def setup(
     get_updates_request: BaseRequest | None = None,
     poll_interval: float = 0.0,
 ) -> TelegramConnector | None:
-    """Switch Telegram on when ``HUIYIN_TELEGRAM_TOKEN`` is set.
-
-    Meets the bot (getMe), registers the Telegram sender on ``runtime.outbound`` and runs the connector
-    as a runtime job: polling in polling mode; in webhook mode the webhook above answers (and, with
-    ``HUIYIN_TELEGRAM_WEBHOOK_URL``, the webhook is registered with Telegram). ``request`` and
-    ``get_updates_request`` replace PTB's HTTP layer (tests).
-    """
-    s = runtime.settings
-    if s.telegram_token is None:
+    """Switch Telegram on in ``app`` when it is configured (what the app's lifespan does through
+    :data:`TELEGRAM`; for tests that run no lifespan or replace PTB's HTTP layer)."""
+    core = Core.of(runtime)
+    if not configured(core.settings):
         return None
-    secret = s.telegram_secret.get_secret_value() if s.telegram_secret else None
-    if s.telegram_mode == "webhook" and secret is None:
-        raise ValueError("HUIYIN_TELEGRAM_MODE=webhook needs HUIYIN_TELEGRAM_SECRET")
-    if secret is not None and not SECRET_RULE.match(secret):
-        raise ValueError("HUIYIN_TELEGRAM_SECRET may only hold 1-256 of A-Z a-z 0-9 _ -")
-    from integrations.telegram.connector import TelegramConnector
-
-    connector = TelegramConnector(
-        runtime, request=request, get_updates_request=get_updates_request, poll_interval=poll_interval
+    connector = await build(
+        core, request=request, get_updates_request=get_updates_request, poll_interval=poll_interval
     )
-    await connector.initialize(s.telegram_webhook_url)
-    app.state.telegram = connector
-    runtime.outbound.register(connector)
-    runtime.spawn("telegram", connector.run())
-    log.info("Telegram on", mode=connector.mode, bot=connector.bot.username)
+    await switch_on(app, connector, core)
     return connector

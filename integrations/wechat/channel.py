@@ -45,9 +45,9 @@ from wechatpy.replies import TextReply
 from wechatpy.utils import WeChatSigner
 
 from bot.message import ChatType, IncomingMessage, Platform, Reply
-from bot.outbound import DeliveryError
-from bot.runtime import Runtime
+from bot.outbound import DeliveryError, Sender
 from bot.state import PREFIX, ConversationKey, Keys
+from integrations.core import Core
 from integrations.wechat.api import AccessToken, fetch_json, json_body, post_json
 from integrations.wechat.passive_channel import PassiveReplyChannel
 from integrations.wechat.translate import BadMessage, Decision, Inbound, inbound
@@ -99,11 +99,12 @@ def aes_key_checked(value: str, variable: str) -> str:
 class WeChatChannel(PassiveReplyChannel):
     """One Official Account: verifies, decrypts, hands messages to the core and answers."""
 
+    name = "wechat"
     platform = Platform.WECHAT
     undelivered_event = "late WeChat reply not delivered"
 
-    def __init__(self, runtime: Runtime, *, http: httpx.AsyncClient | None = None) -> None:
-        s = runtime.settings
+    def __init__(self, core: Core, *, http: httpx.AsyncClient | None = None) -> None:
+        s = core.settings
         if s.wechat_token is None:
             raise ValueError("HUIYIN_WECHAT_TOKEN is not set")
         self.token = s.wechat_token.get_secret_value()
@@ -117,14 +118,22 @@ class WeChatChannel(PassiveReplyChannel):
         self.max_age_s = s.signature_max_age_s
         self.api_base = s.wechat_api_base.rstrip("/")
         super().__init__(
-            runtime, Platform.WECHAT, window_prefix="wx", deadline_s=s.wechat_reply_deadline_s, http=http
+            core, Platform.WECHAT, window_prefix="wx", deadline_s=s.wechat_reply_deadline_s, http=http
         )
         self.access: AccessToken | None = None
         if self.app_id and s.wechat_app_secret is not None:
             self._secret = s.wechat_app_secret.get_secret_value()
             self.access = AccessToken(
-                runtime.store.redis, Keys.access_token(f"wx:token:{self.app_id}"), self._fetch_token
+                core.store.redis, Keys.access_token(f"wx:token:{self.app_id}"), self._fetch_token
             )
+
+    def sender(self) -> Sender:
+        return self
+
+    async def start(self) -> None:
+        log.info(
+            "WeChat Official Account on", safe_mode=self.crypto is not None, sending=self.access is not None
+        )
 
     # --- verification ----------------------------------------------------------------------------------
     def authenticate(self, query: Mapping[str, str], *, callback: bool) -> None:
@@ -152,7 +161,7 @@ class WeChatChannel(PassiveReplyChannel):
         """
         name = f"{PREFIX}:wx:nonce:{query.get('timestamp', '')}:{query.get('nonce', '')}"
         digest = hashlib.sha256(body).hexdigest()
-        redis = self.runtime.store.redis
+        redis = self.core.store.redis
         if await redis.set(name, digest, nx=True, ex=2 * self.max_age_s):
             return
         if await redis.get(name) != digest:

@@ -6,7 +6,6 @@ window is missed or the core speaks on its own.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Coroutine
 from typing import Any, ClassVar
@@ -17,8 +16,9 @@ import structlog
 from bot.message import IncomingMessage, Platform, Reply
 from bot.outage import TRANSIENT_ERRORS
 from bot.outbound import DeliveryError
-from bot.runtime import Runtime
 from bot.state import ConversationKey
+from integrations.channel import InputChannel
+from integrations.core import Core
 from integrations.wechat.options import NumberedOptions
 from integrations.wechat.passive import LateDelivery, PassiveWindow
 
@@ -28,7 +28,7 @@ log = structlog.get_logger(__name__)
 UNDELIVERED: tuple[type[BaseException], ...] = (DeliveryError, *TRANSIENT_ERRORS)
 
 
-class PassiveReplyChannel:
+class PassiveReplyChannel(InputChannel):
     """Base of a channel whose callbacks are answered passively, else through a send API.
 
     A subclass implements :meth:`_post` (one reply through the platform's message API) and names the log
@@ -40,7 +40,7 @@ class PassiveReplyChannel:
 
     def __init__(
         self,
-        runtime: Runtime,
+        core: Core,
         platform: Platform,
         *,
         window_prefix: str,
@@ -48,12 +48,12 @@ class PassiveReplyChannel:
         http: httpx.AsyncClient | None,
     ) -> None:
         """Sets up the numbered options, the passive window (claims under ``hy:{window_prefix}:``) and the
-        HTTP client: ``http`` when given (the caller closes it), else an own one closed by :meth:`close`."""
-        self.runtime = runtime
+        HTTP client: ``http`` when given (the caller closes it), else an own one closed by :meth:`stop`."""
+        self.core = core
         self.deadline_s = deadline_s
-        redis = runtime.store.redis
+        redis = core.store.redis
         self.options = NumberedOptions(redis, platform)
-        self.window = PassiveWindow(redis, window_prefix, claim_ttl_s=runtime.settings.dedup_ttl_s)
+        self.window = PassiveWindow(redis, window_prefix, claim_ttl_s=core.settings.dedup_ttl_s)
         self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0))
         self._owns_http = http is None
 
@@ -86,24 +86,22 @@ class PassiveReplyChannel:
     async def resolved_text(self, chat_id: str, user_id: str, text: str) -> str:
         """``text`` cut to ``max_text_chars``, with an answer to the numbered options last offered to
         ``user_id`` in ``chat_id`` ("1", "２。", a title) replaced by that button's payload."""
-        text = text[: self.runtime.settings.max_text_chars]
+        text = text[: self.core.settings.max_text_chars]
         if text:
             text = await self.options.resolve(chat_id, user_id, text)
         return text
 
     async def dispatch(self, message: IncomingMessage) -> list[Reply]:
         """The core's replies to ``message``; the numbered options they offer are remembered for the next
-        message. A conversation that stays locked raises :class:`~bot.state.LockTimeout`, an outage like
-        any other: the platform is asked to deliver the message again, rather than the resident to
-        send it again."""
-        replies = await self.runtime.dispatcher.handle(message)
+        message. Busy (a conversation that stays locked) is raised like any other outage: the platform is
+        asked to deliver the message again, rather than the resident to send it again."""
+        replies = (await self.core.handle(message)).replies_or_raise()
         await self.options.remember(replies)
         return replies
 
     def _say(self, chat_id: str, user_id: str, wording: str) -> Reply:
         """One of the core's wordings (with the bot's name) as a reply in ``chat_id`` to ``user_id``."""
-        words = self.runtime.dispatcher.words
-        return Reply(words.get(wording, bot_name=self.runtime.settings.bot_name), chat_id, user_id)
+        return self.core.say(wording, chat_id, user_id)
 
     # --- sending through the platform's API ------------------------------------------------------------
     async def send(self, reply: Reply) -> None:
@@ -128,15 +126,7 @@ class PassiveReplyChannel:
     async def _post(self, reply: Reply) -> None:
         raise NotImplementedError
 
-    async def hold(self) -> None:
-        """A runtime job: keeps the channel for the runtime's life and closes it when the runtime cancels
-        its jobs at shutdown."""
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.close()
-
-    async def close(self) -> None:
+    async def stop(self) -> None:
         """Wait for running work and late deliveries, then close the HTTP client if it is our own."""
         await self.window.drain()
         if self._owns_http:

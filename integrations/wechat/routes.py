@@ -14,6 +14,8 @@ import structlog
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
 
+from integrations.channel import ChannelType, switch_on
+from integrations.core import Core
 from integrations.payload import outages_answered
 from integrations.rest.channel import read_limited_body
 
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     import httpx
 
     from bot.runtime import Runtime
+    from bot.settings import Settings
     from integrations.wechat.channel import WeChatChannel
 
 log = structlog.get_logger(__name__)
@@ -54,22 +57,30 @@ async def wechat_callback(request: Request) -> Response:
         return await channel.callback(request.query_params, body, started)
 
 
-async def setup(app: FastAPI, runtime: Runtime, *, http: httpx.AsyncClient | None = None) -> None:
-    """Switch the Official Account on when ``HUIYIN_WECHAT_TOKEN`` is set: the webhook answers and the
-    customer-service API becomes the WeChat sender on ``runtime.outbound``."""
-    if runtime.settings.wechat_token is None:
-        return
+def configured(settings: Settings) -> bool:
+    """WeChat is on when ``HUIYIN_WECHAT_TOKEN`` is set."""
+    return settings.wechat_token is not None
+
+
+async def build(core: Core, *, http: httpx.AsyncClient | None = None) -> WeChatChannel:
+    """The Official Account channel: the webhook answers, and the customer-service API becomes the WeChat
+    sender. ``http`` replaces the channel's own HTTP client (tests)."""
     from integrations.wechat.channel import WeChatChannel
 
-    channel = WeChatChannel(runtime, http=http)
-    app.state.wechat = channel
-    runtime.outbound.register(channel)
-    runtime.spawn("wechat", channel.hold())
-    log.info(
-        "WeChat Official Account on",
-        safe_mode=channel.crypto is not None,
-        sending=channel.access is not None,
-    )
+    channel = WeChatChannel(core, http=http)
+    channel.routers = (router,)
+    return channel
 
 
-__all__ = ["URL", "router", "setup"]
+WECHAT = ChannelType("wechat", routes=(router,), configured=configured, build=build)
+
+
+async def setup(app: FastAPI, runtime: Runtime, *, http: httpx.AsyncClient | None = None) -> None:
+    """Switch the Official Account on in ``app`` when it is configured (what the app's lifespan does
+    through :data:`WECHAT`; for tests that run no lifespan)."""
+    core = Core.of(runtime)
+    if configured(core.settings):
+        await switch_on(app, await build(core, http=http), core)
+
+
+__all__ = ["URL", "WECHAT", "router", "setup"]

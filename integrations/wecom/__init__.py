@@ -1,6 +1,6 @@
 """WeCom (企业微信) connector: the self-built app, the intelligent group robot, and staff-group notices.
 
-Importing this package is cheap: :mod:`.routes` (the webhook and ``setup``) loads wechatpy only when
+Importing this package is cheap: :mod:`.routes` (the webhook and the channel type ``WECOM``) loads wechatpy only when
 WeCom is configured; ``WeComChannel`` and ``StaffGroupRobot`` are imported on first use.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from integrations.wecom.routes import router, setup
+from integrations.wecom.routes import WECOM, router, setup
 
 if TYPE_CHECKING:
     from integrations.wecom.channel import WeComChannel
@@ -27,4 +27,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["StaffGroupRobot", "WeComChannel", "router", "setup"]
+__all__ = ["WECOM", "StaffGroupRobot", "WeComChannel", "router", "setup"]

@@ -37,9 +37,9 @@ from wechatpy.enterprise.replies import TextReply
 from wechatpy.exceptions import InvalidSignatureException
 
 from bot.message import ChatType, IncomingMessage, Platform, Reply, Target
-from bot.outbound import DeliveryError
-from bot.runtime import Runtime
+from bot.outbound import DeliveryError, Sender
 from bot.state import ConversationKey, Keys
+from integrations.core import Core
 from integrations.wechat.api import AccessToken, fetch_json, post_json
 from integrations.wechat.channel import DECRYPT_ERRORS, aes_key_checked, parse_body, refuse_stale
 from integrations.wechat.passive_channel import PassiveReplyChannel
@@ -61,11 +61,12 @@ log = structlog.get_logger(__name__)
 class WeComChannel(PassiveReplyChannel):
     """A company's WeCom: its self-built app and/or its intelligent robot."""
 
+    name = "wecom"
     platform = Platform.WECOM
     undelivered_event = "WeCom reply not delivered"
 
-    def __init__(self, runtime: Runtime, *, http: httpx.AsyncClient | None = None) -> None:
-        s = runtime.settings
+    def __init__(self, core: Core, *, http: httpx.AsyncClient | None = None) -> None:
+        s = core.settings
         self.corp_id = s.wecom_corp_id or ""
         self.agent_id = s.wecom_agent_id
         self.app_crypto: WeChatCrypto | None = None
@@ -83,13 +84,13 @@ class WeComChannel(PassiveReplyChannel):
         self.max_age_s = s.signature_max_age_s
         self.api_base = s.wecom_api_base.rstrip("/")
         super().__init__(
-            runtime, Platform.WECOM, window_prefix="wecom", deadline_s=s.wecom_reply_deadline_s, http=http
+            core, Platform.WECOM, window_prefix="wecom", deadline_s=s.wecom_reply_deadline_s, http=http
         )
         self.access: AccessToken | None = None
         if self.corp_id and s.wecom_secret is not None and self.agent_id is not None:
             self._secret = s.wecom_secret.get_secret_value()
             self.access = AccessToken(
-                runtime.store.redis,
+                core.store.redis,
                 Keys.access_token(f"wecom:token:{self.corp_id}:{self.agent_id}"),
                 self._fetch_token,
             )
@@ -100,6 +101,22 @@ class WeComChannel(PassiveReplyChannel):
     @property
     def enabled(self) -> bool:
         return self.app_crypto is not None or self.robot is not None or self.access is not None
+
+    def sender(self) -> Sender | None:
+        """The app message API; without it (robot callbacks only) WeCom cannot send on its own."""
+        return self if self.access is not None else None
+
+    def published(self) -> dict[str, object]:
+        return {"wecom_staff": self.staff} if self.staff is not None else {}
+
+    async def start(self) -> None:
+        log.info(
+            "WeCom on",
+            app_callbacks=self.app_crypto is not None,
+            robot_callbacks=self.robot is not None,
+            sending=self.access is not None,
+            staff_group=self.staff is not None,
+        )
 
     # --- verification ----------------------------------------------------------------------------------
     def refuse_stale(self, query: Mapping[str, str]) -> None:

@@ -14,6 +14,8 @@ import structlog
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
 
+from integrations.channel import ChannelType, switch_on
+from integrations.core import Core
 from integrations.payload import outages_answered
 from integrations.rest.channel import read_limited_body
 
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     import httpx
 
     from bot.runtime import Runtime
+    from bot.settings import Settings
     from integrations.wecom.channel import WeComChannel
 
 log = structlog.get_logger(__name__)
@@ -59,27 +62,31 @@ async def wecom_callback(request: Request) -> Response:
         return await channel.callback(request.query_params, body, started)
 
 
-async def setup(app: FastAPI, runtime: Runtime, *, http: httpx.AsyncClient | None = None) -> None:
-    """Switch WeCom on when any of its callbacks or its sending is configured (HUIYIN_WECOM_*)."""
-    s = runtime.settings
-    if not (s.wecom_token or s.wecom_robot_token or s.wecom_secret or s.wecom_staff_webhook):
-        return
+def configured(settings: Settings) -> bool:
+    """WeCom is on when any of its callbacks or its sending is configured (HUIYIN_WECOM_*)."""
+    s = settings
+    return bool(s.wecom_token or s.wecom_robot_token or s.wecom_secret or s.wecom_staff_webhook)
+
+
+async def build(core: Core, *, http: httpx.AsyncClient | None = None) -> WeComChannel:
+    """The WeCom channel (app and/or robot callbacks, app sending, staff-group notices). ``http``
+    replaces the channel's own HTTP client (tests)."""
     from integrations.wecom.channel import WeComChannel
 
-    channel = WeComChannel(runtime, http=http)
-    app.state.wecom = channel
-    if channel.staff is not None:
-        app.state.wecom_staff = channel.staff
-    if channel.access is not None:
-        runtime.outbound.register(channel)
-    runtime.spawn("wecom", channel.hold())
-    log.info(
-        "WeCom on",
-        app_callbacks=channel.app_crypto is not None,
-        robot_callbacks=channel.robot is not None,
-        sending=channel.access is not None,
-        staff_group=channel.staff is not None,
-    )
+    channel = WeComChannel(core, http=http)
+    channel.routers = (router,)
+    return channel
 
 
-__all__ = ["URL", "router", "setup"]
+WECOM = ChannelType("wecom", routes=(router,), configured=configured, build=build)
+
+
+async def setup(app: FastAPI, runtime: Runtime, *, http: httpx.AsyncClient | None = None) -> None:
+    """Switch WeCom on in ``app`` when it is configured (what the app's lifespan does through
+    :data:`WECOM`; for tests that run no lifespan)."""
+    core = Core.of(runtime)
+    if configured(core.settings):
+        await switch_on(app, await build(core, http=http), core)
+
+
+__all__ = ["URL", "WECOM", "router", "setup"]

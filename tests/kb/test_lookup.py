@@ -163,7 +163,7 @@ def test_drain_clarify_choices_lead_to_different_parties(kb: KnowledgeBase) -> N
     by_title = dict(answer.clarify.options)
     in_flat = kb.answer(by_title["只有我家（户内管道）"], "demo")
     shared = kb.answer(by_title["公共管道/好几户都堵"], "demo")
-    # The owner's exclusive part: report to the property all the same, as a paid service (brief R1).
+    # The owner's exclusive part: report to the property all the same, as a paid service (routing rule 1, kb/README.md).
     assert in_flat.first_contact.party == "property"
     assert "有偿" in in_flat.text and "专有部分" in in_flat.text
     assert shared.first_contact.party == "property"

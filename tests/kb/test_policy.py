@@ -1,7 +1,7 @@
-"""Who comes first, per matter, follows the project's responsibilities brief (its routing-table rows).
+"""Who comes first, per matter, follows the routing rules and the routing table (kb/README.md).
 
-Where the brief's table lists several first contacts, the first one listed is the matter's first contact
-(/work/shared/domain/responsibilities.md, section 2); the others are in the escalation chain or the text.
+Where several first contacts could act, the first one listed is the matter's first contact; the others are
+in the escalation chain or the text.
 Also: the knowledge base never echoes the held-out evaluation set.
 """
 
@@ -21,37 +21,39 @@ def kb() -> KnowledgeBase:
     return load_knowledge_base()
 
 
-# (matter id, expected first contact "party" or "party/sub", brief row or rule)
+# (matter id, expected first contact "party" or "party/sub", why)
 FIRST_CONTACTS = [
-    ("drain_blocked_in_flat", "property", "row 1: 先找物业 (paid service for the exclusive part)"),
-    ("water_outage", "utility/water", "row 7: municipal cut → 供水企业 (listed first)"),
-    ("water_outage_area", "utility/water", "row 7"),
-    ("water_outage_building", "property", "row 7: estate 二次供水 → P"),
-    ("water_quality", "utility/water", "row 7: 水质发黄 → 供水企业"),
-    ("water_quality_secondary_supply", "property", "row 7: estate 二次供水 → P"),
-    ("street_light_municipal", "department/urban_management", "row 4"),
-    ("noise_construction", "department/environment", "row 19"),
-    ("noise_commercial", "department/environment", "row 18"),
-    ("mahjong_parlour", "department/environment", "row 18: a business's noise"),
-    ("dog_bite", "emergency/police", "row 20: bite → 110 + vaccine"),
-    ("parking_fee_dispute", "property", "row 22"),
-    ("property_poor_service", "property", "row 30"),
-    ("suspicious_person", "emergency/police", "row 28: 110 / 派出所"),
-    ("owners_committee_misconduct", "street", "row 32: S / 乡镇 + C"),
-    ("maintenance_fund_balance", "owners_committee", "row 33: 业委会 / P"),
-    ("neighbour_dispute", "community", "row 35"),
-    ("neighbour_camera_privacy", "community", "row 35: a dispute between neighbours"),
-    ("epidemic_measures", "property", "row 45: P carries out the measures"),
-    ("electrical_sparks", "emergency/fire", "R6: smoke or sparks from a fuse box"),
-    ("manhole_cover", "department/urban_management", "row 42"),
-    ("canopy_damaged", "property", "R1: a common part"),
-    ("garbage_station_nuisance", "property", "row 25: 物业 is the 管理责任人"),
-    ("broadband_access_monopoly", "department/communications", "row 43: → 通信管理局"),
+    ("drain_blocked_in_flat", "property", "先找物业 (paid service for the exclusive part)"),
+    ("water_outage", "utility/water", "municipal cut → 供水企业 (listed first)"),
+    ("water_outage_area", "utility/water", "a cut in the area: 供水企业"),
+    ("water_outage_building", "property", "estate 二次供水 → P"),
+    ("water_quality", "utility/water", "水质发黄 → 供水企业"),
+    ("water_quality_secondary_supply", "property", "estate 二次供水 → P"),
+    ("street_light_municipal", "department/urban_management", "outside the estate: 城管/市政"),
+    ("noise_construction", "department/environment", "construction noise: 生态环境"),
+    ("noise_commercial", "department/environment", "commercial noise: 生态环境"),
+    ("mahjong_parlour", "department/environment", "a business's noise"),
+    ("dog_bite", "emergency/police", "bite → 110 + vaccine"),
+    ("parking_fee_dispute", "property", "the fee is in the property contract"),
+    ("property_poor_service", "property", "the property's own service"),
+    ("suspicious_person", "emergency/police", "110 / 派出所"),
+    ("owners_committee_misconduct", "street", "S / 乡镇 + C"),
+    ("maintenance_fund_balance", "owners_committee", "业委会 / P"),
+    ("neighbour_dispute", "community", "a dispute between neighbours"),
+    ("neighbour_camera_privacy", "community", "a dispute between neighbours"),
+    ("epidemic_measures", "property", "P carries out the measures"),
+    ("electrical_sparks", "emergency/fire", "routing rule 6: smoke or sparks from a fuse box"),
+    ("manhole_cover", "department/urban_management", "a municipal manhole: 城管"),
+    ("canopy_damaged", "property", "routing rule 1: a common part"),
+    ("garbage_station_nuisance", "property", "物业 is the 管理责任人"),
+    ("broadband_access_monopoly", "department/communications", "→ 通信管理局"),
 ]
 
 
 @pytest.mark.parametrize(("matter_id", "party", "why"), FIRST_CONTACTS)
-def test_first_contact_follows_the_brief(kb: KnowledgeBase, matter_id: str, party: str, why: str) -> None:
+def test_first_contact_follows_the_routing_rules(
+    kb: KnowledgeBase, matter_id: str, party: str, why: str
+) -> None:
     contact = kb.answer(matter_id, "demo").first_contact
     got = f"{contact.party}/{contact.sub}" if contact.sub else contact.party
     assert got == party, why

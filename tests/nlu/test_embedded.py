@@ -167,7 +167,7 @@ async def test_health_is_none_when_trained(nlu: EmbeddedNLU) -> None:
         ("孩子误吞了一颗纽扣电池", "injury"),
         ("有人在撬隔壁的门", "violence"),
         ("配电箱冒烟了", "fire"),
-        # Sparks or a burning smell from wiring are treated as fire (brief R6), burnt food is not.
+        # Sparks or a burning smell from wiring are treated as fire (routing rule 6, kb/README.md), burnt food is not.
         ("插座打火花", "fire"),
         ("闻到一股烧焦味 好像是电线", "fire"),
         ("饭烧焦了 一屋子糊味", None),

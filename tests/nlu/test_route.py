@@ -1,4 +1,4 @@
-"""``route_message`` and ``huiyin route``: the JSON contract of issue 3 item 9."""
+"""``route_message`` and ``huiyin route``: their JSON contract."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from bot.nlu.normalize import normalize
 from bot.nlu.route import INTENTS_WITH_CONTACT
 from kb.model import SUBS_BY_PARTY, Party
 
-MIN_EXAMPLES = 25  # issue 3: at least 25 colloquial examples per intent
+MIN_EXAMPLES = 25  # at least 25 colloquial examples per intent
 _SEPARATORS = re.compile(r"[\s\W_]+")
 
 

@@ -52,7 +52,7 @@ async def test_webhooks_of_platforms_that_are_not_switched_on_answer_404(runtime
 
 def test_a_server_without_platforms_does_not_load_their_libraries() -> None:
     # Memory: python-telegram-bot and wechatpy would add ~27 MB to the server's resident set
-    # (python -m bench.heap_bench; issue 2 targets ≤ 200 MB); a deployment that configures neither must
+    # (python -m bench.heap_bench; the target is ≤ 200 MB); a deployment that configures neither must
     # not pay for them. A fresh interpreter, since this test session has imported them already.
     import subprocess
     import sys

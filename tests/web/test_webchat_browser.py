@@ -1,6 +1,6 @@
 """The web chat page files a real appeal: `huiyin serve` on the embedded defaults, driven in Chromium.
 
-This is the "done when" of issue 2 ("the web chat page files an appeal"), checked the way a person
+This is the web chat's acceptance check ("the web chat page files an appeal"), done the way a person
 would: open the page, speak as 王阿姨 in the building group, answer whatever the bot asks, give the
 phone number in the private chat, confirm, and read the appeal id.
 """
@@ -34,7 +34,7 @@ def test_web_chat_page_files_an_appeal(page: Any, real_server: Served) -> None:
     except DriverError as exc:
         _fail_with_log(exc, real_server)
     assert APPEAL_ID.fullmatch(appeal_id)
-    # Contact details stay out of the group (issue 2, item 4): at most a masked form there.
+    # Contact details stay out of the group (asked for only in a private chat): at most a masked form there.
     group_text = chat.log_text(GROUP)
     assert PHONE not in group_text, chat.transcript()
     assert page.problems == [], page.problems

@@ -156,7 +156,7 @@ class WebChat:
         if ASKS_PHONE.search(q.text):
             if q.chat == GROUP:
                 raise DriverError(
-                    "the bot asked for a phone number in the group chat; issue 2 says contact details are "
+                    "the bot asked for a phone number in the group chat; contact details must be "
                     f"asked for only in a private chat\n{self.transcript()}"
                 )
             answer = phone
