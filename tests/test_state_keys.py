@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from bot.message import Platform
-from bot.staff import auth
-from bot.state import DIALOGS_COMPLETE, HELD_COMPLETE, ConversationKey, Keys, StateStore
+from bot.staff.proxies import limit_key
+from bot.state import DIALOGS_COMPLETE, HELD_COMPLETE, ConversationKey, Keys
 
 CONV = ConversationKey(Platform.WECHAT, "g1", "u1")
 
@@ -28,48 +28,53 @@ FAMILIES: list[tuple[str, Callable[[], str], str]] = [
     ("staff notices", lambda: Keys.NOTICES, "hy:notices"),
     ("relay draft", lambda: Keys.relay_draft(Platform.REST, "s1"), "hy:relay:rest:s1"),
     ("invite failures", lambda: Keys.invite_failures(Platform.REST, "s1"), "hy:invitefail:rest:s1"),
-    ("inbox", lambda: Keys.inbox(Platform.REST, "r1"), "hy:inbox:rest:r1"),
-    ("telegram button", lambda: Keys.telegram_button("t0k"), "hy:btn:tg:t0k"),
-    ("numbered options", lambda: Keys.options(Platform.WECOM, "c1", "u1"), "hy:btn:wecom:c1:u1"),
-    ("wechat access token", lambda: Keys.access_token("wx:token:app1"), "hy:wx:token:app1"),
+    ("inbox", lambda: Keys.channels.inbox(Platform.REST, "r1"), "hy:inbox:rest:r1"),
+    ("telegram button", lambda: Keys.channels.telegram_button("t0k"), "hy:btn:tg:t0k"),
+    ("numbered options", lambda: Keys.channels.options(Platform.WECOM, "c1", "u1"), "hy:btn:wecom:c1:u1"),
+    ("wechat access token", lambda: Keys.channels.wechat_token("app1"), "hy:wx:token:app1"),
     (
         "wecom access token",
-        lambda: Keys.access_token("wecom:token:corp1:1000002"),
+        lambda: Keys.channels.wecom_token("corp1", 1000002),
         "hy:wecom:token:corp1:1000002",
     ),
     (
         "telegram done",
-        lambda: StateStore.delivery_name("tg:done", CONV, "m1"),
+        lambda: Keys.channels.telegram_done(CONV, "m1"),
         "hy:{wechat:g1:u1}:tg:done:m1",
     ),
     (
         "telegram claim",
-        lambda: StateStore.delivery_name("tg:claim", CONV, "m1"),
+        lambda: Keys.channels.telegram_claim(CONV, "m1"),
         "hy:{wechat:g1:u1}:tg:claim:m1",
     ),
     (
         "wechat passive claim",
-        lambda: StateStore.delivery_name("wx:answered", CONV, "m1"),
+        lambda: Keys.channels.passive_claim("wx", CONV, "m1"),
         "hy:{wechat:g1:u1}:wx:answered:m1",
     ),
     (
         "wecom passive claim",
-        lambda: StateStore.delivery_name("wecom:answered", CONV, "m1"),
+        lambda: Keys.channels.passive_claim("wecom", CONV, "m1"),
         "hy:{wechat:g1:u1}:wecom:answered:m1",
     ),
-    ("console session", lambda: auth._session_key("abc"), "hy:staffsess:abc"),
-    ("console sessions of an account", lambda: auth._account_sessions_key(7), "hy:staffsess:of:7"),
+    (
+        "wechat plaintext nonce",
+        lambda: Keys.channels.wechat_nonce("1700000000", "n0nce"),
+        "hy:wx:nonce:1700000000:n0nce",
+    ),
+    ("console session", lambda: Keys.staff.session("abc"), "hy:staffsess:abc"),
+    ("console sessions of an account", lambda: Keys.staff.sessions_of(7), "hy:staffsess:of:7"),
     (
         "login counter of a client",
-        lambda: auth._client_key("203.0.113.9"),
+        lambda: Keys.staff.login_client(limit_key("203.0.113.9")),
         "hy:{staff-login}:client:203.0.113.9",
     ),
     (
         "login counter of an IPv6 client",
-        lambda: auth._client_key("2001:db8::1"),
+        lambda: Keys.staff.login_client(limit_key("2001:db8::1")),
         "hy:{staff-login}:client:2001:db8::/64",
     ),
-    ("login counter of a name", lambda: auth._username_key("wang"), "hy:{staff-login}:user:wang"),
+    ("login counter of a name", lambda: Keys.staff.login_user("wang"), "hy:{staff-login}:user:wang"),
 ]
 
 

@@ -20,7 +20,7 @@ refuses because the resident never opened a chat with the bot, the group gets a 
 deep-link button (never the private content).
 
 Buttons are inline keyboards. ``callback_data`` holds at most 64 bytes, so each button carries a short
-token; ``hy:btn:tg:{token}`` in Redis maps it to the payload and to the resident it was offered to (a
+token; its key in Redis (``Keys.channels.telegram_button``) maps it to the payload and to the resident it was offered to (a
 neighbour pressing someone else's button in a group is told so, and nothing happens).
 """
 
@@ -67,7 +67,7 @@ from bot.message import Attachment, AttachmentKind, ChatType, IncomingMessage, P
 from bot.outage import TRANSIENT_ERRORS, is_outage
 from bot.outbound import DeliveryError
 from bot.runtime import Runtime
-from bot.state import ConversationKey, Keys, LockTimeout, StateStore
+from bot.state import ConversationKey, Keys, LockTimeout
 
 log = structlog.get_logger(__name__)
 
@@ -274,7 +274,7 @@ class TelegramConnector:
             return
         data = query.data or ""
         entry = (
-            await self.runtime.store.redis.get(Keys.telegram_button(data[2:]))
+            await self.runtime.store.redis.get(Keys.channels.telegram_button(data[2:]))
             if data.startswith("b:")
             else None
         )
@@ -400,8 +400,8 @@ class TelegramConnector:
         """
         redis = self.runtime.store.redis
         key = ConversationKey.of(incoming)
-        done = StateStore.delivery_name("tg:done", key, incoming.message_id)
-        claim = StateStore.delivery_name("tg:claim", key, incoming.message_id)
+        done = Keys.channels.telegram_done(key, incoming.message_id)
+        claim = Keys.channels.telegram_claim(key, incoming.message_id)
         if not await self._claim(key, claim, done):
             log.info("redelivered Telegram update ignored", message_id=incoming.message_id)
             return
@@ -501,7 +501,7 @@ class TelegramConnector:
             for button in reply.buttons:
                 token = secrets.token_urlsafe(9)  # 12 characters: "b:" + token is far below 64 bytes
                 entry = json.dumps([button.payload, reply.recipient_id], ensure_ascii=False)
-                pipe.set(Keys.telegram_button(token), entry, ex=BUTTON_TTL_S)
+                pipe.set(Keys.channels.telegram_button(token), entry, ex=BUTTON_TTL_S)
                 rows.append([InlineKeyboardButton(button.title, callback_data=f"b:{token}")])
             await pipe.execute()
         return InlineKeyboardMarkup(rows)

@@ -47,7 +47,7 @@ class PassiveReplyChannel:
         deadline_s: float,
         http: httpx.AsyncClient | None,
     ) -> None:
-        """Sets up the numbered options, the passive window (claims under ``hy:{window_prefix}:``) and the
+        """Sets up the numbered options, the passive window (its claims: ``Keys.channels.passive_claim``) and the
         HTTP client: ``http`` when given (the caller closes it), else an own one closed by :meth:`close`."""
         self.runtime = runtime
         self.deadline_s = deadline_s
