@@ -27,7 +27,7 @@ import structlog
 
 from bot.message import IncomingMessage, Reply
 from bot.outage import TRANSIENT_ERRORS, is_outage
-from bot.state import ConversationKey, LockTimeout, StateStore
+from bot.state import ConversationKey, Keys, LockTimeout, StateStore
 
 if TYPE_CHECKING:
     import asyncio
@@ -143,8 +143,8 @@ class Core:
         """
         redis = self.store.redis
         key = ConversationKey.of(message)
-        done = StateStore.delivery_name(f"{record}:done", key, message.message_id)
-        claim = StateStore.delivery_name(f"{record}:claim", key, message.message_id)
+        done = Keys.delivery(f"{record}:done", key, message.message_id)
+        claim = Keys.delivery(f"{record}:claim", key, message.message_id)
         ttl_s = int(self.settings.lock_wait_s + self.settings.lock_timeout_s) + 1
 
         async def attempt() -> bool | None:

@@ -20,7 +20,7 @@ import pytest
 from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, ResponseError
 
-import bot.state
+import bot.state.keys
 from bot.message import Platform
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -131,9 +131,9 @@ async def test_the_store_is_on_a_cluster_and_the_markers_are_in_every_slot(runti
     assert store.cluster
     await runtime.dispatcher.handoff.restore_markers(runtime.db)  # as `huiyin serve` starts its staff jobs
     key = ConversationKey(Platform.REST, "group-3", "wang")
-    names = [store.lock_name(key), store.seen_name(key, "m"), store.state_name(key), Keys.held(key)]
+    names = [Keys.lock(key), Keys.seen(key, "m"), Keys.state(key), Keys.held(key)]
     assert len({key_slot(n.encode()) for n in names}) == 1, "one conversation, one slot"
-    slot = key_slot(store.lock_name(key).encode())
+    slot = key_slot(Keys.lock(key).encode())
     for marker in (DIALOGS_COMPLETE, HELD_COMPLETE):
         copy = Keys.slot_copy(marker, slot)
         assert key_slot(copy.encode()) == slot
@@ -151,7 +151,7 @@ async def test_a_node_that_lost_its_data_loses_only_its_own_markers(runtime: Run
     store = runtime.store
     await runtime.dispatcher.handoff.restore_markers(runtime.db)
     key = ConversationKey(Platform.REST, "lost", "lost")
-    node = store.redis.get_node_from_key(store.lock_name(key))  # type: ignore[attr-defined]
+    node = store.redis.get_node_from_key(Keys.lock(key))  # type: ignore[attr-defined]
     await store.redis.flushdb(target_nodes=node)  # type: ignore[call-arg]
     async with store.turn(key, "m-lost", (HELD_COMPLETE, DIALOGS_COMPLETE)) as turn:
         assert turn.flags == (False, False)
@@ -159,7 +159,7 @@ async def test_a_node_that_lost_its_data_loses_only_its_own_markers(runtime: Run
     others = [
         k
         for k in (ConversationKey(Platform.REST, "kept", str(i)) for i in range(50))
-        if store.redis.get_node_from_key(store.lock_name(k)) != node  # type: ignore[attr-defined]
+        if store.redis.get_node_from_key(Keys.lock(k)) != node  # type: ignore[attr-defined]
     ]
     async with store.turn(others[0], "m-kept", (HELD_COMPLETE, DIALOGS_COMPLETE)) as turn:
         assert turn.flags == (True, True)
@@ -171,7 +171,7 @@ async def test_keys_without_the_hash_tag_would_cross_slots(
 ) -> None:
     """What the tags prevent (and what every test above meets without them): a turn's script on keys of
     different slots is refused."""
-    monkeypatch.setattr(bot.state, "_tagged", lambda tag, rest: f"hy:{rest}:{tag}")
+    monkeypatch.setattr(bot.state.keys, "_tagged", lambda tag, rest: f"hy:{rest}:{tag}")
     store = StateStore(runtime.store.redis, lock_timeout_s=5, lock_wait_s=1)
     # redis-py refuses it before sending (the server would answer CROSSSLOT).
     with pytest.raises((RedisClusterException, ResponseError), match=r"same key slot|CROSSSLOT"):

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from bot.db.models import Appeal, TranscriptMessage
 from bot.message import IncomingMessage, Platform
 from bot.runtime import Runtime
-from bot.state import ConversationKey, LockTimeout, StateStore
+from bot.state import ConversationKey, Keys, LockTimeout, StateStore
 from integrations.backend.reference import free_port
 from tests.conftest import REAL_DATABASE_URL, REAL_REDIS_URL, _reset_real_services, make_settings
 from tests.outages import stop_processes
@@ -99,14 +99,14 @@ async def test_a_turn_locks_reads_and_saves_in_one_piece(runtime: Runtime) -> No
     await store.redis.set("flag-a", "1")
     async with store.turn(key, "m1", flags=("flag-a", "flag-b")) as turn:
         assert turn.replayed is None and turn.state is None and turn.flags == (True, False)
-        assert await store.redis.exists(store.lock_name(key))
+        assert await store.redis.exists(Keys.lock(key))
         await turn.finish({"dialog": "appeal"}, [{"text": "好的"}], dedup_ttl_s=60)
-    assert not await store.redis.exists(store.lock_name(key))
+    assert not await store.redis.exists(Keys.lock(key))
     assert await store.get_state(key) == {"dialog": "appeal"}
     # The same message again: its replies, without taking the lock or touching the state.
     async with store.turn(key, "m1") as again:
         assert again.replayed == [{"text": "好的"}]
-        assert not await store.redis.exists(store.lock_name(key))
+        assert not await store.redis.exists(Keys.lock(key))
     # A new message reads the state; finishing with None clears it.
     async with store.turn(key, "m2") as turn:
         assert turn.state == {"dialog": "appeal"}
@@ -120,7 +120,7 @@ async def test_a_failed_turn_releases_the_lock_and_records_nothing(runtime: Runt
     with pytest.raises(RuntimeError):
         async with store.turn(key, "m1"):
             raise RuntimeError("the database went away")
-    assert not await store.redis.exists(store.lock_name(key))
+    assert not await store.redis.exists(Keys.lock(key))
     assert await store.seen(key, "m1") is None
 
 
@@ -136,9 +136,9 @@ async def test_a_turn_waits_for_the_lock_and_gives_up_in_time(runtime: Runtime) 
         await holder.finish(None, [], dedup_ttl_s=60)
     # A lock that someone else took over (ours expired) is not released by us.
     async with store.turn(key, "m2") as turn:
-        await store.redis.set(store.lock_name(key), "another holder")
+        await store.redis.set(Keys.lock(key), "another holder")
         await turn.finish(None, [], dedup_ttl_s=60)
-    assert await store.redis.get(store.lock_name(key)) == "another holder"
+    assert await store.redis.get(Keys.lock(key)) == "another holder"
 
 
 async def test_a_state_handed_to_another_conversation_waits_for_its_lock(runtime: Runtime) -> None:
@@ -161,7 +161,7 @@ async def test_a_finishing_turn_hands_a_state_to_another_conversation(runtime: R
     async with store.turn(group, "m1") as turn:
         await turn.finish(None, [], dedup_ttl_s=60, also=(private, {"dialog": "appeal", "n": 1}))
     assert await store.get_state(private) == {"dialog": "appeal", "n": 1}
-    assert not await store.redis.exists(store.lock_name(group))
+    assert not await store.redis.exists(Keys.lock(group))
     async with store.turn(private, "p1") as holder:
         async with store.turn(group, "m2") as turn:
             finish = asyncio.create_task(
@@ -169,7 +169,7 @@ async def test_a_finishing_turn_hands_a_state_to_another_conversation(runtime: R
             )
             await asyncio.sleep(0.05)
             # The group turn is over (its lock released, its message recorded); the hand-over waits.
-            assert not finish.done() and not await store.redis.exists(store.lock_name(group))
+            assert not finish.done() and not await store.redis.exists(Keys.lock(group))
             assert await store.seen(group, "m2") == []
             assert await store.get_state(private) == {"dialog": "appeal", "n": 1}
         await holder.finish(holder.state, [], dedup_ttl_s=60)
@@ -184,7 +184,7 @@ async def test_a_turn_only_for_an_engaged_conversation(runtime: Runtime) -> None
     key = ConversationKey(Platform.REST, "g", "u")
     async with store.turn(key, "c1", flags=("held", "other"), engaged_by=1) as turn:
         assert turn.idle and turn.state is None and turn.idle_hash == {}
-        assert not await store.redis.exists(store.lock_name(key))
+        assert not await store.redis.exists(Keys.lock(key))
     assert await store.seen(key, "c1") is None
     # What the caller needs for an idle conversation comes with the answer: the group's settings.
     settings = store.chat_settings_name(Platform.REST, "g")
@@ -231,11 +231,11 @@ async def test_a_live_turn_slower_than_the_lock_expiry_keeps_its_lock(runtime: R
             with pytest.raises(LockTimeout):
                 async with store.turn(key, f"other-{until - time.monotonic():.2f}"):
                     pass
-            assert await store.redis.get(store.lock_name(key)) == holder.token
+            assert await store.redis.get(Keys.lock(key)) == holder.token
         await holder.finish({"dialog": "appeal"}, [], dedup_ttl_s=60)
-    assert not await store.redis.exists(store.lock_name(key))
+    assert not await store.redis.exists(Keys.lock(key))
     await asyncio.sleep(0.5)  # no renewal after the end brings it back
-    assert not await store.redis.exists(store.lock_name(key))
+    assert not await store.redis.exists(Keys.lock(key))
 
 
 _HOLD_AND_WAIT = """
@@ -268,9 +268,7 @@ async def test_a_conversation_locked_by_a_killed_process_is_free_within_seconds(
         assert (await asyncio.wait_for(proc.stdout.readline(), 30)).strip() == b"held"
         # Alive, it keeps the lock past its expiry.
         await asyncio.sleep(expiry * 1.5)
-        assert await runtime.store.redis.exists(
-            runtime.store.lock_name(ConversationKey(Platform.REST, "killed", "killed"))
-        )
+        assert await runtime.store.redis.exists(Keys.lock(ConversationKey(Platform.REST, "killed", "killed")))
         proc.kill()
         await proc.wait()
         started = time.monotonic()

@@ -40,6 +40,7 @@ from bot.db.models import StaffAccount, utcnow
 from bot.roles import staff_community_ids, verify_password
 from bot.settings import Settings
 from bot.staff.proxies import limit_key
+from bot.state import Keys
 
 SESSION_COOKIE = "hy_staff"
 LOGIN_COOKIE = "hy_staff_login"
@@ -111,11 +112,11 @@ class ConsoleAuth:
         session_id = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
         record = {"account_id": account.id, "csrf": csrf, "created": utcnow().isoformat()}
-        index = _account_sessions_key(account.id)
+        index = Keys.staff.sessions_of(account.id)
         # Not a transaction: the two keys may live on different Redis Cluster nodes, and a session
         # missing from the index is still refused by the per-request check when its access goes.
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(_session_key(session_id), json.dumps(record), ex=self.session_seconds)
+            pipe.set(Keys.staff.session(session_id), json.dumps(record), ex=self.session_seconds)
             pipe.sadd(index, session_id)
             pipe.expire(index, self.session_seconds)
             await pipe.execute()
@@ -124,8 +125,8 @@ class ConsoleAuth:
 
     async def end_session(self, session_id: str, account_id: int) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.delete(_session_key(session_id))
-            pipe.srem(_account_sessions_key(account_id), session_id)
+            pipe.delete(Keys.staff.session(session_id))
+            pipe.srem(Keys.staff.sessions_of(account_id), session_id)
             await pipe.execute()
 
     async def user(self, session: AsyncSession, cookie: str | None) -> StaffUser:
@@ -136,7 +137,7 @@ class ConsoleAuth:
             session_id = self._session_signer.unsign(cookie, max_age=self.session_seconds).decode()
         except (BadSignature, SignatureExpired):
             raise NotAuthenticated from None
-        raw = await self.redis.get(_session_key(session_id))
+        raw = await self.redis.get(Keys.staff.session(session_id))
         if raw is None:
             raise NotAuthenticated
         record = json.loads(raw)
@@ -192,7 +193,7 @@ class ConsoleAuth:
         either is at its limit. Atomic (one script), so parallel attempts cannot all slip under it."""
         s = self.settings
         admitted = await self._admit(
-            keys=[_client_key(client), _username_key(username)],
+            keys=[Keys.staff.login_client(limit_key(client)), Keys.staff.login_user(username)],
             args=[
                 s.staff_login_client_max_failures,
                 s.staff_login_client_window_s,
@@ -205,7 +206,7 @@ class ConsoleAuth:
     async def login_succeeded(self, client: str, username: str) -> None:
         """Give a successful login's attempt back, so only failures (and attempts still in flight) count:
         colleagues logging in from one office address do not lock each other out."""
-        await self._refund(keys=[_client_key(client), _username_key(username)])
+        await self._refund(keys=[Keys.staff.login_client(limit_key(client)), Keys.staff.login_user(username)])
 
     async def check_password(self, password_hash: str | None, password: str) -> bool:
         """:func:`bot.roles.verify_password` in a worker thread, a few at a time: argon2 is meant to cost
@@ -236,26 +237,8 @@ return 1
 
 async def end_sessions_of(redis: Redis, account_id: int) -> int:
     """End every open console session of an account (its access was taken away); how many there were."""
-    index = _account_sessions_key(account_id)
+    index = Keys.staff.sessions_of(account_id)
     session_ids = list(await redis.smembers(index))
-    ended = int(await redis.delete(*[_session_key(str(s)) for s in session_ids])) if session_ids else 0
+    ended = int(await redis.delete(*[Keys.staff.session(str(s)) for s in session_ids])) if session_ids else 0
     await redis.delete(index)
     return ended
-
-
-def _session_key(session_id: str) -> str:
-    return f"hy:staffsess:{session_id}"
-
-
-def _account_sessions_key(account_id: int) -> str:
-    return f"hy:staffsess:of:{account_id}"
-
-
-# One hash tag for every login counter: the admission script reads an address's counter and a name's
-# together, and on a Redis Cluster a script keeps to one slot. (Logins are few; one slot carries them.)
-def _client_key(client: str) -> str:
-    return f"hy:{{staff-login}}:client:{limit_key(client)}"
-
-
-def _username_key(username: str) -> str:
-    return f"hy:{{staff-login}}:user:{username}"

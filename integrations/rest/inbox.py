@@ -2,7 +2,7 @@
 
 Messages the bot sends on its own — a status change of an appeal, a rating request — cannot ride on the
 response to a request, so for ``Platform.REST`` and ``Platform.WEB`` the registered :class:`InboxSender`
-puts them in a Redis list per recipient (``hy:inbox:{platform}:{recipient_id}``, newest
+puts them in a Redis list per recipient (``Keys.channels.inbox``, newest
 ``INBOX_KEEP`` kept for ``INBOX_TTL_S``). A client collects them with::
 
     GET /webhooks/rest/inbox?sender=wang&sender=li[&platform=rest]
@@ -38,7 +38,7 @@ MAILBOX_PLATFORMS = (Platform.REST, Platform.WEB)
 
 
 def _key(platform: Platform, recipient: str) -> str:
-    return Keys.inbox(platform, recipient)
+    return Keys.channels.inbox(platform, recipient)
 
 
 class InboxSender:

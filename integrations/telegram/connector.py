@@ -260,7 +260,9 @@ class TelegramConnector(InputChannel):
             return
         data = query.data or ""
         entry = (
-            await self.core.store.redis.get(Keys.telegram_button(data[2:])) if data.startswith("b:") else None
+            await self.core.store.redis.get(Keys.channels.telegram_button(data[2:]))
+            if data.startswith("b:")
+            else None
         )
         if entry is None:
             await _answer(query, self.wording["button_expired"])

@@ -113,7 +113,7 @@ class TelegramSender:
             for button in reply.buttons:
                 token = secrets.token_urlsafe(9)  # 12 characters: "b:" + token is far below 64 bytes
                 entry = json.dumps([button.payload, reply.recipient_id], ensure_ascii=False)
-                pipe.set(Keys.telegram_button(token), entry, ex=BUTTON_TTL_S)
+                pipe.set(Keys.channels.telegram_button(token), entry, ex=BUTTON_TTL_S)
                 rows.append([InlineKeyboardButton(button.title, callback_data=f"b:{token}")])
             await pipe.execute()
         return InlineKeyboardMarkup(rows)

@@ -6,7 +6,7 @@ valid for ~2 hours, JSON bodies that must be sent as UTF-8 without ``\\u`` escap
 block every conversation while one call waits, so the calls go through httpx here and wechatpy is used
 for what it does best: signatures, crypto, parsing and rendering.
 
-The token lives in Redis (``hy:wx:token:*``, ``hy:wecom:token:*``) so that every process shares one and a
+The token lives in Redis (``Keys.channels.wechat_token``, ``Keys.channels.wecom_token``) so that every process shares one and a
 restart does not fetch a new one. A call answered with "token invalid or expired" drops it and retries
 once with a fresh one.
 """

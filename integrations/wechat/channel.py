@@ -46,7 +46,7 @@ from wechatpy.utils import WeChatSigner
 
 from bot.message import ChatType, IncomingMessage, Platform, Reply
 from bot.outbound import DeliveryError, Sender
-from bot.state import PREFIX, ConversationKey, Keys
+from bot.state import ConversationKey, Keys
 from integrations.core import Core
 from integrations.wechat.api import AccessToken, fetch_json, json_body, post_json
 from integrations.wechat.passive_channel import PassiveReplyChannel
@@ -124,7 +124,7 @@ class WeChatChannel(PassiveReplyChannel):
         if self.app_id and s.wechat_app_secret is not None:
             self._secret = s.wechat_app_secret.get_secret_value()
             self.access = AccessToken(
-                core.store.redis, Keys.access_token(f"wx:token:{self.app_id}"), self._fetch_token
+                core.store.redis, Keys.channels.wechat_token(self.app_id), self._fetch_token
             )
 
     def sender(self) -> Sender:
@@ -159,7 +159,7 @@ class WeChatChannel(PassiveReplyChannel):
         and only that body is accepted again: a redelivery of the same request is still handled (the
         core's dedup answers it once), a forged body is not.
         """
-        name = f"{PREFIX}:wx:nonce:{query.get('timestamp', '')}:{query.get('nonce', '')}"
+        name = Keys.channels.wechat_nonce(query.get("timestamp", ""), query.get("nonce", ""))
         digest = hashlib.sha256(body).hexdigest()
         redis = self.core.store.redis
         if await redis.set(name, digest, nx=True, ex=2 * self.max_age_s):

@@ -2,7 +2,7 @@
 
 WeChat and WeCom show replies as plain text, so a reply's buttons become "1. 确认提交 / 2. 修改" lines
 (:meth:`bot.message.Reply.as_text`). The payloads of the last offered options are remembered per
-conversation in Redis, under ``hy:btn:{platform}:{chat}:{user}``, so that the resident's "1" (or the
+conversation in Redis, under ``Keys.channels.options``, so that the resident's "1" (or the
 option's exact title) is turned back into the payload before the message reaches the core. Anything
 else the resident types passes through unchanged, and a number outside the offered range is just text
 ("3" may well be a building number).
@@ -31,7 +31,7 @@ class NumberedOptions:
         self._platform = platform
 
     def _key(self, chat_id: str, user_id: str) -> str:
-        return Keys.options(self._platform, chat_id, user_id)
+        return Keys.channels.options(self._platform, chat_id, user_id)
 
     async def resolve(self, chat_id: str, user_id: str, text: str) -> str:
         """The payload the resident chose with ``text``, or ``text`` itself when it chose none."""

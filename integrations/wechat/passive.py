@@ -19,7 +19,7 @@ the message durably before answering was the other honest choice; the queue woul
 Redis or database whose outage is the problem.)
 
 Exactly one delivery per message, across retries and processes: whichever path is about to deliver first
-claims ``hy:{prefix}:answered:{conversation}:{message_id}`` with SET NX (per conversation: the
+claims its message (``Keys.channels.passive_claim``) with SET NX (per conversation: the
 message id alone would let one resident's claim silence another's reply). A retry that arrives after the
 late path sent the replies finds the claim taken and answers ``success``; a late path that finds a retry
 already answered passively sends nothing. The core's own dedup makes the retry's processing free of side effects.
@@ -36,7 +36,7 @@ import structlog
 
 from bot.message import Reply
 from bot.outage import is_outage
-from bot.state import ConversationKey, StateStore
+from bot.state import ConversationKey, Keys
 
 log = structlog.get_logger(__name__)
 
@@ -93,7 +93,7 @@ class PassiveWindow:
 
     async def claim(self, key: ConversationKey, message_id: str) -> bool:
         """True for the one caller allowed to deliver the replies of ``key``'s message ``message_id``."""
-        name = StateStore.delivery_name(f"{self._prefix}:answered", key, message_id)
+        name = Keys.channels.passive_claim(self._prefix, key, message_id)
         return bool(await self._redis.set(name, "1", nx=True, ex=self._claim_ttl_s))
 
     def _deliver_later(

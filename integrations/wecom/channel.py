@@ -91,7 +91,7 @@ class WeComChannel(PassiveReplyChannel):
             self._secret = s.wecom_secret.get_secret_value()
             self.access = AccessToken(
                 core.store.redis,
-                Keys.access_token(f"wecom:token:{self.corp_id}:{self.agent_id}"),
+                Keys.channels.wecom_token(self.corp_id, self.agent_id),
                 self._fetch_token,
             )
         self.staff: StaffGroupRobot | None = None

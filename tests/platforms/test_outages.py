@@ -23,7 +23,7 @@ from bot.db.session import Database
 from bot.message import Platform
 from bot.runtime import Runtime
 from bot.settings import Settings
-from bot.state import ConversationKey
+from bot.state import ConversationKey, Keys
 from tests.conftest import make_settings
 from tests.outages import disposable_redis, unreachable_database_url
 from tests.platforms.conftest import (
@@ -219,7 +219,7 @@ async def test_a_conversation_that_stays_locked_is_answered_503_not_busy(
     """Another message of the conversation holds its lock past the lock wait: the message was not
     handled; the platform is asked to deliver it again (the resident is not asked to repeat it)."""
     delivery = build(client, fake_api)
-    lock = runtime.store.lock_name(delivery.key)
+    lock = Keys.lock(delivery.key)
     await runtime.store.redis.set(lock, "another-process", px=60_000)
     assert_redeliver(await delivery.post(client))
     assert fake_api.to("/sendMessage") == [] and fake_api.to("/message/send") == []
