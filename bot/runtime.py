@@ -35,7 +35,7 @@ class Runtime:
     kb: KnowledgeBase
     dispatcher: TurnPipeline
     owns_nlu: bool = True
-    metrics: Metrics = field(default_factory=Metrics)  # GET /metrics (bot/metrics.py); one per runtime
+    metrics: Metrics = field(default_factory=Metrics)  # GET /metrics (bot/metrics/); one per runtime
     outbound: Outbound = field(default_factory=Outbound)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 

@@ -134,7 +134,7 @@ _SERVICE_NUMBER = re.compile(
 
 
 # A danger told as a past event or one that did not happen: a past-time word, the outcome told, "差点".
-# Simpler than the emergency rule of the understanding (bot.nlu.embedded), which decides the intent: here
+# Simpler than the emergency rule of the understanding (bot.nlu.rules), which decides the intent: here
 # it only stops an emergency matter from answering "去年着过火，楼道灯到现在还坏着". An urgent word ("救命",
 # "快来", "现在又冒烟") keeps emergency matters as they are, and an emergency intent gets an emergency
 # answer in any case (bot.nlu.route).

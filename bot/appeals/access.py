@@ -4,7 +4,7 @@ Appeal ids are sequential (``HY-20261122-0001``, ``…-0002``), so anyone can gu
 command that names an appeal (``/rate``, ``/support``, ``/status``) therefore finds it only when the
 resident is connected to it: they reported it, the building leader relayed it, or they joined it as a
 supporter. Everyone else learns nothing, not even whether the id exists: callers answer "not found" and
-"not yours" with the same words. Staff paths scope by community instead (``bot/staff/queries.py``).
+"not yours" with the same words. Staff paths scope by community instead (``bot/staff/queries/``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Multinomial logistic regression with L2, fitted by L-BFGS, in numpy alone.
 
-Used by the embedded intent model (:mod:`bot.nlu.embedded`) and by the knowledge base's party classifier
+Used by the embedded intent model (:mod:`bot.nlu.classifier`) and by the knowledge base's party classifier
 (:mod:`kb.search`). Why not scikit-learn: importing it costs over a second and ~70 MB, and its large
 temporary arrays and BLAS threads are slow on small shared machines; these models are small enough for
 plain numpy with preallocated buffers.

@@ -27,7 +27,7 @@ from typing import Any
 import click
 
 from bot.nlu.base import Entity, Intent, NLUBackend, Understanding
-from bot.nlu.embedded import EMERGENCY_PATTERNS, emergency_kind
+from bot.nlu.rules import EMERGENCY_PATTERNS, emergency_kind
 from bot.settings import Settings
 from kb import Contact, KBAnswer, KnowledgeBase
 from kb.model import EmergencySub
@@ -64,7 +64,7 @@ KINDS_OF_EMERGENCY_MATTER: dict[str, frozenset[str]] = {
     "personal_threat": frozenset({"violence"}),
     "suspicious_person": frozenset({"violence"}),
 }
-"""Emergency matter → the kinds of danger (:func:`bot.nlu.embedded.emergency_kind`) it answers. When the
+"""Emergency matter → the kinds of danger (:func:`bot.nlu.rules.emergency_kind`) it answers. When the
 message mentions no kind the matched matter answers ("电动车在电梯里自燃了，轿厢里全是烟" matches the
 trapped-in-a-lift matter on "电梯"), the kind of danger decides. Matters not listed here answer any kind."""
 

@@ -1,6 +1,6 @@
 """Console authentication: logins, sessions, CSRF, and who may see which community.
 
-- **Passwords**: argon2id hashes (bot/roles.py), checked in worker threads a few at a time
+- **Passwords**: argon2id hashes (bot/roles/), checked in worker threads a few at a time
   (``HUIYIN_STAFF_LOGIN_CONCURRENCY``), never on the event loop that serves residents.
 - **Login limits**: every attempt is counted, before its password is checked, against the client's
   address (``HUIYIN_STAFF_LOGIN_CLIENT_MAX_FAILURES``) and against the user name, from any address

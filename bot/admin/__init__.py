@@ -1,0 +1,33 @@
+"""``huiyin admin``: communities, staff accounts, invite codes, chat bindings.
+
+Run on the server with the same settings as ``huiyin serve`` (it writes to the configured database).
+Passwords are read from a hidden prompt, or from standard input with ``--password-stdin`` for scripts;
+they are never accepted as a command-line argument (which would land in the shell history).
+"""
+
+from __future__ import annotations
+
+import click
+
+from bot.admin.communities import add_community, bind_chat, invite, list_all
+from bot.admin.staff import activate, add_staff, deactivate, grant_staff, revoke_staff, set_password
+
+
+@click.group()
+def admin() -> None:
+    """Roles and onboarding: communities, staff logins, invite codes, staff chats."""
+
+
+for _command in (
+    add_community,
+    add_staff,
+    grant_staff,
+    revoke_staff,
+    set_password,
+    deactivate,
+    activate,
+    invite,
+    bind_chat,
+    list_all,
+):
+    admin.add_command(_command)

@@ -1,0 +1,46 @@
+"""What the console reads: appeals with filters, the dashboard's figures, recent conversations.
+
+Every function takes the community ids the staff member serves and never returns anything outside them;
+the routes add nothing to a query that could widen it.
+
+The read models live by page: :mod:`.appeals` (the list and one appeal), :mod:`.export` (CSV),
+:mod:`.dashboard`, :mod:`.activity` (recent conversations, audit log) and :mod:`.labels` (how codes
+read); every name is importable from ``bot.staff.queries``.
+"""
+
+from bot.staff.queries.activity import RecentConversation, audit_entries, recent_conversations
+from bot.staff.queries.appeals import (
+    PAGE_SIZE,
+    AppealFilters,
+    AppealPage,
+    appeal_events,
+    appeal_in_scope,
+    appeals,
+    people,
+)
+from bot.staff.queries.dashboard import Dashboard, dashboard
+from bot.staff.queries.export import CSV_COLUMNS, CSV_LIMIT, appeals_csv
+from bot.staff.queries.labels import PARTY_LABELS, appeal_place, category_label, party_label, status_label
+
+__all__ = [
+    "CSV_COLUMNS",
+    "CSV_LIMIT",
+    "PAGE_SIZE",
+    "PARTY_LABELS",
+    "AppealFilters",
+    "AppealPage",
+    "Dashboard",
+    "RecentConversation",
+    "appeal_events",
+    "appeal_in_scope",
+    "appeal_place",
+    "appeals",
+    "appeals_csv",
+    "audit_entries",
+    "category_label",
+    "dashboard",
+    "party_label",
+    "people",
+    "recent_conversations",
+    "status_label",
+]
