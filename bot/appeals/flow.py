@@ -17,24 +17,22 @@ resident learns nothing of appeals they are not connected to.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from bot.addressing import Addressing
-from bot.appeals import duplicates, rating
+from bot.appeals import rating
 from bot.appeals.access import Role, visible_appeal
-from bot.appeals.notify import public_summary
+from bot.appeals.handled import Handled
+from bot.appeals.offers import JOIN_WORDS, NEW_APPEAL, DuplicateOffers
 from bot.appeals.status import latest_status_note
 from bot.db.models import Appeal, AppealStatus, utcnow
 from bot.db.repository import ConversationRef, Repository
 from bot.dialog.engine import Prompt
-from bot.dialog.slots import bare, describe_place, mask_personal
+from bot.dialog.slots import bare, mask_personal
 from bot.dialog.spec import Responses
-from bot.message import Button, IncomingMessage
+from bot.message import IncomingMessage
 from bot.nlu.base import Intent, Understanding
 from bot.settings import Settings
 from bot.state import ConversationKey, Keys, StateStore
@@ -42,19 +40,7 @@ from bot.state import ConversationKey, Keys, StateStore
 COMMENT_WINDOW_S = 1800  # how long after rating the next message is taken as the optional comment
 _RATE = re.compile(r"/rate\s+(\S+)\s+(satisfied|basic|unsatisfied)")
 _JOIN = re.compile(r"/support\s+(\S+)")
-# "仍然单独提交" under a duplicate offer. Not the summary's "/confirm": a double-clicked 确认提交 arrives
-# as a second "/confirm" once the offer is shown, and must not file the appeal in the resident's place.
-NEW_APPEAL = "/confirm new"
-JOIN_WORDS = frozenset({"加入", "加入支持", "支持", "加入这条", "加入这条诉求", "是同一个", "同一个问题"})
 SKIP_WORDS = frozenset({"跳过", "不用", "不用了", "没有", "没了", "没有了", "算了", "不说了", "skip"})
-
-
-@dataclass(slots=True)
-class Handled:
-    """The turn's answer, and the resident's dialog state after it."""
-
-    prompts: list[Prompt] = field(default_factory=list)
-    state: dict[str, Any] | None = None
 
 
 class FollowUp:
@@ -75,6 +61,7 @@ class FollowUp:
         self.step_buttons = step_buttons
         self._tz = ZoneInfo(settings.timezone)
         self._addressing = Addressing(bot_names)
+        self.offers = DuplicateOffers(settings, words)
 
     def _text(self, message: IncomingMessage) -> str:
         """The message without the @-mentions and the bot's name that addressed it in a group."""
@@ -110,13 +97,13 @@ class FollowUp:
         if meta.get("duplicate_of"):
             if text == "/confirm":  # the summary's button again: the offer is still to be answered
                 choose = self.words.get("duplicate.choose")
-                return Handled([Prompt(choose, self._offer_buttons(meta))], state)
+                return Handled([Prompt(choose, self.offers.buttons(meta))], state)
             if joined or bare(text) in JOIN_WORDS:
                 public_id = joined.group(1) if joined else str(meta["duplicate_of"])
-                return await self._join(repo, ref, message, public_id, state)
+                return await self.offers.join(repo, ref, message, public_id, state)
             return None
         if joined:  # no offer open: a join button pressed again, or an id typed by hand
-            return await self._join_unoffered(repo, ref, joined.group(1), state)
+            return await self.offers.join_unoffered(repo, ref, joined.group(1), state)
         if in_dialog or u.intent.name is Intent.EMERGENCY:
             return None
         if text in self.step_buttons or text == NEW_APPEAL:
@@ -192,59 +179,6 @@ class FollowUp:
         )
         return Handled([Prompt(first), Prompt(ask)], state)
 
-    async def _join(
-        self,
-        repo: Repository,
-        ref: ConversationRef,
-        message: IncomingMessage,
-        public_id: str,
-        state: dict[str, Any] | None,
-    ) -> Handled:
-        """Join the appeal offered in this dialog. Only the offered one: a supporter hears of an appeal's
-        progress, so a ``/support`` with any other id (typed by hand) joins nothing."""
-        assert state is not None
-        meta = state.setdefault("meta", {})
-        offered = str(meta.get("duplicate_of") or "")
-        joined = (
-            await duplicates.join(
-                repo,
-                public_id,
-                ref.person_id,
-                community_id=ref.community_id,
-                origin_platform=message.platform.value,
-                origin_chat=message.chat_id,
-                origin_chat_type=message.chat_type.value,
-                words=self.words,
-            )
-            if public_id == offered
-            else None
-        )
-        if joined is None or joined.appeal is None:
-            if joined is not None:
-                # The offered appeal closed meanwhile: "加入支持" no longer joins it, and "仍然单独提交"
-                # files the resident's own appeal (the dialog stays at its summary).
-                meta.pop("duplicate_of", None)
-            w = self.words
-            buttons = (
-                Button(w.get("duplicate.new_button"), NEW_APPEAL),
-                Button(w.get("duplicate.cancel_button"), "/cancel"),
-            )
-            return Handled([Prompt(w.get("duplicate.refused"), buttons)], state)
-        key = "duplicate.joined" if joined.added else "duplicate.already_supporter"
-        return Handled([Prompt(self.words.get(key, public_id=public_id, supporters=joined.supporters))], None)
-
-    async def _join_unoffered(
-        self, repo: Repository, ref: ConversationRef, public_id: str, state: dict[str, Any] | None
-    ) -> Handled:
-        """``/support`` without an offer open: the resident who already joined (or reported) it pressed
-        the button again and is told so; for anyone else it joins nothing, whatever the id."""
-        visible = await visible_appeal(repo.session, public_id, ref.person_id)
-        if visible is not None and visible.role in {Role.REPORTER, Role.SUPPORTER}:
-            text = self.words.get("duplicate.already_supporter", public_id=visible.appeal.public_id)
-        else:
-            text = self.words.get("duplicate.refused")
-        return Handled([Prompt(text)], state)
-
     async def _finished_step(
         self, repo: Repository, ref: ConversationRef, state: dict[str, Any] | None
     ) -> Handled:
@@ -252,16 +186,7 @@ class FollowUp:
         message's button): say so kindly, with the appeal's id when this conversation just filed one. It
         is understood, so it does not count towards handing the conversation to staff."""
         since = utcnow() - timedelta(seconds=self.settings.dialog_idle_timeout_s)
-        public_id = await repo.session.scalar(
-            select(Appeal.public_id)
-            .where(
-                Appeal.reporter_id == ref.person_id,
-                Appeal.conversation_id == ref.conversation_id,
-                Appeal.created_at >= since,
-            )
-            .order_by(Appeal.id.desc())
-            .limit(1)
-        )
+        public_id = await repo.appeals.latest_filed_in(ref.conversation_id, ref.person_id, since=since)
         if public_id is not None:
             return Handled([Prompt(self.words.get("appeal.already_created", public_id=public_id))], state)
         return Handled([Prompt(self.words.get("appeal.step_finished"))], state)
@@ -298,71 +223,8 @@ class FollowUp:
         self, repo: Repository, ref: ConversationRef, message: IncomingMessage, state: dict[str, Any]
     ) -> list[Prompt] | None:
         """Prompts offering to join a similar open appeal, once per dialog; None to file as usual."""
-        meta = state.setdefault("meta", {})
-        if meta.get("duplicate_checked"):
-            return None
-        meta["duplicate_checked"] = True
-        slots = state.get("slots", {})
-        match = await duplicates.find_duplicate(
-            repo.session,
-            community_id=ref.community_id,
-            place=slots.get("place") or {},
-            description=str(slots.get("description") or ""),
-            kb_matter_id=meta.get("kb"),
-            window_days=self.settings.duplicate_window_days,
-        )
-        if match is None:
-            return None
-        meta["duplicate_of"] = match.public_id
-        meta["duplicate_own"] = match.reporter_id == ref.person_id
-        w = self.words
-        status = AppealStatus(match.status).label
-        if meta["duplicate_own"]:
-            text = w.get(
-                "duplicate.offer_own",
-                date=match.created_at.astimezone(self._tz).strftime("%m月%d日"),
-                public_id=match.public_id,
-                status=status,
-            )
-            return [Prompt(text, self._offer_buttons(meta))]
-        text = w.get(
-            "duplicate.offer",
-            public_id=match.public_id,
-            summary=self._summary(match, message),
-            place=describe_place(_place_of(match), private=False),
-            status=status,
-            supporters=match.supporters,
-        )
-        return [Prompt(text, self._offer_buttons(meta))]
-
-    def _offer_buttons(self, meta: dict[str, Any]) -> tuple[Button, ...]:
-        w = self.words
-        if meta.get("duplicate_own"):
-            return (
-                Button(w.get("duplicate.new_button"), NEW_APPEAL),
-                Button(w.get("duplicate.cancel_button"), "/cancel"),
-            )
-        return (
-            Button(w.get("duplicate.join_button"), f"/support {meta['duplicate_of']}"),
-            Button(w.get("duplicate.new_button"), NEW_APPEAL),
-        )
-
-    @staticmethod
-    def _summary(appeal: Appeal, message: IncomingMessage) -> str:
-        # Another resident's words: their phones and rooms masked, and in a group only the first few, as
-        # a hint of what it is about.
-        summary = public_summary(appeal)
-        return summary[:12] + "…" if message.is_group and len(summary) > 12 else summary
+        return await self.offers.offer(repo, ref, message, state)
 
     # --- "我的诉求进度" ---------------------------------------------------------------------------------
     async def progress_note(self, repo: Repository, appeal: Appeal) -> str:
         return await latest_status_note(repo.session, appeal.id)
-
-
-def _place_of(appeal: Appeal) -> dict[str, Any]:
-    return {
-        "building": appeal.building,
-        "unit": appeal.unit,
-        "room": appeal.room,
-        "place": appeal.place,
-    }

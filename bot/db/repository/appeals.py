@@ -174,3 +174,19 @@ class AppealRepository(RepositoryBase):
             .order_by(AppealEvent.id.desc())
             .limit(1)
         )
+
+    async def latest_filed_in(self, conversation_id: int, reporter_id: int, *, since: datetime) -> str | None:
+        """The id of the latest appeal ``reporter_id`` filed in this conversation since ``since``."""
+        return cast(
+            str | None,
+            await self.session.scalar(
+                select(Appeal.public_id)
+                .where(
+                    Appeal.reporter_id == reporter_id,
+                    Appeal.conversation_id == conversation_id,
+                    Appeal.created_at >= since,
+                )
+                .order_by(Appeal.id.desc())
+                .limit(1)
+            ),
+        )
