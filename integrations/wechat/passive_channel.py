@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import httpx
 import structlog
 
+from bot.handoff.notices import Notice, queue_notice
 from bot.message import IncomingMessage, Platform, Reply
 from bot.outage import TRANSIENT_ERRORS
 from bot.outbound import DeliveryError
@@ -37,6 +38,7 @@ class PassiveReplyChannel(InputChannel):
     """
 
     undelivered_event: ClassVar[str]
+    platform: Platform
 
     def __init__(
         self,
@@ -114,14 +116,28 @@ class PassiveReplyChannel(InputChannel):
             await self.options.remember([reply])
 
     async def send_all(self, replies: list[Reply]) -> None:
-        """Send replies one by one, logging (not raising) those not delivered. Used for replies that
-        missed the passive window, whose options are already remembered; it runs after the message was
-        handled, so a Redis outage (the access token lives there) loses a reply, not the message."""
+        """Send replies one by one. Used for replies that missed the passive window, whose options are
+        already remembered; it runs after the message was handled. A reply the API refuses goes to the
+        notice queue, whose job retries it (:mod:`bot.handoff.notices`); only when Redis is out too (the
+        queue and the access token live there) is it lost, and logged."""
         for reply in replies:
             try:
                 await self._post(reply)
             except UNDELIVERED as exc:
-                log.warning(self.undelivered_event, to=reply.recipient_id, error=repr(exc))
+                await self._retry_later(reply, exc)
+
+    async def _retry_later(self, reply: Reply, error: BaseException) -> None:
+        # Numbered options are part of the text (as_text): the queue carries text only.
+        notice = Notice(
+            self.platform.value, reply.chat_id, reply.recipient_id, reply.as_text(), reply.target.value, 1
+        )
+        try:
+            await queue_notice(self.core.store.redis, notice)
+        except TRANSIENT_ERRORS as exc:
+            log.warning(self.undelivered_event, to=reply.recipient_id, error=repr(error), queue=repr(exc))
+            return
+        log.info("late reply refused by the API; queued for another attempt", to=reply.recipient_id,
+                 error=repr(error))  # fmt: skip
 
     async def _post(self, reply: Reply) -> None:
         raise NotImplementedError

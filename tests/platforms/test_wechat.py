@@ -276,6 +276,34 @@ async def test_a_slow_answer_misses_the_window_and_goes_through_the_customer_ser
     assert "电话" in reply_content(r)
 
 
+async def test_a_late_reply_the_api_refuses_is_queued_and_retried(
+    client: httpx.AsyncClient, runtime: Runtime, fake_api: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reply that missed the passive window and then failed at the customer-service API is not lost:
+    it goes to the notice queue, whose job retries it through the same API."""
+    from bot.handoff.notices import deliver_pending
+    from bot.state import Keys
+
+    refusals = [{"errcode": 45015, "errmsg": "response out of time limit"}]
+    fake_api.on(
+        "/cgi-bin/message/custom/send",
+        lambda call: refusals.pop() if refusals else {"errcode": 0, "errmsg": "ok"},
+    )
+    wx = channel(client)
+    wx.deadline_s = 0.2
+    slow_down_core(runtime, monkeypatch)
+    r = await post(client, load("wechat_text.xml"))
+    assert r.text == "success"
+    await fake_api.wait_for("/custom/send")
+    await wx.window.drain()
+    queued = await runtime.store.redis.lrange(Keys.NOTICES, 0, -1)
+    assert len(queued) == 1 and "照片" in str(queued[0]) and OPENID in str(queued[0])
+    assert await deliver_pending(runtime.store.redis, runtime.outbound) == 1
+    [_, retried] = await fake_api.wait_for("/custom/send", count=2)
+    assert retried.data["touser"] == OPENID and "1. 没有照片，跳过" in retried.data["text"]["content"]
+    assert await runtime.store.redis.llen(Keys.NOTICES) == 0
+
+
 async def test_voice_image_location_and_events(client: httpx.AsyncClient, runtime: Runtime) -> None:
     words = runtime.dispatcher.words
     r = await post(client, load("wechat_voice.xml"))
