@@ -92,7 +92,7 @@ class TurnPipeline:
         self.etiquette = Etiquette(self.services, db, nlu)
         self.refs = ConversationRefs(self.services)
         self.handlers: list[Handler] = turn_handlers(self.services)
-        self._known_commands = frozenset(c for h in self.handlers for c in h.commands)
+        self.known_commands = frozenset(c for h in self.handlers for c in h.commands)
 
     @property
     def dialogs(self) -> DialogBundle:
@@ -209,7 +209,7 @@ class TurnPipeline:
                 out=TurnOutput(state=state, intent=u.intent.name.value),
                 command=self.etiquette.command(message),
                 prompt_context=self._prompt_context(message, state),
-                known_commands=self._known_commands,
+                known_commands=self.known_commands,
             )
             await self._run_handlers(turn)
             out = turn.out
