@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Appeal, AppealSupporter
+from bot.db.models import Appeal
+from bot.db.repository.appeal_records import AppealRecords
+from bot.db.repository.appeals import AppealRepository
 
 PUBLIC_ID_CHARS = 32  # the column's width: a longer "id" cannot exist, and is not looked up
 
@@ -39,7 +40,7 @@ async def visible_appeal(session: AsyncSession, public_id: str, person_id: int) 
     they are not connected to it (the two are one answer on purpose)."""
     if not public_id or len(public_id) > PUBLIC_ID_CHARS:
         return None
-    appeal = (await session.execute(select(Appeal).where(Appeal.public_id == public_id))).scalars().first()
+    appeal = await AppealRepository(session).appeal_by_public_id(public_id)
     if appeal is None:
         return None
     if appeal.reporter_id == person_id:
@@ -52,9 +53,5 @@ async def visible_appeal(session: AsyncSession, public_id: str, person_id: int) 
 
 
 async def is_supporter(session: AsyncSession, appeal_id: int, person_id: int) -> bool:
-    found = await session.scalar(
-        select(AppealSupporter.id).where(
-            AppealSupporter.appeal_id == appeal_id, AppealSupporter.person_id == person_id
-        )
-    )
-    return found is not None
+    """Whether ``person_id`` joined appeal ``appeal_id`` as a supporter."""
+    return await AppealRecords(session).is_supporter(appeal_id, person_id)

@@ -15,16 +15,15 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.appeals.access import is_supporter
 from bot.appeals.status import lock_appeal, record_note
-from bot.db.models import OPEN_STATUSES, Appeal, AppealSupporter, OutboxEntry, utcnow
-from bot.db.repository import SKIP_PENDING, Repository
+from bot.db.models import OPEN_STATUSES, Appeal, AppealSupporter, OutboxEntry
+from bot.db.repository import Repository
+from bot.db.repository.appeal_records import AppealRecords
 from bot.dialog.spec import Responses
 from bot.nlu.normalize import normalize
 
@@ -141,31 +140,15 @@ async def find_duplicate(
     the turn. Only the match, when there is one, is loaded whole."""
     if window_days <= 0 or not place:
         return None
-    stmt = (
-        select(
-            Appeal.id,
-            Appeal.description,
-            Appeal.building,
-            Appeal.unit,
-            Appeal.room,
-            Appeal.place,
-            Appeal.location,
-            Appeal.kb_matter_id,
-        )
-        .where(
-            Appeal.community_id == community_id,
-            Appeal.status.in_([s.value for s in OPEN_STATUSES]),
-            Appeal.created_at >= utcnow() - timedelta(days=window_days),
-        )
-        .order_by(Appeal.id.desc())
-        .limit(CANDIDATES)
+    candidates = await AppealRecords(session).duplicate_candidates(
+        community_id,
+        window_days=window_days,
+        limit=CANDIDATES,
+        building=str(place["building"]) if place.get("building") else None,
+        with_place=bool(_place_text(place)) and not place.get("location"),
     )
-    if place.get("building"):
-        stmt = stmt.where(Appeal.building == str(place["building"]))
-    elif _place_text(place) and not place.get("location"):
-        stmt = stmt.where(Appeal.place.is_not(None))
     best: tuple[float, int] | None = None
-    for candidate in await session.execute(stmt, execution_options=SKIP_PENDING):
+    for candidate in candidates:
         if not same_place(place, candidate, description):
             continue
         score = similarity(description, candidate.description)

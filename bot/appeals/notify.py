@@ -18,18 +18,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import (
     Appeal,
     AppealEvent,
     AppealStatus,
-    AppealSupporter,
     OutboxEntry,
     Person,
-    PlatformIdentity,
 )
+from bot.db.repository.appeal_records import AppealRecords
 from bot.dialog.slots import mask_personal
 from bot.dialog.spec import Responses
 from bot.message import Button, ChatType, Reply, Target
@@ -66,14 +64,7 @@ def public_summary(appeal: Appeal) -> str:
 
 
 async def _identity(session: AsyncSession, person_id: int, platform: str) -> tuple[str, str] | None:
-    row = (
-        await session.execute(
-            select(PlatformIdentity.external_id, PlatformIdentity.display_name)
-            .where(PlatformIdentity.person_id == person_id, PlatformIdentity.platform == platform)
-            .order_by(PlatformIdentity.id)
-            .limit(1)
-        )
-    ).first()
+    row = await AppealRecords(session).identity_on(person_id, platform)
     return (str(row[0]), str(row[1] or "")) if row else None
 
 
@@ -99,10 +90,7 @@ async def recipients(session: AsyncSession, appeal: Appeal) -> list[Recipient]:
     )
     if appeal.relayed_by_id is not None:
         await add(appeal.relayed_by_id, "relayer", appeal.origin_platform, None, ChatType.PRIVATE.value)
-    supporters = await session.execute(
-        select(AppealSupporter).where(AppealSupporter.appeal_id == appeal.id).order_by(AppealSupporter.id)
-    )
-    for s in supporters.scalars():
+    for s in await AppealRecords(session).supporters_of(appeal.id):
         await add(s.person_id, "supporter", s.origin_platform, s.origin_chat, s.origin_chat_type)
     return found
 

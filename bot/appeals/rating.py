@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.appeals.status import change_status, flag, lock_appeal, record_note
 from bot.db.models import Appeal, AppealStatus, OutboxEntry, utcnow
+from bot.db.repository.appeal_records import AppealRecords
 from bot.dialog.spec import Responses
 
 SATISFIED, BASIC, UNSATISFIED = "satisfied", "basic", "unsatisfied"
@@ -60,18 +60,7 @@ def awaiting(appeal: Appeal) -> bool:
 
 async def awaiting_rating(session: AsyncSession, person_id: int) -> Appeal | None:
     """The reporter's most recently resolved appeal still waiting for their rating."""
-    rows = await session.execute(
-        select(Appeal)
-        .where(
-            Appeal.reporter_id == person_id,
-            Appeal.status == AppealStatus.RESOLVED.value,
-            Appeal.rating_requested_at.is_not(None),
-            or_(Appeal.rated_at.is_(None), Appeal.rated_at < Appeal.rating_requested_at),
-        )
-        .order_by(Appeal.rating_requested_at.desc())
-        .limit(1)
-    )
-    return rows.scalars().first()
+    return await AppealRecords(session).awaiting_rating(person_id)
 
 
 async def rate(

@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import OPEN_STATUSES, Appeal, AppealEvent, AppealStatus, utcnow
+from bot.db.models import Appeal, AppealEvent, AppealStatus, utcnow
+from bot.db.repository.appeal_records import AppealRecords
 from bot.dialog.spec import Responses
 
 TERMINAL = frozenset({AppealStatus.RESOLVED, AppealStatus.REJECTED, AppealStatus.CLOSED})
@@ -58,18 +58,7 @@ async def lock_appeal(session: AsyncSession, appeal_id: int) -> Appeal | None:
     write lock, so the read that follows cannot be overtaken by another writer (which would otherwise
     fail this transaction with "database is locked" when it writes).
     """
-    bind = session.get_bind()
-    stmt = select(Appeal).where(Appeal.id == appeal_id).execution_options(populate_existing=True)
-    if bind.dialect.name == "sqlite":
-        await session.execute(
-            update(Appeal)
-            .where(Appeal.id == appeal_id)
-            .values(updated_at=Appeal.updated_at)
-            .execution_options(synchronize_session=False)
-        )
-    else:
-        stmt = stmt.with_for_update()
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return await AppealRecords(session).lock(appeal_id)
 
 
 async def change_status(
@@ -154,24 +143,7 @@ async def flag_overdue(session: AsyncSession, now: datetime | None = None) -> li
     One ``UPDATE … RETURNING`` marks them, so two workers running this at once flag each appeal once.
     """
     now = now or utcnow()
-    rows = (
-        await session.execute(
-            update(Appeal)
-            .where(
-                Appeal.first_responded_at.is_(None),
-                Appeal.overdue_at.is_(None),
-                Appeal.first_response_due_at < now,
-                Appeal.status.in_([s.value for s in OPEN_STATUSES]),
-            )
-            .values(
-                overdue_at=now,
-                flagged_at=func.coalesce(Appeal.flagged_at, now),
-                flag_reason=FLAG_OVERDUE,
-            )
-            .returning(Appeal.id, Appeal.public_id, Appeal.first_response_due_at)
-            .execution_options(synchronize_session=False)
-        )
-    ).all()
+    rows = await AppealRecords(session).mark_overdue(now, FLAG_OVERDUE)
     for appeal_id, _public_id, due in rows:
         late = now - due if due else timedelta(0)
         session.add(
@@ -188,18 +160,10 @@ async def flag_overdue(session: AsyncSession, now: datetime | None = None) -> li
 
 async def staff_attention(session: AsyncSession, limit: int = 100) -> list[Appeal]:
     """Appeals flagged to staff (delivery failing, overdue, rejected by the backend …), oldest first."""
-    rows = await session.execute(
-        select(Appeal).where(Appeal.flagged_at.is_not(None)).order_by(Appeal.flagged_at).limit(limit)
-    )
-    return list(rows.scalars())
+    return await AppealRecords(session).flagged(limit)
 
 
 async def latest_status_note(session: AsyncSession, appeal_id: int) -> str:
     """The note of the appeal's latest status change ("维修师傅已上门"), for the resident's progress list."""
-    note = await session.scalar(
-        select(AppealEvent.note)
-        .where(AppealEvent.appeal_id == appeal_id, AppealEvent.kind == "status")
-        .order_by(AppealEvent.id.desc())
-        .limit(1)
-    )
+    note = await AppealRecords(session).latest_status_note(appeal_id)
     return str(note or "")

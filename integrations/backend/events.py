@@ -16,11 +16,10 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bot.appeals.status import change_status, lock_appeal, record_note
-from bot.db.models import Appeal, AppealEvent, Community
+from bot.db.repository.appeal_records import AppealRecords
 from bot.dialog.spec import load_bundle
 from bot.settings import Settings
 from integrations.backend.base import status_from_text
@@ -91,22 +90,15 @@ async def backend_events(request: Request) -> dict[str, Any]:
     words = load_bundle().responses
     async with runtime.db.unit_of_work() as uow:
         session = uow.session
-        lookup = select(Appeal.id, Community.code).join(Community, Appeal.community_id == Community.id)
-        if event.public_id:
-            lookup = lookup.where(Appeal.public_id == event.public_id)
-        else:
-            lookup = lookup.where(Appeal.backend_id == event.backend_id)
-        row = (await session.execute(lookup.limit(1))).first()
+        records = AppealRecords(session)
+        row = await records.appeal_and_community(public_id=event.public_id, backend_id=event.backend_id)
         if row is None:
             raise HTTPException(404, "no such appeal")
         appeal_id, community = row
         spec = backends.spec_for(community)
         if spec is None or spec not in signed_by:
             raise HTTPException(403, "the event is not signed by this appeal's backend")
-        seen = await session.scalar(
-            select(AppealEvent.id).where(AppealEvent.source_event_id == event.event_id)
-        )
-        if seen is not None:
+        if await records.has_source_event(event.event_id):
             return {"ok": True, "duplicate": True}
         appeal = await lock_appeal(session, appeal_id)
         assert appeal is not None
