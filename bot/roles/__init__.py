@@ -26,10 +26,10 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Community, Person, Role, StaffAccount
+from bot.db.repository.roles import RoleRepository
 
 # The submodules never import from this module (it imports them), so any of them can be imported first.
 from bot.roles.grants import (
@@ -117,19 +117,11 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
 # --- staff accounts -------------------------------------------------------------------------------------
 async def account_by_username(session: AsyncSession, username: str) -> StaffAccount | None:
-    return (
-        (await session.execute(select(StaffAccount).where(StaffAccount.username == username.lower())))
-        .scalars()
-        .first()
-    )
+    return await RoleRepository(session).account_by_username(username.lower())
 
 
 async def account_of_person(session: AsyncSession, person_id: int) -> StaffAccount | None:
-    return (
-        (await session.execute(select(StaffAccount).where(StaffAccount.person_id == person_id)))
-        .scalars()
-        .first()
-    )
+    return await RoleRepository(session).account_of_person(person_id)
 
 
 async def create_staff_account(

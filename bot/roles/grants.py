@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import AuditEntry, Community, Person, PlatformIdentity, Role, RoleGrant, utcnow
+from bot.db.repository.roles import RoleRepository
 
 
 class RoleError(ValueError):
@@ -20,7 +20,7 @@ class RoleError(ValueError):
 
 # --- communities and people -----------------------------------------------------------------------------
 async def community_by_code(session: AsyncSession, code: str) -> Community | None:
-    return (await session.execute(select(Community).where(Community.code == code))).scalars().first()
+    return await RoleRepository(session).community_by_code(code)
 
 
 async def ensure_community(session: AsyncSession, code: str, name: str | None = None) -> Community:
@@ -36,17 +36,7 @@ async def ensure_community(session: AsyncSession, code: str, name: str | None = 
 
 async def identity_of(session: AsyncSession, platform: str, external_id: str) -> PlatformIdentity | None:
     """The row of a chat identity (``platform``/``external_id``), if the bot has seen it."""
-    return (
-        (
-            await session.execute(
-                select(PlatformIdentity).where(
-                    PlatformIdentity.platform == platform, PlatformIdentity.external_id == external_id
-                )
-            )
-        )
-        .scalars()
-        .first()
-    )
+    return await RoleRepository(session).identity_of(platform, external_id)
 
 
 async def person_by_identity(session: AsyncSession, platform: str, external_id: str) -> Person | None:
@@ -56,49 +46,25 @@ async def person_by_identity(session: AsyncSession, platform: str, external_id: 
 
 
 async def grants_of(session: AsyncSession, person_id: int) -> list[RoleGrant]:
-    rows = await session.execute(
-        select(RoleGrant).where(RoleGrant.person_id == person_id).order_by(RoleGrant.id)
-    )
-    return list(rows.scalars())
+    return await RoleRepository(session).grants_of(person_id)
 
 
 async def staff_community_ids(session: AsyncSession, person_id: int) -> list[int]:
     """The communities ``person_id`` serves as staff: the whole scope of everything they may see."""
-    rows = await session.execute(
-        select(RoleGrant.community_id)
-        .where(RoleGrant.person_id == person_id, RoleGrant.role == Role.STAFF.value)
-        .order_by(RoleGrant.community_id)
-    )
-    return list(rows.scalars())
+    return await RoleRepository(session).staff_community_ids(person_id)
 
 
 async def leader_buildings(session: AsyncSession, person_id: int) -> dict[int, list[str]]:
     """Community id → the buildings ``person_id`` looks after as building leader."""
-    rows = await session.execute(
-        select(RoleGrant).where(
-            RoleGrant.person_id == person_id, RoleGrant.role == Role.BUILDING_LEADER.value
-        )
-    )
-    return {g.community_id: [str(b) for b in g.buildings or []] for g in rows.scalars()}
+    grants = await RoleRepository(session).leader_grants(person_id)
+    return {g.community_id: [str(b) for b in g.buildings or []] for g in grants}
 
 
 async def grant(
     session: AsyncSession, person_id: int, community_id: int, role: Role, buildings: list[str] | None = None
 ) -> RoleGrant:
     """Give ``person_id`` a role in a community; a leader's buildings add to those already held."""
-    existing = (
-        (
-            await session.execute(
-                select(RoleGrant).where(
-                    RoleGrant.person_id == person_id,
-                    RoleGrant.community_id == community_id,
-                    RoleGrant.role == role.value,
-                )
-            )
-        )
-        .scalars()
-        .first()
-    )
+    existing = await RoleRepository(session).grant_in(person_id, community_id, role)
     wanted = [str(b) for b in buildings or []]
     if existing is not None:
         merged = list(dict.fromkeys([*(str(b) for b in existing.buildings or []), *wanted]))

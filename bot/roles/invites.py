@@ -12,10 +12,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Community, InviteCode, Person, PlatformIdentity, Role, StaffAccount, utcnow
+from bot.db.repository.roles import RoleRepository
 from bot.roles.grants import RoleError, grant, identity_of
 
 # Invite codes: 8 characters from an alphabet without look-alikes (0/O, 1/I/L), shown as ABCD-EFGH.
@@ -90,15 +90,7 @@ async def redeem_invite(
     The caller limits the rate of failed tries; a code is 8 characters from 31, so guessing is hopeless
     at any rate the bot lets through.
     """
-    invite = (
-        (
-            await session.execute(
-                select(InviteCode).where(InviteCode.code_hash == _code_hash(code)).with_for_update()
-            )
-        )
-        .scalars()
-        .first()
-    )
+    invite = await RoleRepository(session).invite_by_hash(_code_hash(code), for_update=True)
     now = utcnow()
     if (
         invite is None
@@ -154,11 +146,7 @@ async def redeem_invite(
 
 async def revoke_invite(session: AsyncSession, code: str) -> bool:
     """Burn a code (e.g. one posted in a group by mistake). True if it was still redeemable."""
-    invite = (
-        (await session.execute(select(InviteCode).where(InviteCode.code_hash == _code_hash(code))))
-        .scalars()
-        .first()
-    )
+    invite = await RoleRepository(session).invite_by_hash(_code_hash(code))
     if invite is None or invite.redeemed_at is not None or invite.revoked_at is not None:
         return False
     invite.revoked_at = utcnow()

@@ -15,11 +15,12 @@ from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
 from bot.db.models import Community
+from bot.db.repository.console import ConsoleRepository
+from bot.db.repository.roles import RoleRepository
 from bot.db.session import commit
 from bot.roles import audit
 from bot.runtime import Runtime
@@ -163,7 +164,7 @@ async def community_scope(c: Ctx, code: str | None) -> tuple[list[int], int | No
     it is not theirs)."""
     if not code:
         return list(c.user.community_ids), None
-    community = (await c.session.execute(select(Community).where(Community.code == code))).scalars().first()
+    community = await RoleRepository(c.session).community_by_code(code)
     if community is None or not c.user.serves(community.id):
         raise HTTPException(404, "no such community")
     return [community.id], community.id
@@ -171,7 +172,4 @@ async def community_scope(c: Ctx, code: str | None) -> tuple[list[int], int | No
 
 async def communities_of(c: Ctx) -> list[Community]:
     """The communities the staff member serves, by code (for the pages' community pickers)."""
-    rows = await c.session.execute(
-        select(Community).where(Community.id.in_(list(c.user.community_ids))).order_by(Community.code)
-    )
-    return list(rows.scalars())
+    return await ConsoleRepository(c.session).communities(list(c.user.community_ids))

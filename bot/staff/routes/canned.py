@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
-from bot.db.models import CannedReply, Community
+from bot.db.models import CannedReply
+from bot.db.repository.console import ConsoleRepository
 from bot.staff.context import Console, communities_of, community_scope
 
 
@@ -16,14 +16,9 @@ def add_routes(app: FastAPI, console: Console) -> None:
     @app.get("/canned", response_class=HTMLResponse)
     async def canned_page(request: Request) -> Response:
         async with console.ctx(request) as c:
-            rows = await c.session.execute(
-                select(CannedReply, Community)
-                .join(Community, Community.id == CannedReply.community_id)
-                .where(CannedReply.community_id.in_(list(c.user.community_ids)))
-                .order_by(Community.code, CannedReply.id)
-            )
+            replies = await ConsoleRepository(c.session).canned_replies(list(c.user.community_ids))
             return console.render(
-                c, request, "canned.html", replies=rows.all(), communities=await communities_of(c)
+                c, request, "canned.html", replies=replies, communities=await communities_of(c)
             )
 
     @app.post("/canned")

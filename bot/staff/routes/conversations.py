@@ -8,9 +8,9 @@ from urllib.parse import urlencode
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
-from bot.db.models import CannedReply, Community, Conversation, HandoffStatus, TranscriptMessage
+from bot.db.models import CannedReply, Community, Conversation, HandoffStatus
+from bot.db.repository.console import ConsoleRepository
 from bot.handoff.desk import HandoffDesk, HandoffError
 from bot.roles import staff_name
 from bot.staff import queries
@@ -133,13 +133,7 @@ def add_conversation_routes(app: FastAPI, console: Console) -> None:
 
 async def _conversation_values(c: Ctx, conv: Conversation) -> dict[str, Any]:
     desk = c.rt.dispatcher.handoff
-    rows = await c.session.execute(
-        select(TranscriptMessage)
-        .where(TranscriptMessage.conversation_id == conv.id)
-        .order_by(TranscriptMessage.id.desc())
-        .limit(TRANSCRIPT_LIMIT)
-    )
-    transcript = list(reversed(list(rows.scalars())))
+    transcript = await ConsoleRepository(c.session).latest_transcript(conv.id, TRANSCRIPT_LIMIT)
     authors = {m.author_person_id for m in transcript if m.author == "staff" and m.author_person_id}
     staff_names = {pid: await staff_name(c.session, pid) for pid in authors}
     handoff = await desk.open_handoff(c.session, conv.id)
