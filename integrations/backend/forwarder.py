@@ -35,8 +35,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, insert, or_, select, update
-from sqlalchemy.orm import aliased
 
 from bot.appeals.status import (
     FLAG_BACKEND_REJECTED,
@@ -51,7 +49,8 @@ from bot.appeals.status import (
     may_change,
     record_note,
 )
-from bot.db.models import Appeal, AppealEvent, AppealStatus, Community, OutboxEntry, Person, utcnow
+from bot.db.models import Appeal, AppealStatus, utcnow
+from bot.db.repository.outbox import OutboxRepository
 from bot.db.session import Database
 from bot.dialog.slots import describe_place
 from bot.dialog.spec import Responses, load_bundle
@@ -249,78 +248,26 @@ class Forwarder:
         return total
 
     # --- the outbox --------------------------------------------------------------------------------------
-    def _lanes(self, table: Any) -> Any:
-        """Which rows this worker may take: backend rows (if any backend is configured) and the
-        notifications of the platforms it has senders for. None: nothing at all."""
-        platforms = [p.value for p in self.outbound.platforms()]
-        lanes = []
-        if self.backends.any:
-            lanes.append(table.platform.is_(None))
-        if platforms:
-            lanes.append(table.platform.in_(platforms))
-        return or_(*lanes) if lanes else None
-
     async def _claim(self) -> list[int]:
-        cand = aliased(OutboxEntry, name="cand")
-        lanes = self._lanes(cand)
-        if lanes is None:
-            return []
+        """Lease the due rows of this worker's lanes: backend rows (if any backend is configured) and
+        the notifications of the platforms it has senders for."""
         now = utcnow()
-        older = aliased(OutboxEntry, name="older")
-        earlier_pending = (
-            select(older.id)
-            .where(
-                older.appeal_id == cand.appeal_id,
-                older.id < cand.id,
-                older.delivered_at.is_(None),
-                older.failed_at.is_(None),
-                or_(
-                    and_(older.platform.is_(None), cand.platform.is_(None)),
-                    older.platform == cand.platform,
-                ),
-            )
-            .exists()
-        )
-        due = (
-            select(cand.id)
-            .where(
-                cand.delivered_at.is_(None),
-                cand.failed_at.is_(None),
-                cand.next_attempt_at <= now,
-                lanes,
-                ~earlier_pending,
-            )
-            .order_by(cand.id)
-            .limit(self.settings.forwarder_batch)
-        )
-        if self._postgres:
-            due = due.with_for_update(skip_locked=True)
-        stmt = (
-            update(OutboxEntry)
-            .where(OutboxEntry.id.in_(due.scalar_subquery()))
-            .values(
-                next_attempt_at=now + timedelta(seconds=self.settings.forwarder_lease_s),
-                claimed_by=self.worker_id,
-                attempts=OutboxEntry.attempts + 1,
-            )
-            .returning(OutboxEntry.id)
-            .execution_options(synchronize_session=False)
-        )
         async with self.db.unit_of_work() as uow:
-            ids = list((await uow.session.execute(stmt)).scalars())
+            ids = await OutboxRepository(uow.session).claim_due_entries(
+                backend_lane=self.backends.any,
+                platforms=[p.value for p in self.outbound.platforms()],
+                now=now,
+                lease_until=now + timedelta(seconds=self.settings.forwarder_lease_s),
+                limit=self.settings.forwarder_batch,
+                worker_id=self.worker_id,
+                skip_locked=self._postgres,
+            )
             await uow.commit()
-        return sorted(ids)
+        return ids
 
     async def _load(self, ids: list[int]) -> list[_Job]:
         async with self.db.unit_of_work() as uow:
-            rows = await uow.session.execute(
-                select(OutboxEntry, Appeal, Community.code, Community.name, Person.display_name)
-                .join(Appeal, OutboxEntry.appeal_id == Appeal.id)
-                .join(Community, Appeal.community_id == Community.id)
-                .join(Person, Appeal.reporter_id == Person.id)
-                .where(OutboxEntry.id.in_(ids))
-                .order_by(OutboxEntry.id)
-            )
+            rows = await OutboxRepository(uow.session).entries_with_appeals(ids)
             return [
                 _Job(
                     entry_id=entry.id,
@@ -414,13 +361,9 @@ class Forwarder:
             for o in outcomes:
                 if o.ok:
                     delivered.setdefault(o.note, []).append(o.job.entry_id)
+            outbox = OutboxRepository(session)
             for note, ids in delivered.items():
-                await session.execute(
-                    update(OutboxEntry)
-                    .where(OutboxEntry.id.in_(ids))
-                    .values(delivered_at=now, last_error=note, claimed_by=None)
-                    .execution_options(synchronize_session=False)
-                )
+                await outbox.mark_delivered(ids, now, note)
             filed = [o for o in outcomes if o.ok and o.job.action == "create" and o.filed and o.backend]
             if filed:
                 await self._filed(session, filed, now)
@@ -443,12 +386,7 @@ class Forwarder:
         give_up = job.platform is not None and job.attempts >= s.forwarder_max_attempts
         if give_up:
             values["failed_at"] = now
-        await session.execute(
-            update(OutboxEntry)
-            .where(OutboxEntry.id == job.entry_id, OutboxEntry.delivered_at.is_(None))
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+        await OutboxRepository(session).settle_failed_entry(job.entry_id, values)
         reason, note = self._flag_for(o)
         if reason is not None:
             appeal = await session.get(Appeal, job.appeal.id)
@@ -526,14 +464,7 @@ class Forwarder:
                     "created_at": now,
                 }
             )
-        await session.execute(update(Appeal), rows)
-        await session.execute(insert(AppealEvent), events)
-        await session.execute(
-            update(Appeal)
-            .where(Appeal.id.in_([r["id"] for r in rows]), Appeal.flag_reason.in_(DELIVERY_FLAGS))
-            .values(flagged_at=None, flag_reason=None)
-            .execution_options(synchronize_session=False)
-        )
+        await OutboxRepository(session).record_filed_cases(rows, events, DELIVERY_FLAGS)
 
     # --- polling (Open311) ----------------------------------------------------------------------------
     async def poll_due(self) -> int:
@@ -541,24 +472,13 @@ class Forwarder:
         if not self.backends.any:
             return 0
         now = utcnow()
-        cand = aliased(Appeal, name="cand")
-        due = (
-            select(cand.id)
-            .where(cand.next_poll_at.is_not(None), cand.next_poll_at <= now)
-            .order_by(cand.next_poll_at)
-            .limit(self.settings.forwarder_batch)
-        )
-        if self._postgres:
-            due = due.with_for_update(skip_locked=True)
-        claim = (
-            update(Appeal)
-            .where(Appeal.id.in_(due.scalar_subquery()))
-            .values(next_poll_at=now + timedelta(seconds=self.settings.forwarder_lease_s))
-            .returning(Appeal.id, Appeal.backend, Appeal.backend_id, Appeal.backend_token)
-            .execution_options(synchronize_session=False)
-        )
         async with self.db.unit_of_work() as uow:
-            claimed = list((await uow.session.execute(claim)).all())
+            claimed = await OutboxRepository(uow.session).claim_due_polls(
+                now=now,
+                lease_until=now + timedelta(seconds=self.settings.forwarder_lease_s),
+                limit=self.settings.forwarder_batch,
+                skip_locked=self._postgres,
+            )
             await uow.commit()
         if not claimed:
             return 0
@@ -577,12 +497,7 @@ class Forwarder:
         if not appeal_ids:
             return
         async with self.db.unit_of_work() as uow:
-            await uow.session.execute(
-                update(Appeal)
-                .where(Appeal.id.in_(appeal_ids))
-                .values(next_poll_at=when)
-                .execution_options(synchronize_session=False)
-            )
+            await OutboxRepository(uow.session).set_next_poll(appeal_ids, when)
             await uow.commit()
 
     async def _poll_backend(
