@@ -16,9 +16,8 @@ from datetime import UTC, datetime
 import structlog
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import and_, func, select
 
-from bot.db.models import Handoff, HandoffStatus, OutboxEntry
+from bot.db.repository.outbox import QueueGaugeReads
 from bot.db.session import Database
 
 log = structlog.get_logger("bot.metrics")  # the logger the metrics have always logged as
@@ -100,18 +99,10 @@ class ScrapeTimeGauges(Collector):
             pass
 
     async def _read(self, db: Database) -> None:
-        outbox = OutboxEntry.__table__
-        handoff = Handoff.__table__
-        backend_lane = outbox.c.platform.is_(None)
-        pending = select(backend_lane, func.count(), func.min(outbox.c.created_at)).where(
-            and_(outbox.c.delivered_at.is_(None), outbox.c.failed_at.is_(None))
-        )
-        waiting = select(func.count(), func.min(handoff.c.requested_at)).where(
-            handoff.c.status == HandoffStatus.WAITING.value
-        )
         async with db.engine.connect() as conn:
-            lanes = (await conn.execute(pending.group_by(backend_lane))).all()
-            queued, oldest_request = (await conn.execute(waiting)).one()
+            reads = QueueGaugeReads(conn)
+            lanes = await reads.undelivered_by_lane()
+            queued, oldest_request = await reads.handoffs_waiting()
         now = datetime.now(UTC)
         self.gauges = _Gauges(
             read_at=time.monotonic(),
