@@ -11,7 +11,6 @@ from typing import Any
 
 import structlog
 
-from bot.db.models import Conversation
 from bot.db.session import Database
 from bot.dialog.spec import load_bundle
 from bot.metrics import Metrics
@@ -81,16 +80,9 @@ class Runtime:
     async def restore_dialogs(self) -> int:
         """Put half-finished dialogs back into Redis when it lost them (in-process Redis after a restart,
         or a Redis server that keeps nothing on disk). The database holds a durable copy of each."""
-        from sqlalchemy import select
-
         restored = 0
         async with self.db.unit_of_work() as uow:
-            rows = await uow.session.execute(
-                select(Conversation.key, Conversation.dialog_state).where(
-                    Conversation.dialog_state.is_not(None)
-                )
-            )
-            for key, state in rows:
+            for key, state in await uow.conversations.dialog_states():
                 if state and await self.store.restore_state(key, state):
                     restored += 1
         await self.store.mark_complete(DIALOGS_COMPLETE)

@@ -102,21 +102,13 @@ def bind_chat(platform: str, chat_id: str, community_code: str, as_staff: bool, 
     """
 
     async def work(session: AsyncSession) -> str:
-        from sqlalchemy import select, update
-
-        from bot.db.models import Chat, Conversation
+        from bot.db.models import Chat
+        from bot.db.repository.admin import AdminRepository
         from bot.handoff.notices import STAFF_CHAT
 
         (community,) = await communities_named(session, (community_code,))
-        chat = (
-            (
-                await session.execute(
-                    select(Chat).where(Chat.platform == platform, Chat.external_id == chat_id)
-                )
-            )
-            .scalars()
-            .first()
-        )
+        admin = AdminRepository(session)
+        chat = await admin.chat(platform, chat_id)
         if chat is None:
             chat = Chat(
                 platform=platform,
@@ -130,9 +122,7 @@ def bind_chat(platform: str, chat_id: str, community_code: str, as_staff: bool, 
             await session.flush()
         chat.community_id = community.id
         chat.purpose = STAFF_CHAT if as_staff else "residents"
-        await session.execute(
-            update(Conversation).where(Conversation.chat_id == chat.id).values(community_id=community.id)
-        )
+        await admin.move_conversations(chat.id, community.id)
         audit_cli(
             session,
             "chat.bind_staff" if as_staff else "chat.bind",
@@ -152,33 +142,21 @@ def list_all() -> None:
     """Communities, staff logins and the roles people hold."""
 
     async def work(session: AsyncSession) -> list[str]:
-        from sqlalchemy import select
+        from bot.db.repository.admin import AdminRepository
 
-        from bot.db.models import Community, Person, Role, RoleGrant, StaffAccount
-
+        admin = AdminRepository(session)
         lines: list[str] = []
-        communities = {
-            c.id: c for c in (await session.execute(select(Community).order_by(Community.id))).scalars()
-        }
+        communities = {c.id: c for c in await admin.communities()}
         lines.append("communities:")
         lines += [f"  {c.code}  {c.name}" for c in communities.values()]
         lines.append("staff logins:")
-        for account in (await session.execute(select(StaffAccount).order_by(StaffAccount.id))).scalars():
-            serves = (
-                await session.execute(
-                    select(RoleGrant.community_id).where(
-                        RoleGrant.person_id == account.person_id, RoleGrant.role == Role.STAFF.value
-                    )
-                )
-            ).scalars()
+        for account in await admin.staff_accounts():
+            serves = await admin.staff_community_ids(account.person_id)
             codes = ", ".join(communities[c].code for c in serves if c in communities)
             state = "" if account.active else "  (deactivated)"
             lines.append(f"  {account.username}  {account.display_name}  [{codes}]{state}")
         lines.append("roles:")
-        rows = await session.execute(
-            select(RoleGrant, Person).join(Person, Person.id == RoleGrant.person_id).order_by(RoleGrant.id)
-        )
-        for role_grant, person in rows.all():
+        for role_grant, person in await admin.grants_with_people():
             community = communities.get(role_grant.community_id)
             buildings = (
                 f" buildings {','.join(map(str, role_grant.buildings))}" if role_grant.buildings else ""

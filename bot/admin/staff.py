@@ -68,21 +68,12 @@ def revoke_staff(username: str, communities: tuple[str, ...]) -> None:
     request on; with nothing left their open sessions end (at once when the server uses REDIS_URL)."""
 
     async def work(session: AsyncSession) -> tuple[str, int, bool]:
-        from sqlalchemy import select
-
-        from bot.db.models import Role, RoleGrant
+        from bot.db.repository.admin import AdminRepository
         from bot.roles import staff_community_ids
 
         account = await account_named(session, username)
         for community in await communities_named(session, communities):
-            grants = await session.execute(
-                select(RoleGrant).where(
-                    RoleGrant.person_id == account.person_id,
-                    RoleGrant.community_id == community.id,
-                    RoleGrant.role == Role.STAFF.value,
-                )
-            )
-            for row in grants.scalars():
+            for row in await AdminRepository(session).staff_grants(account.person_id, community.id):
                 await session.delete(row)
             audit_staff(session, "staff.revoke", account, community.id)
         await session.flush()

@@ -164,3 +164,10 @@ class ConversationRepository(RepositoryBase):
             return None
         answered = by_direction.get("out") or {}
         return list(answered.get("replies", []))
+
+    async def dialog_states(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every conversation's durable dialog state, by its key (to put back into Redis at start-up)."""
+        rows = await self.session.execute(
+            select(Conversation.key, Conversation.dialog_state).where(Conversation.dialog_state.is_not(None))
+        )
+        return [(key, state) for key, state in rows]
