@@ -26,9 +26,9 @@ from zoneinfo import ZoneInfo
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.conversations import ConversationRecords
 from bot.db.models import Community, Conversation, HandoffStatus, Role
 from bot.db.repository import ConversationRef, Repository
+from bot.db.repository.conversation_records import ConversationRecords
 from bot.handoff.desk import HandoffDesk
 from bot.handoff.model import HandoffError, TurnOutput
 from bot.handoff.notices import STAFF_CHAT

@@ -25,9 +25,9 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.handoffs import HandoffRepository
 from bot.db.models import Community, Conversation, Handoff, HandoffNote, HandoffStatus, utcnow
 from bot.db.repository import Repository
+from bot.db.repository.handoffs import HandoffRepository
 from bot.db.session import Database, after_commit
 from bot.dialog.spec import Responses
 from bot.handoff import upkeep

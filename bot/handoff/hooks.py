@@ -12,10 +12,10 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.conversations import ConversationRecords
-from bot.db.handoffs import HandoffRepository
 from bot.db.models import utcnow
 from bot.db.repository import ConversationRef, Repository
+from bot.db.repository.conversation_records import ConversationRecords
+from bot.db.repository.handoffs import HandoffRepository
 from bot.dialog.engine import Prompt
 from bot.handoff.commands import StaffCommands
 from bot.handoff.desk import HandoffDesk

@@ -18,8 +18,8 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.conversations import ConversationRecords
 from bot.db.models import Chat
+from bot.db.repository.conversation_records import ConversationRecords
 from bot.message import Platform, Reply, Target
 from bot.outbound import Outbound
 from bot.state import Keys

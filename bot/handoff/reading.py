@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.conversations import ConversationRecords
-from bot.db.handoffs import HandoffRepository
 from bot.db.models import CannedReply, Chat, Community, Conversation, Handoff, HandoffNote, Person
+from bot.db.repository.conversation_records import ConversationRecords
+from bot.db.repository.handoffs import HandoffRepository
 from bot.handoff.model import Address, HandoffError, QueueItem
 from bot.handoff.summary import ResidentLine, Summary, summarize
 from bot.roles import staff_name

@@ -24,9 +24,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.appeals.filing import AppealFiling
-from bot.db.conversations import ConversationRecords
 from bot.db.models import AppealStatus, Community, Person
 from bot.db.repository import ConversationRef, NewAppeal, Repository
+from bot.db.repository.conversation_records import ConversationRecords
 from bot.handoff.desk import HandoffDesk
 from bot.handoff.model import TurnOutput
 from bot.handoff.summary import place_text

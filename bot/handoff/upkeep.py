@@ -13,8 +13,8 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.handoffs import HandoffRepository
 from bot.db.models import utcnow
+from bot.db.repository.handoffs import HandoffRepository
 from bot.db.session import Database
 from bot.handoff.model import HELD_COMPLETE, Address, HandoffError, Outcome, held_marker
 from bot.handoff.notices import Notice

@@ -27,8 +27,8 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.appeals.filing import AppealFiling
 from bot.appeals.flow import FollowUp
-from bot.db.conversations import NOT_UNDERSTOOD
 from bot.db.repository import ConversationRef
+from bot.db.repository.conversation_records import NOT_UNDERSTOOD
 from bot.db.session import Database
 from bot.dialog.engine import DialogEngine, PromptContext
 from bot.dialog.spec import DialogBundle, Responses

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.db.conversations import NOT_UNDERSTOOD
 from bot.db.models import TranscriptMessage
+from bot.db.repository.conversation_records import NOT_UNDERSTOOD
 from bot.dialog.engine import Prompt
 from bot.handoff.hooks import _replace_not_understood, _say_before_resume
 from tests.staff.conftest import World

@@ -3,15 +3,27 @@ The core never builds SQL itself.
 
 :class:`Repository` holds the repositories of one unit of work: ``repo.conversations`` (communities,
 chats, conversations, dialog state, transcript), ``repo.people`` (people, identities, phones, roles) and
-``repo.appeals`` (appeals, their events and outbox rows).
+``repo.appeals`` (filing appeals, reading them back), and, made when first used, ``repo.appeal_records``
+(status changes, flags, supporters, duplicates), ``repo.handoffs`` and ``repo.handoff_reads`` (the staff
+desk), ``repo.roles`` (grants, accounts, invites), ``repo.outbox`` (the forwarder's rows),
+``repo.console`` and ``repo.admin`` (the console's and ``huiyin admin``'s writes). The console's read
+models are in :mod:`bot.staff.queries`.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db.repository.admin import AdminRepository
+from bot.db.repository.appeal_records import AppealRecords
 from bot.db.repository.appeals import AppealRepository
+from bot.db.repository.console import ConsoleRepository
+from bot.db.repository.conversation_records import ConversationRecords
 from bot.db.repository.conversations import ConversationRepository
+from bot.db.repository.handoffs import HandoffRepository
+from bot.db.repository.outbox import OutboxRepository
 from bot.db.repository.people import PeopleRepository
 from bot.db.repository.records import (
     CONVERSATION_TABLE,
@@ -25,6 +37,7 @@ from bot.db.repository.records import (
     FiledAppeal,
     NewAppeal,
 )
+from bot.db.repository.roles import RoleRepository
 
 
 class Repository:
@@ -36,6 +49,35 @@ class Repository:
         self.people = PeopleRepository(session)
         self.appeals = AppealRepository(session)
 
+    # The rest are made when first used: a turn needs the three above.
+    @cached_property
+    def appeal_records(self) -> AppealRecords:
+        return AppealRecords(self.session)
+
+    @cached_property
+    def handoffs(self) -> HandoffRepository:
+        return HandoffRepository(self.session)
+
+    @cached_property
+    def handoff_reads(self) -> ConversationRecords:
+        return ConversationRecords(self.session)
+
+    @cached_property
+    def roles(self) -> RoleRepository:
+        return RoleRepository(self.session)
+
+    @cached_property
+    def outbox(self) -> OutboxRepository:
+        return OutboxRepository(self.session)
+
+    @cached_property
+    def console(self) -> ConsoleRepository:
+        return ConsoleRepository(self.session)
+
+    @cached_property
+    def admin(self) -> AdminRepository:
+        return AdminRepository(self.session)
+
 
 __all__ = [
     "CONVERSATION_TABLE",
@@ -45,11 +87,18 @@ __all__ = [
     "SKIP_PENDING",
     "SKIP_PENDING_OPTION",
     "TRANSCRIPT_TABLE",
+    "AdminRepository",
+    "AppealRecords",
     "AppealRepository",
+    "ConsoleRepository",
+    "ConversationRecords",
     "ConversationRef",
     "ConversationRepository",
     "FiledAppeal",
+    "HandoffRepository",
     "NewAppeal",
+    "OutboxRepository",
     "PeopleRepository",
     "Repository",
+    "RoleRepository",
 ]
