@@ -143,8 +143,8 @@ class Core:
         """
         redis = self.store.redis
         key = ConversationKey.of(message)
-        done = Keys.delivery(f"{record}:done", key, message.message_id)
-        claim = Keys.delivery(f"{record}:claim", key, message.message_id)
+        done = Keys.channels.sent(record, key, message.message_id)
+        claim = Keys.channels.send_claim(record, key, message.message_id)
         ttl_s = int(self.settings.lock_wait_s + self.settings.lock_timeout_s) + 1
 
         async def attempt() -> bool | None:

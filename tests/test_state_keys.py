@@ -39,12 +39,12 @@ FAMILIES: list[tuple[str, Callable[[], str], str]] = [
     ),
     (
         "telegram done",
-        lambda: Keys.channels.telegram_done(CONV, "m1"),
+        lambda: Keys.channels.sent("tg", CONV, "m1"),
         "hy:{wechat:g1:u1}:tg:done:m1",
     ),
     (
         "telegram claim",
-        lambda: Keys.channels.telegram_claim(CONV, "m1"),
+        lambda: Keys.channels.send_claim("tg", CONV, "m1"),
         "hy:{wechat:g1:u1}:tg:claim:m1",
     ),
     (

@@ -133,14 +133,15 @@ class ChannelKeys:
         return _plain(f"wx:nonce:{timestamp}:{nonce}")
 
     @staticmethod
-    def telegram_claim(key: ConversationKey, message_id: str) -> str:
-        """Held while one copy of a Telegram update is being handled (copies wait for its outcome)."""
-        return Keys.delivery("tg:claim", key, message_id)
+    def send_claim(record: str, key: ConversationKey, message_id: str) -> str:
+        """Held while one copy of a message is being handled and its replies sent (copies wait for its
+        outcome); ``record`` names the channel (``tg``). See :meth:`integrations.core.Core.deliver_once`."""
+        return Keys.delivery(f"{record}:claim", key, message_id)
 
     @staticmethod
-    def telegram_done(key: ConversationKey, message_id: str) -> str:
-        """Set once a Telegram update's replies were sent."""
-        return Keys.delivery("tg:done", key, message_id)
+    def sent(record: str, key: ConversationKey, message_id: str) -> str:
+        """Set once a message's replies were sent by the channel ``record`` names."""
+        return Keys.delivery(f"{record}:done", key, message_id)
 
 
 class Keys:

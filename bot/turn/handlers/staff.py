@@ -5,38 +5,42 @@ turn, the conversation is queued for staff when the turn asks for it."""
 from __future__ import annotations
 
 from bot.handoff import Verdict
+from bot.handoff.commands import StaffCommands
 from bot.handoff.notices import STAFF_CHAT
+from bot.handoff.relay import Relay
 from bot.turn.context import TurnContext
 from bot.turn.handlers.base import Handler, Outcome
 from bot.turn.handlers.emergency import answer_emergency, is_emergency
 
 
-class StaffCommandsHandler(Handler):
+class _DeskPartHandler(Handler):
+    """A part of the desk that recognises its own messages (its ``handle`` answers whether it took one)."""
+
+    def check(self, turn: TurnContext) -> bool:
+        return True  # the part parses the message and checks the sender's roles itself
+
+    def part(self) -> StaffCommands | Relay:
+        raise NotImplementedError
+
+    async def handle(self, turn: TurnContext) -> Outcome:
+        if not await self.part().handle(turn.repo.session, turn.ref, turn.message, turn.out):
+            return Outcome.CONTINUE
+        turn.verdict = Verdict.HANDLED
+        return Outcome.DONE
+
+
+class StaffCommandsHandler(_DeskPartHandler):
     """``/take``, ``/reply``, ``/invite`` … from staff, and residents accepting an invitation."""
 
-    def check(self, turn: TurnContext) -> bool:
-        return True  # the commands module parses the message and checks the sender's roles
-
-    async def handle(self, turn: TurnContext) -> Outcome:
-        hooks = self.services.hooks
-        if not await hooks.commands.handle(turn.repo.session, turn.ref, turn.message, turn.out):
-            return Outcome.CONTINUE
-        turn.verdict = Verdict.HANDLED
-        return Outcome.DONE
+    def part(self) -> StaffCommands:
+        return self.services.hooks.commands
 
 
-class RelayHandler(Handler):
+class RelayHandler(_DeskPartHandler):
     """A building leader reporting for a neighbour ("帮502王阿姨报：…")."""
 
-    def check(self, turn: TurnContext) -> bool:
-        return True  # the relay recognises its drafts and the leader's role
-
-    async def handle(self, turn: TurnContext) -> Outcome:
-        hooks = self.services.hooks
-        if not await hooks.relay.handle(turn.repo.session, turn.ref, turn.message, turn.out):
-            return Outcome.CONTINUE
-        turn.verdict = Verdict.HANDLED
-        return Outcome.DONE
+    def part(self) -> Relay:
+        return self.services.hooks.relay
 
 
 class StaffChatHandler(Handler):
