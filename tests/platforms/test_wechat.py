@@ -243,6 +243,17 @@ async def test_retries_of_one_msgid_have_one_effect_and_one_answer(
     assert fake_api.to("/custom/send") == []
 
 
+async def test_a_retry_after_redis_lost_its_data_gets_the_first_answer_and_has_no_second_effect(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    first = await post(client, load("wechat_text.xml"))
+    assert "照片" in reply_content(first)
+    await runtime.store.redis.flushdb()  # a restart of the in-process Redis, or a Redis that lost its data
+    again = await post(client, load("wechat_text.xml"))
+    assert again.status_code == 200 and reply_content(again) == reply_content(first)
+    assert await inbound_rows(runtime) == 1
+
+
 async def test_a_slow_answer_misses_the_window_and_goes_through_the_customer_service_api(
     client: httpx.AsyncClient, runtime: Runtime, fake_api: FakeAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
