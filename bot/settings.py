@@ -465,6 +465,22 @@ class Settings(BaseSettings):
     def bot_names(self) -> tuple[str, ...]:
         return (self.bot_name, *self.bot_aliases)
 
+    def backend_kind(self, community_code: str | None = None) -> str:
+        """The kind of case backend a community's appeals may go to: open311, webhook or none.
+
+        A community listed in ``HUIYIN_BACKEND_COMMUNITIES`` has its own; every other one has the global
+        ``HUIYIN_BACKEND`` (``auto``: whichever of the Open311 and webhook URLs is set)."""
+        entry = self.backend_communities.get(community_code or "")
+        if entry is not None:
+            return entry.kind
+        if self.backend != "auto":
+            return self.backend
+        if self.open311_url:
+            return "open311"
+        if self.backend_webhook_url:
+            return "webhook"
+        return "none"
+
 
 def settings_help() -> str:
     """A plain-text table of every setting: variable, default, description. Used by ``--help``."""

@@ -267,6 +267,78 @@ DEFAULT_EMERGENCY: dict[EmergencySub, ContactInfo] = {
 """National emergency numbers; a profile adds (at least) its elevator emergency line."""
 
 
+class HandlerKind(StrEnum):
+    """What kind of organisation handles an appeal (分拨对象)."""
+
+    PROPERTY = "property"  # 物业服务企业
+    COMMUNITY = "community"  # 社区工作站 / 居委会
+    GRID = "grid"  # 网格员
+    DEPARTMENT = "department"  # 职能部门
+    CITY = "city"  # the city's case backend (市民生诉求平台), when one is configured
+
+
+_HANDLER_CODE = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+class HandlerProfile(_Strict):
+    """One organisation that handles appeals in the community (``case_desk.handlers``).
+
+    ``parties`` are the KB party refs (``property``, ``department/urban_management``…) for which this
+    handler is suggested; a grid worker's ``buildings`` narrow its suggestion to the buildings it covers.
+    ``sees_contact``: whether an assignment pushed to its chat carries the resident's phone number.
+    """
+
+    code: str
+    name: str = Field(min_length=2)
+    kind: HandlerKind
+    phone: str | None = None
+    parties: list[str] = Field(default_factory=list)
+    buildings: list[str] = Field(default_factory=list)
+    sees_contact: bool = True
+
+    @field_validator("code")
+    @classmethod
+    def _code_form(cls, v: str) -> str:
+        if not _HANDLER_CODE.match(v) or len(v) > 64:
+            raise ValueError(f"handler code must be lower-case ascii (a-z, 0-9, _ or -), got {v!r}")
+        return v
+
+
+class CaseDeskProfile(_Strict):
+    """How the community handles its appeals: who, by when, and which go to the city.
+
+    ``first_response_hours`` (None: the server's ``HUIYIN_FIRST_RESPONSE_HOURS``) and the resolution
+    deadline (``resolution_hours``, per category in ``resolution_hours_by_category``); reminders
+    ``remind_before_hours`` before a deadline; the daily digest of overdue appeals at ``digest_hour``
+    (local time). ``to_city``: where a case backend is configured, which appeals go to it when filed —
+    ``all``, ``none`` (staff decide each time), or a list of categories and KB matter ids. ``handlers``:
+    when empty, one per contact of the profile (the property company, the community office, each
+    department).
+    """
+
+    first_response_hours: int | None = Field(default=None, ge=1, le=24 * 30)
+    resolution_hours: int = Field(default=72, ge=1, le=24 * 365)
+    resolution_hours_by_category: dict[Category, int] = Field(default_factory=dict)
+    remind_before_hours: float = Field(default=2.0, ge=0, le=24 * 7)
+    digest_hour: int = Field(default=9, ge=0, le=23)
+    to_city: str | list[str] = "all"
+    handlers: list[HandlerProfile] = Field(default_factory=list)
+
+    @field_validator("to_city")
+    @classmethod
+    def _to_city_form(cls, v: str | list[str]) -> str | list[str]:
+        if isinstance(v, str) and v not in ("all", "none"):
+            raise ValueError(f"to_city is all, none or a list of categories and matter ids, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_handler_codes(self) -> Self:
+        codes = [h.code for h in self.handlers]
+        if len(codes) != len(set(codes)):
+            raise ValueError("case_desk.handlers: two handlers share a code")
+        return self
+
+
 class CommunityProfile(_Strict):
     """The real contacts of one community (社区), by party code.
 
@@ -291,6 +363,7 @@ class CommunityProfile(_Strict):
     departments: dict[DepartmentSub, ContactInfo] = Field(default_factory=dict)
     utilities: dict[UtilitySub, ContactInfo] = Field(default_factory=dict)
     emergency: dict[EmergencySub, ContactInfo] = Field(default_factory=dict)
+    case_desk: CaseDeskProfile = Field(default_factory=CaseDeskProfile)
 
     @field_validator("code")
     @classmethod

@@ -137,7 +137,7 @@ async def _resident(runtime: Runtime, who: str = "filer") -> ConversationRef:
 
 
 async def _file(
-    runtime: Runtime, ref: ConversationRef, draft_key: str, day: str = "20261123"
+    runtime: Runtime, ref: ConversationRef, draft_key: str, day: str = "20261123", *, to_city: bool = True
 ) -> tuple[str, bool]:
     new = NewAppeal(
         draft_key=draft_key,
@@ -151,7 +151,7 @@ async def _file(
     )
     async with runtime.db.unit_of_work() as uow:
         filed, created = await uow.repo.appeals.create_appeal(
-            new, ref, public_id_prefix="HY", day=day, first_response_due_at=utcnow()
+            new, ref, public_id_prefix="HY", day=day, first_response_due_at=utcnow(), to_city=to_city
         )
         await uow.commit()
     return filed.public_id, created
@@ -203,6 +203,14 @@ async def test_an_appeal_is_filed_once_per_dialog_with_its_event_and_outbox_row(
         0,
         None,
     )
+    kept, _ = await _file(runtime, ref, "draft-3", to_city=False)
+    async with runtime.db.unit_of_work() as uow:
+        local = await uow.repo.appeals.appeal_by_public_id(kept)
+        assert local is not None and local.destination == "community"
+        rows = await uow.session.scalar(
+            select(func.count()).select_from(OutboxEntry).where(OutboxEntry.appeal_id == local.id)
+        )
+    assert rows == 0, "an appeal the community handles itself is queued for no backend"
 
 
 async def test_the_ten_thousandth_appeal_of_a_day_keeps_all_its_digits(runtime: Runtime) -> None:

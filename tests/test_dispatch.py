@@ -81,7 +81,10 @@ async def test_full_appeal_from_a_group(runtime: Runtime, group_msg: Msg, privat
     assert appeal.contact_phone == "13812345678"
     assert appeal.origin_chat == "group-3" and appeal.origin_chat_type == "group"
     assert appeal.responsible_party is not None
-    assert await count(runtime, OutboxEntry, OutboxEntry.appeal_id == appeal.id) == 1
+    assert appeal.destination == "community" and appeal.resolution_due_at is not None
+    assert await count(runtime, OutboxEntry, OutboxEntry.appeal_id == appeal.id) == 0, (
+        "no city backend: the community's case desk handles it, nothing waits for a backend"
+    )
     assert await count(runtime, AppealEvent, AppealEvent.appeal_id == appeal.id) == 1
 
 

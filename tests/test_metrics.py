@@ -16,10 +16,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from bot.app import create_app
-from bot.db.models import Role
+from bot.cases.desk import queue_city_case
+from bot.db.models import Appeal, Role
 from bot.db.session import Database
 from bot.nlu.base import NLUBackend, Understanding
 from bot.nlu.fallback import BackendError, FallbackNLU
@@ -139,8 +140,8 @@ async def test_a_day_of_turns_moves_the_metrics_and_leaks_no_personal_data(
     assert value(body, "huiyin_group_chatter_total", platform="rest") == 1
     assert value(body, "huiyin_appeals_filed_total", platform="rest", source="dialog") == 1
     assert value(body, "huiyin_appeals_filed_total", platform="rest", source="relay") == 1
-    # No backend and no forwarder here: both appeals' "create" rows wait in the outbox.
-    assert value(body, "huiyin_outbox_undelivered", lane="backend") == 2
+    # No backend here: the community's case desk handles both appeals, nothing waits for a backend.
+    assert value(body, "huiyin_outbox_undelivered", lane="backend") == 0
     assert value(body, "huiyin_outbox_undelivered", lane="notify") == 0
     assert 0 <= value(body, "huiyin_outbox_oldest_undelivered_age_seconds", lane="backend") < 600
     assert value(body, "huiyin_handoffs_waiting") == 1
@@ -282,6 +283,11 @@ async def test_failed_deliveries_are_counted_by_backend(client: httpx.AsyncClien
     await say(client, "web-wang", "跳过")
     await say(client, "web-wang", "不留")
     await say(client, "web-wang", "/confirm")
+    async with runtime.db.unit_of_work() as uow:  # staff send it to the city (派单 … 市平台)
+        appeal = await uow.session.scalar(select(Appeal))
+        assert appeal is not None
+        queue_city_case(uow.session, appeal)
+        await uow.commit()
     settings = runtime.settings.model_copy(
         update={
             "backend": "webhook",

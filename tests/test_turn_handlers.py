@@ -93,8 +93,10 @@ def test_the_order_of_a_turns_handlers(runtime: Runtime) -> None:
     names = [type(h).__name__ for h in turn_handlers(runtime.dispatcher.services)]
     assert names == [
         "StaffCommandsHandler",
+        "CaseCommandsHandler",
         "RelayHandler",
         "StaffChatHandler",
+        "HandlerChatHandler",
         "HeldConversationHandler",
         "FollowUpHandler",
         "ExpiredDialogHandler",

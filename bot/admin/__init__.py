@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import click
 
+from bot.admin.cases import add_handler, add_handler_member, handlers
 from bot.admin.communities import add_community, bind_chat, invite, list_all
 from bot.admin.staff import activate, add_staff, deactivate, grant_staff, revoke_staff, set_password
 
 
 @click.group()
 def admin() -> None:
-    """Roles and onboarding: communities, staff logins, invite codes, staff chats."""
+    """Roles and onboarding: communities, staff logins, invite codes, staff chats, handlers."""
 
 
 for _command in (
@@ -29,5 +30,8 @@ for _command in (
     invite,
     bind_chat,
     list_all,
+    handlers,
+    add_handler,
+    add_handler_member,
 ):
     admin.add_command(_command)

@@ -94,9 +94,15 @@ def invite(
 @click.option("--chat", "chat_id", required=True, help="The platform's chat id.")
 @click.option("--community", "community_code", required=True, help="Community code.")
 @click.option("--staff", "as_staff", is_flag=True, help="Make it the community's staff chat.")
+@click.option(
+    "--handler", "handler_code", default=None, help="Make it the chat of this handler (see `handlers`)."
+)
 @click.option("--title", default="", help="Chat title, if the bot has not seen the chat yet.")
-def bind_chat(platform: str, chat_id: str, community_code: str, as_staff: bool, title: str) -> None:
-    """Bind a group chat to a community (a building group, or with --staff the staff group).
+def bind_chat(
+    platform: str, chat_id: str, community_code: str, as_staff: bool, handler_code: str | None, title: str
+) -> None:
+    """Bind a group chat to a community (a building group; with --staff the staff group; with --handler
+    the chat of a property company, grid worker or department, where its assignments are pushed).
 
     Running servers see the new binding within a minute (they cache a chat's community that long).
     """
@@ -122,17 +128,26 @@ def bind_chat(platform: str, chat_id: str, community_code: str, as_staff: bool, 
             await session.flush()
         chat.community_id = community.id
         chat.purpose = STAFF_CHAT if as_staff else "residents"
+        chat.handler_id = None
+        suffix = " (staff chat)" if as_staff else ""
+        if handler_code and not as_staff:
+            from bot.admin.cases import _handler
+            from bot.db.repository.cases import HANDLER_CHAT
+
+            handler = await _handler(session, community.code, handler_code)
+            chat.purpose, chat.handler_id = HANDLER_CHAT, handler.id
+            suffix = f" (chat of {handler.code})"
         await admin.move_conversations(chat.id, community.id)
         audit_cli(
             session,
-            "chat.bind_staff" if as_staff else "chat.bind",
+            "chat.bind_staff" if as_staff else ("chat.bind_handler" if chat.handler_id else "chat.bind"),
             target_type="chat",
             target_id=chat.id,
             community_id=community.id,
             platform=platform,
             chat=chat_id,
         )
-        return f"{platform}:{chat_id} → {community.code}{' (staff chat)' if as_staff else ''}"
+        return f"{platform}:{chat_id} → {community.code}{suffix}"
 
     click.echo(run(work))
 

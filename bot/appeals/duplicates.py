@@ -217,12 +217,13 @@ async def join(
         actor=f"resident:{person_id}",
         payload={"supporters": appeal.supporters},
     )
-    repo.session.add(
-        OutboxEntry(
-            appeal_id=appeal.id,
-            action="update",
-            idempotency_key=f"{appeal.public_id}:support:{person_id}",
-            payload={"kind": "supporter", "supporters": appeal.supporters, "text": text},
+    if appeal.destination == "city":  # the city's backend hears of supporters of its cases
+        repo.session.add(
+            OutboxEntry(
+                appeal_id=appeal.id,
+                action="update",
+                idempotency_key=f"{appeal.public_id}:support:{person_id}",
+                payload={"kind": "supporter", "supporters": appeal.supporters, "text": text},
+            )
         )
-    )
     return Joined(appeal, True, appeal.supporters)

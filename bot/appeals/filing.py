@@ -1,11 +1,14 @@
 """Filing an appeal: the one way every path that files one — the resident's form, a building leader's
-relay — creates it, with its id, its first-response deadline and its count in the metrics."""
+relay, staff — creates it, with its id, its deadlines (the community's case desk), where it goes (the
+community's handlers, or the city's case backend where one is configured and the community sends this
+kind of appeal there), and its count in the metrics."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.cases.desk import CaseDesk
 from bot.db.repository import ConversationRef, FiledAppeal, NewAppeal, Repository
 from bot.metrics import Metrics
 from bot.settings import Settings
@@ -14,9 +17,10 @@ RESIDENT_NOTE = "居民通过回音提交"
 
 
 class AppealFiling:
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics, cases: CaseDesk) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.cases = cases
         self._tz = ZoneInfo(settings.timezone)
 
     async def file(
@@ -36,12 +40,18 @@ class AppealFiling:
         ``note`` are the first status event's (default: the reporter, through huiyin).
         """
         now = datetime.now(self._tz)
+        config = self.cases.config(ref.community_code)
+        to_city = self.cases.has_city(ref.community_code) and config.goes_to_city(
+            new.category, new.kb_matter_id
+        )
         appeal, created = await repo.appeals.create_appeal(
             new,
             ref,
             public_id_prefix=self.settings.appeal_id_prefix,
             day=now.strftime("%Y%m%d"),
-            first_response_due_at=now + timedelta(hours=self.settings.first_response_hours),
+            first_response_due_at=now + timedelta(hours=config.first_response_hours),
+            resolution_due_at=now + config.resolution_time(new.category),
+            to_city=to_city,
             actor=actor,
             note=note,
         )

@@ -13,7 +13,9 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.appeals.notify import summary_of
 from bot.appeals.status import change_status, flag, lock_appeal, record_note
+from bot.cases.notices import tell_handler
 from bot.db.models import Appeal, AppealStatus, OutboxEntry, utcnow
 from bot.db.repository.appeal_records import AppealRecords
 from bot.dialog.spec import Responses
@@ -97,17 +99,24 @@ async def rate(
     )
     await session.flush()
     text = words.get("rating.backend_reopen") if reopen else words.get("rating.backend_text", label=label)
-    session.add(
-        OutboxEntry(
-            appeal_id=appeal.id,
-            action="rating",
-            idempotency_key=f"{appeal.public_id}:rating:{event.id}",
-            payload={"kind": "rating", "rating": rating, "reopen": reopen, "text": text, "case_open": reopen},
+    if appeal.destination == "city":  # the city's backend hears the rating of the cases it handled
+        session.add(
+            OutboxEntry(
+                appeal_id=appeal.id,
+                action="rating",
+                idempotency_key=f"{appeal.public_id}:rating:{event.id}",
+                payload={
+                    "kind": "rating",
+                    "rating": rating,
+                    "reopen": reopen,
+                    "text": text,
+                    "case_open": reopen,
+                },
+            )
         )
-    )
     if not reopen:
         return Rated("rated", appeal)
-    await change_status(
+    reopened = await change_status(
         session,
         appeal,
         AppealStatus.REOPENED,
@@ -120,6 +129,18 @@ async def rate(
     appeal.first_response_due_at = now + timedelta(hours=first_response_hours)
     appeal.first_responded_at = None
     appeal.overdue_at = None
+    appeal.response_reminded_at = None
+    if appeal.resolution_due_at is not None:  # the same time to resolve it again as at first
+        appeal.resolution_due_at = now + (appeal.resolution_due_at - appeal.created_at)
+    appeal.resolution_reminded_at = appeal.resolution_overdue_at = None
+    if reopened is not None:  # the handler who finished it hears that it is back
+        await tell_handler(
+            session,
+            appeal,
+            appeal.handler_id,
+            words.get("case.handler_reopened", public_id=appeal.public_id, summary=summary_of(appeal)),
+            occasion=f"reopened:{reopened.id}",
+        )
     if appeal.backend_id is not None:
         appeal.next_poll_at = now
     flag(session, appeal, FLAG_UNSATISFIED, "居民对处理结果不满意，已重新打开")
@@ -136,17 +157,18 @@ async def comment(
     text = text.strip()[:1000]
     event = record_note(session, appeal, kind="comment", note=text, actor=f"resident:{person_id}")
     await session.flush()
-    session.add(
-        OutboxEntry(
-            appeal_id=appeal.id,
-            action="comment",
-            idempotency_key=f"{appeal.public_id}:comment:{event.id}",
-            payload={
-                "kind": "comment",
-                "comment": text,
-                "text": words.get("rating.backend_comment", comment=text),
-                "case_open": appeal.status != AppealStatus.RESOLVED.value,
-            },
+    if appeal.destination == "city":
+        session.add(
+            OutboxEntry(
+                appeal_id=appeal.id,
+                action="comment",
+                idempotency_key=f"{appeal.public_id}:comment:{event.id}",
+                payload={
+                    "kind": "comment",
+                    "comment": text,
+                    "text": words.get("rating.backend_comment", comment=text),
+                    "case_open": appeal.status != AppealStatus.RESOLVED.value,
+                },
+            )
         )
-    )
     return appeal

@@ -72,15 +72,19 @@ async def change_status(
     source_event_id: str | None = None,
     payload: dict[str, Any] | None = None,
     notify_except: Iterable[int] = (),
+    again: bool = False,
 ) -> AppealEvent | None:
     """Move ``appeal`` (loaded with :func:`lock_appeal`) to ``new`` and queue the notifications.
 
-    Returns the status event, or None when the change is not allowed (nothing is written then).
+    ``again``: a step staff take once more (a second progress note while 处理中) is recorded and told
+    like a change. Returns the status event, or None when the change is not allowed (nothing is written
+    then).
     """
     from bot.appeals.notify import queue_status_notifications
 
     current = AppealStatus(appeal.status)
-    if not may_change(current, new):
+    repeated = again and new is current and new is not AppealStatus.SUBMITTED
+    if not repeated and not may_change(current, new):
         return None
     now = utcnow()
     appeal.status = new.value
@@ -88,6 +92,7 @@ async def change_status(
         appeal.first_responded_at = now
     if new is AppealStatus.RESOLVED:
         appeal.rating_requested_at = now
+        appeal.resolved_at = now
     event = AppealEvent(
         appeal_id=appeal.id,
         kind="status",

@@ -111,12 +111,12 @@ def parse_relay(text: str) -> RelayRequest | None:
 
 
 class Relay:
-    def __init__(self, desk: HandoffDesk) -> None:
+    def __init__(self, desk: HandoffDesk, filing: AppealFiling) -> None:
         self.desk = desk
         self.words = desk.words
         self.settings = desk.settings
         self._tz = ZoneInfo(desk.settings.timezone)
-        self.filing = AppealFiling(desk.settings, desk.metrics)
+        self.filing = filing
 
     async def handle(
         self, session: AsyncSession, ref: ConversationRef, message: IncomingMessage, out: TurnOutput

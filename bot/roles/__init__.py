@@ -125,15 +125,23 @@ async def account_of_person(session: AsyncSession, person_id: int) -> StaffAccou
 
 
 async def create_staff_account(
-    session: AsyncSession, username: str, password: str, display_name: str, communities: list[Community]
+    session: AsyncSession,
+    username: str,
+    password: str,
+    display_name: str,
+    communities: list[Community],
+    *,
+    handler_login: bool = False,
 ) -> StaffAccount:
-    """A console login for a new staff member who serves ``communities``."""
+    """A console login for a new staff member who serves ``communities``; with ``handler_login`` a login
+    of a handler's person (a property-company clerk…), who serves no community as staff and sees only
+    the appeals assigned to their handler."""
     username = username.strip().lower()
     if not USERNAME_RE.match(username):
         raise RoleError("the user name must be 2-64 of a-z 0-9 _ . - (starting with a letter or digit)")
     if not display_name.strip():
         raise RoleError("a display name is needed: it signs the replies residents receive")
-    if not communities:
+    if not communities and not handler_login:
         raise RoleError("a staff member serves at least one community")
     if await account_by_username(session, username) is not None:
         raise RoleError(f"the user name {username!r} is taken")

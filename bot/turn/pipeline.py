@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.appeals.filing import AppealFiling
 from bot.appeals.flow import FollowUp
+from bot.cases.desk import CaseDesk
 from bot.db.repository import ConversationRef
 from bot.db.repository.conversation_records import NOT_UNDERSTOOD
 from bot.db.session import Database
@@ -67,6 +68,8 @@ class TurnPipeline:
         metrics = metrics or Metrics()
         words = dialogs.responses
         desk = HandoffDesk(settings=settings, store=store, kb=kb, words=words, metrics=metrics)
+        cases = CaseDesk(settings, kb, words)
+        filing = AppealFiling(settings, metrics, cases)
         self.services = Services(
             settings=settings,
             store=store,
@@ -75,7 +78,7 @@ class TurnPipeline:
             engine=DialogEngine(dialogs),
             metrics=metrics,
             desk=desk,
-            hooks=TurnHooks(desk),
+            hooks=TurnHooks(desk, filing),
             follow_up=FollowUp(
                 settings=settings,
                 store=store,
@@ -83,7 +86,8 @@ class TurnPipeline:
                 bot_names=settings.bot_names,
                 step_buttons=dialogs.step_buttons(),
             ),
-            filing=AppealFiling(settings, metrics),
+            filing=filing,
+            cases=cases,
             tz=ZoneInfo(settings.timezone),
         )
         self.settings, self.store, self.db, self.nlu = settings, store, db, nlu

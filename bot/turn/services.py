@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from bot.appeals.filing import AppealFiling
 from bot.appeals.flow import FollowUp
+from bot.cases.desk import CaseDesk
 from bot.dialog.engine import DialogEngine
 from bot.dialog.spec import DialogBundle, Responses
 from bot.handoff import HandoffDesk, TurnHooks
@@ -28,6 +29,7 @@ class Services:
     hooks: TurnHooks
     follow_up: FollowUp
     filing: AppealFiling
+    cases: CaseDesk
     tz: ZoneInfo
 
     @property

@@ -35,13 +35,7 @@ class BackendSpec:
 
 
 def _global_kind(settings: Settings) -> str:
-    if settings.backend != "auto":
-        return settings.backend
-    if settings.open311_url:
-        return "open311"
-    if settings.backend_webhook_url:
-        return "webhook"
-    return "none"
+    return settings.backend_kind()
 
 
 def _secret(value: object) -> str | None:

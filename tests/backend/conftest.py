@@ -146,6 +146,7 @@ async def file_many(rt: Runtime, count: int, prefix: str = "r") -> list[str]:
                 public_id_prefix=rt.settings.appeal_id_prefix,
                 day=day,
                 first_response_due_at=utcnow() + timedelta(hours=rt.settings.first_response_hours),
+                to_city=True,  # the forwarder's work: appeals on their way to the city's backend
             )
             await uow.commit()
             ids.append(created.public_id)

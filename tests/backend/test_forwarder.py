@@ -168,9 +168,11 @@ async def test_a_refusal_is_flagged_at_once_and_retried(
     assert server.public_ids() == []
 
 
-async def test_a_community_without_a_backend_is_flagged_not_sent(
+async def test_a_community_without_a_backend_keeps_its_appeals(
     make_runtime: MakeRuntime, reference: MakeReference
 ) -> None:
+    """A community whose backend is ``none`` handles its appeals at its own case desk: nothing is queued
+    for a backend, nothing is flagged as undeliverable, and the city's server hears nothing."""
     server = reference()
     rt = await make_runtime(
         **settings_of("webhook", server.port), backend_communities={"demo": {"kind": "none"}}
@@ -179,13 +181,13 @@ async def test_a_community_without_a_backend_is_flagged_not_sent(
     await Forwarder(rt.db, rt.settings, outbound=rt.outbound).run_once()
     assert server.calls == []
     a = await appeal(rt, public_id)
-    assert a.flag_reason == "no_backend"
+    assert a.destination == "community" and a.flag_reason is None
     async with rt.db.unit_of_work() as uow:
         flags = await uow.session.scalar(
             select(func.count()).select_from(AppealEvent).where(AppealEvent.kind == "flag")
         )
-        assert flags == 1
-    assert await pending_rows(rt) == 1, "kept, in case a backend is configured later"
+        assert flags == 0
+    assert await pending_rows(rt) == 0
 
 
 async def test_signed_outbound_calls_are_verified_by_the_backend(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from bot.db.models.appeals import Appeal, AppealEvent, AppealSupporter, Counter, OutboxEntry
 from bot.db.models.base import NAMING, Base, BigId, UTCDateTime, utcnow
+from bot.db.models.cases import Handler, HandlerMember
 from bot.db.models.conversations import Chat, Conversation, TranscriptMessage
 from bot.db.models.handoffs import CannedReply, Handoff, HandoffNote
 from bot.db.models.people import (
@@ -37,6 +38,8 @@ __all__ = [
     "Community",
     "Conversation",
     "Counter",
+    "Handler",
+    "HandlerMember",
     "Handoff",
     "HandoffNote",
     "HandoffStatus",

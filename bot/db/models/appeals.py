@@ -72,6 +72,16 @@ class Appeal(Base):
     rating: Mapped[str | None] = mapped_column(String(16))
     rating_requested_at: Mapped[datetime | None] = mapped_column()
     rated_at: Mapped[datetime | None] = mapped_column()
+    # The case desk: who handles the appeal (None: not assigned yet), whether the community handles it
+    # or it went to the city's case backend, and the deadlines that act (bot/cases/deadlines.py).
+    handler_id: Mapped[int | None] = mapped_column(ForeignKey("handler.id", ondelete="SET NULL"), index=True)
+    destination: Mapped[str] = mapped_column(String(16), default="community", server_default="community")
+    assigned_at: Mapped[datetime | None] = mapped_column()
+    resolution_due_at: Mapped[datetime | None] = mapped_column()
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    response_reminded_at: Mapped[datetime | None] = mapped_column()
+    resolution_reminded_at: Mapped[datetime | None] = mapped_column()
+    resolution_overdue_at: Mapped[datetime | None] = mapped_column()
 
     events: Mapped[list[AppealEvent]] = relationship(back_populates="appeal", order_by="AppealEvent.id")
 

@@ -32,9 +32,12 @@ class Chat(Base):
     title: Mapped[str] = mapped_column(String(200), default="")
     community_id: Mapped[int] = mapped_column(ForeignKey("community.id"), index=True)
     listen: Mapped[bool] = mapped_column(Boolean, default=False)
-    # "residents" (a building group or a resident's private chat) or "staff" (a staff group of the
-    # community: staff commands and notices about waiting conversations; see bot/handoff).
+    # "residents" (a building group or a resident's private chat), "staff" (a staff group of the
+    # community: staff commands and notices about waiting conversations; see bot/handoff) or "handler"
+    # (the chat of a property company, grid worker or department; see bot/cases).
     purpose: Mapped[str] = mapped_column(String(16), default="residents", server_default="residents")
+    # A chat bound to a handler (purpose "handler"): new assignments and reminders are pushed there.
+    handler_id: Mapped[int | None] = mapped_column(ForeignKey("handler.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.repository.admin import AdminRepository
 from bot.db.repository.appeal_records import AppealRecords
 from bot.db.repository.appeals import AppealRepository
+from bot.db.repository.cases import CaseRepository
 from bot.db.repository.console import ConsoleRepository
 from bot.db.repository.conversation_records import ConversationRecords
 from bot.db.repository.conversations import ConversationRepository
@@ -61,6 +62,10 @@ class Repository:
     @cached_property
     def handoff_reads(self) -> ConversationRecords:
         return ConversationRecords(self.session)
+
+    @cached_property
+    def cases(self) -> CaseRepository:
+        return CaseRepository(self.session)
 
     @cached_property
     def roles(self) -> RoleRepository:

@@ -29,15 +29,16 @@ _PG_FILE_APPEAL = text(
         INSERT INTO appeal (public_id, draft_key, community_id, reporter_id, relayed_by_id,
             conversation_id, origin_platform, origin_chat, origin_chat_type, description, building, unit,
             room, place, location, photos, contact_phone, category, kb_matter_id, responsible_party,
-            responsible_sub, urgent, status, supporters, first_response_due_at, backend_state,
-            created_at, updated_at)
+            responsible_sub, urgent, status, supporters, first_response_due_at, resolution_due_at,
+            destination, backend_state, created_at, updated_at)
         SELECT :prefix || lpad(CAST(value AS TEXT), greatest(4, length(CAST(value AS TEXT))), '0'),
             :draft_key, CAST(:community_id AS BIGINT), CAST(:reporter_id AS BIGINT),
             CAST(:relayed_by_id AS BIGINT), CAST(:conversation_id AS BIGINT), :origin_platform,
             :origin_chat, :origin_chat_type, :description, :building, :unit, :room, :place,
             CAST(:location AS JSON), CAST(:photos AS JSON), :contact_phone, :category, :kb_matter_id,
             :responsible_party, :responsible_sub, CAST(:urgent AS BOOLEAN), :status, 1,
-            CAST(:first_response_due_at AS TIMESTAMPTZ), '{}', CAST(:now AS TIMESTAMPTZ),
+            CAST(:first_response_due_at AS TIMESTAMPTZ), CAST(:resolution_due_at AS TIMESTAMPTZ),
+            :destination, '{}', CAST(:now AS TIMESTAMPTZ),
             CAST(:now AS TIMESTAMPTZ)
         FROM seq
         ON CONFLICT (draft_key) DO NOTHING
@@ -50,7 +51,7 @@ _PG_FILE_APPEAL = text(
                             created_at)
         SELECT id, 'create', public_id || :create_suffix, json_build_object('public_id', public_id), 0,
                CAST(:now AS TIMESTAMPTZ), CAST(:now AS TIMESTAMPTZ)
-        FROM filed
+        FROM filed WHERE CAST(:to_city AS BOOLEAN)
     )
     SELECT id, public_id FROM filed
     """
@@ -82,10 +83,13 @@ class AppealRepository(RepositoryBase):
         public_id_prefix: str,
         day: str,
         first_response_due_at: datetime,
+        resolution_due_at: datetime | None = None,
+        to_city: bool = False,
         actor: str | None = None,
         note: str = "居民通过回音提交",
     ) -> tuple[FiledAppeal, bool]:
-        """Create the appeal, its first status event and its outbox row; idempotent on ``draft_key``.
+        """Create the appeal, its first status event and, when it goes to the city's case backend
+        (``to_city``), the outbox row that files it there; idempotent on ``draft_key``.
 
         Returns ``(appeal, created)``; ``created`` is False when the dialog's appeal existed already (then
         nothing is written). ``actor`` and ``note`` are the status event's (default: the reporter,
@@ -116,6 +120,8 @@ class AppealRepository(RepositoryBase):
             "urgent": new.urgent,
             "status": AppealStatus.SUBMITTED.value,
             "first_response_due_at": first_response_due_at,
+            "resolution_due_at": resolution_due_at,
+            "destination": "city" if to_city else "community",
         }
         event = {"actor": actor or f"resident:{ref.person_id}", "note": note}
         if self._dialect() == "postgresql":
@@ -129,6 +135,7 @@ class AppealRepository(RepositoryBase):
                 "create_suffix": ":create",  # the outbox row's idempotency key, as below
                 "prefix": f"{public_id_prefix}-{day}-",
                 "now": now,
+                "to_city": to_city,
             }
             row = (
                 await self.session.execute(_PG_FILE_APPEAL, params, execution_options=SKIP_PENDING)
@@ -148,15 +155,21 @@ class AppealRepository(RepositoryBase):
         self.session.add(
             AppealEvent(appeal_id=appeal.id, kind="status", status_to=AppealStatus.SUBMITTED.value, **event)
         )
+        if to_city:
+            self.queue_city_case(appeal.id, appeal.public_id)
+        return FiledAppeal(appeal.id, appeal.public_id), True
+
+    def queue_city_case(self, appeal_id: int, public_id: str) -> None:
+        """The outbox row that files the appeal with the city's case backend; its key makes a second
+        one fail (or, on PostgreSQL's one-statement filing, never be written)."""
         self.session.add(
             OutboxEntry(
-                appeal_id=appeal.id,
+                appeal_id=appeal_id,
                 action="create",
-                idempotency_key=f"{appeal.public_id}:create",
-                payload={"public_id": appeal.public_id},
+                idempotency_key=f"{public_id}:create",
+                payload={"public_id": public_id},
             )
         )
-        return FiledAppeal(appeal.id, appeal.public_id), True
 
     async def appeals_of(self, person_id: int, limit: int = 5) -> list[Appeal]:
         rows = await self.session.execute(

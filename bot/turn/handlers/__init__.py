@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from bot.turn.handlers.answers import AskContactHandler, FallbackHandler, KBChoiceHandler
 from bot.turn.handlers.base import Handler, Outcome, run_handlers
+from bot.turn.handlers.cases import CaseCommandsHandler, HandlerChatHandler
 from bot.turn.handlers.conversation import (
     CancelHandler,
     GreetHandler,
@@ -49,14 +50,16 @@ def routing_handlers(services: Services) -> list[Handler]:
 
 
 def turn_handlers(services: Services) -> list[Handler]:
-    """Every handler of a turn: the staff desk's (staff commands, relays, the staff chat, conversations
-    staff hold), then what follows up an appeal, then a running form (safety before the form's next
+    """Every handler of a turn: the staff desk's and the case desk's (staff commands, case commands,
+    relays, the staff and handler chats, conversations staff hold), then what follows up an appeal, then a running form (safety before the form's next
     step), then routing."""
     route = routing_handlers(services)
     return [
         StaffCommandsHandler(services),
+        CaseCommandsHandler(services),
         RelayHandler(services),
         StaffChatHandler(services),
+        HandlerChatHandler(services),
         HeldConversationHandler(services),
         FollowUpHandler(services),
         ExpiredDialogHandler(services),
