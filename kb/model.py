@@ -303,6 +303,17 @@ class HandlerProfile(_Strict):
             raise ValueError(f"handler code must be lower-case ascii (a-z, 0-9, _ or -), got {v!r}")
         return v
 
+    @field_validator("parties")
+    @classmethod
+    def _known_parties(cls, v: list[str]) -> list[str]:
+        for ref in v:
+            party, _, sub = ref.partition("/")
+            if party not in set(Party):
+                raise ValueError(f"unknown party {party!r} in {ref!r}")
+            if sub and sub not in SUBS_BY_PARTY.get(Party(party), frozenset()):
+                raise ValueError(f"unknown sub {sub!r} for party {party!r}")
+        return v
+
 
 class CaseDeskProfile(_Strict):
     """How the community handles its appeals: who, by when, and which go to the city.

@@ -38,6 +38,7 @@ SLASH = {
     "/return": "return",
     "/cases": "cases",
     "/handlers": "handlers",
+    "/help": "help",  # a handler's person's help; staff get theirs from the staff desk first
 }
 WORDS_WITH_ID = {
     "受理": "accept",
@@ -105,6 +106,8 @@ class CaseCommands:
             if person is not None
             else None
         )
+        if command.operation == "help" and (actor is None or not actor.anyone):
+            return False  # a resident's /help: the bot's own
         if actor is None or not actor.anyone:
             out.say(self.words.get("staff.not_allowed"))
             return True
@@ -120,6 +123,8 @@ class CaseCommands:
             return await self._open_list(session, actor)
         if op == "handlers":
             return await self._handler_list(session, actor)
+        if op == "help":
+            return w.get("case.usage")
         if not public_id:
             return w.get("case.usage")
         desk = self.cases

@@ -116,7 +116,7 @@ class StaffCommands:
         if command == "help":
             if not communities:
                 return False  # the resident's /help: the bot's own
-            out.say(self.words.get("staff.usage"))
+            out.say(f"{self.words.get('staff.usage')}\n\n{self.words.get('case.usage')}")
             return True
         if person is None or not communities:
             out.say(self.words.get("staff.not_allowed"))

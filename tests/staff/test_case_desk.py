@@ -197,3 +197,12 @@ async def test_ordinary_words_are_not_commands(world: World, text: str) -> None:
     commands = world.rt.dispatcher.handlers
     parse = next(h for h in commands if type(h).__name__ == "CaseCommandsHandler")._commands.parse
     assert parse(text) is None
+
+
+async def test_help_lists_the_case_commands_for_staff_and_handlers_only(world: World) -> None:
+    await _property_clerk(world)
+    await _staff_in_chat(world)
+    assert any("办结 编号 结果" in r for r in await world.say("/help", who="tg-lina", name="李娜"))
+    assert any("办结 编号 结果" in r for r in await world.say("/help", who="clerk-zhou", name="周师傅"))
+    resident = await world.say("/help", who="res-li", name="李先生")
+    assert resident and not any("办结" in r for r in resident), "a resident gets the bot's own help"
