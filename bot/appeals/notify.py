@@ -16,7 +16,7 @@ change (same backend event) cannot send it twice (the key includes the status ev
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -96,11 +96,19 @@ async def recipients(session: AsyncSession, appeal: Appeal) -> list[Recipient]:
 
 
 def status_message(
-    appeal: Appeal, status: AppealStatus, note: str, who: Recipient, words: Responses, reporter_name: str
+    appeal: Appeal,
+    status: AppealStatus,
+    note: str,
+    who: Recipient,
+    words: Responses,
+    reporter_name: str,
+    *,
+    details_in_private: bool = False,
 ) -> Reply:
-    """The message ``who`` gets about ``appeal`` reaching ``status``."""
+    """The message ``who`` gets about ``appeal`` reaching ``status``. ``details_in_private``: the
+    reporter's group line only points to the private message that carries the details."""
     line = words.get(f"progress.lines.{status.value}")
-    ask_rating = status is AppealStatus.RESOLVED and who.role == "reporter"
+    ask_rating = status is AppealStatus.RESOLVED and who.role == "reporter" and not details_in_private
     buttons = rating_buttons(words, appeal.public_id) if ask_rating else ()
     if who.role == "relayer":
         text = words.get(
@@ -118,7 +126,9 @@ def status_message(
     if who.chat_type == ChatType.GROUP.value:
         key = "progress.group" if reporter else "progress.group_supporter"
         text = words.get(key, name=who.name or "您", public_id=appeal.public_id, line=line)
-        if reporter and note and status is not AppealStatus.RESOLVED:
+        if details_in_private:
+            text = f"{text}{words.get('progress.group_details_sent')}"
+        elif reporter and note and status is not AppealStatus.RESOLVED:
             text = f"{text}{words.get('progress.group_details')}"
         if ask_rating:
             text = f"{text}\n{words.get('progress.rate_ask')}"
@@ -153,18 +163,39 @@ async def queue_status_notifications(
         reporter = await session.get(Person, appeal.reporter_id)
         reporter_name = reporter.display_name if reporter is not None else ""
     queued = 0
+    records = AppealRecords(session)
     for who in people:
         if skip and who.person_id in skip:
             continue
-        reply = status_message(appeal, status, event.note, who, words, reporter_name)
-        session.add(
-            OutboxEntry(
-                appeal_id=appeal.id,
-                action="notify",
-                platform=who.platform,
-                idempotency_key=f"{appeal.public_id}:notify:{event.id}:{who.person_id}",
-                payload={"reply": reply.to_dict(), "role": who.role, "person_id": who.person_id},
-            )
+        # A reporter who reported in a group and has a private chat with the bot: a short line in the
+        # group, the details (the note staff wrote, the rating buttons) in private.
+        private = (
+            who.role == "reporter"
+            and who.chat_type == ChatType.GROUP.value
+            and await records.has_private_chat(who.platform, who.external_id)
         )
-        queued += 1
+        replies = [
+            (
+                status_message(
+                    appeal, status, event.note, who, words, reporter_name, details_in_private=private
+                ),
+                "",
+            )
+        ]
+        if private:
+            alone = replace(who, chat_id=who.external_id, chat_type=ChatType.PRIVATE.value)
+            replies.append(
+                (status_message(appeal, status, event.note, alone, words, reporter_name), ":private")
+            )
+        for reply, suffix in replies:
+            session.add(
+                OutboxEntry(
+                    appeal_id=appeal.id,
+                    action="notify",
+                    platform=who.platform,
+                    idempotency_key=f"{appeal.public_id}:notify:{event.id}:{who.person_id}{suffix}",
+                    payload={"reply": reply.to_dict(), "role": who.role, "person_id": who.person_id},
+                )
+            )
+            queued += 1
     return queued

@@ -65,20 +65,24 @@ async def test_resolved_reaches_the_group_briefly_and_unsatisfied_reopens(loop: 
     assert server.public_ids() == [public_id]
 
     await backend_says(loop, public_id, "accepted", "已派维修人员，联系电话13900001111")
-    [news] = await inbox(client, "wang")
+    [news, details] = await inbox(client, "wang")
     assert news["chat_id"] == "grp-3" and news["target"] == "chat", "told where she reported"
-    assert public_id in news["text"] and "已受理" in news["text"]
-    for private_detail in ("502", "1381", "1390", "厨房"):
+    assert public_id in news["text"] and "已受理" in news["text"] and "私信" in news["text"]
+    for private_detail in ("502", "1381", "1390", "厨房", "已派维修人员"):
         assert private_detail not in news["text"], "no personal data in the group"
+    assert details["chat_id"] == "wang", "the details go to her private chat with the bot"
+    assert "已派维修人员，联系电话13900001111" in details["text"]
     assert await inbox(client, "wang") == [], "a mailbox is emptied when read"
 
     await backend_says(loop, public_id, "resolved", "已更换水管")
-    [done] = await inbox(client, "wang")
-    assert "已办结" in done["text"] and "评价" in done["text"]
+    [done_line, done] = await inbox(client, "wang")
+    assert done_line["chat_id"] == "grp-3" and "已办结" in done_line["text"] and not done_line["buttons"]
+    assert done["chat_id"] == "wang" and "已办结" in done["text"] and "已更换水管" in done["text"]
+    assert "评价" in done["text"]
     assert [b["title"] for b in done["buttons"]] == ["满意", "基本满意", "不满意"]
 
     # A neighbour cannot rate her appeal, nor learn that it exists: he is answered as for an id that does
-    # not exist. She can, with the button, in the group.
+    # not exist. She can, with the button's payload, even in the group.
     unsatisfied = done["buttons"][2]["payload"]
     other = await rt.dispatcher.handle(in_group(unsatisfied, who="li", name="李先生", reply_to_bot=True))
     missing = unsatisfied.replace(public_id, "HY-20200101-0001")

@@ -19,6 +19,7 @@ from bot.db.models import (
     AppealEvent,
     AppealStatus,
     AppealSupporter,
+    Chat,
     Community,
     PlatformIdentity,
     utcnow,
@@ -102,6 +103,16 @@ class AppealRecords(RepositoryBase):
                 .limit(1)
             )
         ).first()
+
+    async def has_private_chat(self, platform: str, external_id: str) -> bool:
+        """Whether the person known as ``external_id`` on ``platform`` has a private chat with the bot
+        (where the details of their group appeal may go)."""
+        found = await self.session.execute(
+            select(Chat.id)
+            .where(Chat.platform == platform, Chat.external_id == external_id, Chat.chat_type == "private")
+            .limit(1)
+        )
+        return found.first() is not None
 
     async def supporters_of(self, appeal_id: int) -> list[AppealSupporter]:
         """The residents who joined the appeal, in the order they joined."""
