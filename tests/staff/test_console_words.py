@@ -195,3 +195,18 @@ def test_codes_read_in_chinese() -> None:
         "答复期限 01-01 08:00"
     ]
     assert event_detail({"backend_status": "DONE", "x": {"y": 1}}, shanghai) == []
+
+
+async def test_pages_that_cannot_be_shown_say_so_in_chinese(world: World, console: httpx.AsyncClient) -> None:
+    await login(console, "lina")
+    for path, status in (
+        ("/staff/appeals/HY-00000000-0000", 404),
+        ("/staff/conversations/999999", 404),
+        ("/staff/conversations/abc", 404),
+        ("/staff/nowhere", 404),
+        ("/staff/conversations/1/take", 405),
+    ):
+        response = await console.get(path)
+        assert response.status_code == status, path
+        text = shown_text(response.text)
+        assert "无法打开这个页面" in text and developer_text(text) == [], (path, text)
