@@ -37,7 +37,7 @@ MEASURE = """() => {
   const label = el => el.tagName + ' ' + (el.textContent || el.name || '').trim().slice(0, 24);
   const smallText = [], smallTargets = [];
   for (const el of document.body.querySelectorAll('*')) {
-    if (el.closest('svg, option') || !shown(el)) continue;
+    if (el.closest('option') || !shown(el)) continue;
     const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
     if (own && parseFloat(getComputedStyle(el).fontSize) < 15) smallText.push(label(el));
   }

@@ -122,7 +122,7 @@ async def test_no_page_shows_developer_text(world: World, console: httpx.AsyncCl
             "已提交 → 已受理",
             "已受理 → 其他",
         ],
-        "/staff/dashboard": ["超期未答复"],
+        "/staff/dashboard": ["超期未答复", "最多一天"],
         "/staff/dashboard/live": ["分类排行"],
         "/staff/canned": ["稍等", "删除后不能恢复"],
         "/staff/audit": [
