@@ -13,8 +13,10 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from bot.runtime import Runtime
 from bot.staff.auth import CsrfFailed, NotAuthenticated
@@ -33,6 +35,13 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+# What a page that cannot be shown says, by status: in staff's words, never the framework's JSON.
+ERROR_PAGES = {
+    404: "没有找到这个页面：它不存在，或者不属于您负责的社区。",
+    405: "这个地址不能直接打开，请从页面上的按钮操作。",
+}
+ERROR_PAGE_OTHER = "出了点问题，请返回上一页重试。"
 
 
 def create_console(get_runtime: Callable[[], Runtime]) -> FastAPI:
@@ -63,6 +72,16 @@ def create_console(get_runtime: Callable[[], Runtime]) -> FastAPI:
     async def csrf_failed(request: Request, exc: CsrfFailed) -> Response:
         # Most often a form left open past its token's life: say so, in the staff's words.
         return Response("页面已过期，请刷新后重试。", status_code=403, media_type="text/plain; charset=utf-8")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        message = ERROR_PAGES.get(exc.status_code, ERROR_PAGE_OTHER)
+        return console.render(None, request, "error.html", status_code=exc.status_code, message=message)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed_address(request: Request, exc: RequestValidationError) -> Response:
+        # A path or form value of the wrong kind (/conversations/abc): as if the page did not exist.
+        return console.render(None, request, "error.html", status_code=404, message=ERROR_PAGES[404])
 
     login.add_routes(app, console)
     conversations.add_queue_routes(app, console)

@@ -58,7 +58,10 @@ def _environment() -> Environment:
     env.filters["category"] = queries.category_label
     env.filters["party"] = queries.party_label
     env.filters["status"] = queries.status_label
-    env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
+    env.filters["platform"] = queries.platform_label
+    env.filters["chat_type"] = queries.chat_type_label
+    env.filters["event_kind"] = queries.event_kind_label
+    env.filters["action"] = queries.action_label
     return env
 
 

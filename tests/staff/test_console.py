@@ -348,10 +348,10 @@ async def test_the_audit_page_shows_only_own_communities(
     await login(console, "lina")
     token = csrf_of((await console.get("/staff/queue")).text)
     await console.post(f"/staff/conversations/{conv}/take", data={"csrf": token})
-    assert "handoff.take" in (await console.get(path)).text
+    assert "接入对话" in (await console.get(path)).text
     console.cookies.clear()
     await login(console, "zhao")
-    assert "handoff.take" not in (await console.get(path)).text
+    assert "接入对话" not in (await console.get(path)).text
 
 
 # --- residents' side: nobody reads another resident's appeal ------------------------------------------

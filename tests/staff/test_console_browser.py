@@ -134,7 +134,8 @@ def test_staff_take_over_reply_note_release_in_the_browser(page: Any, console_se
     page.click('[data-testid="add-note"]')
     page.locator('[data-testid="notes"]', has_text="居民独居").wait_for()
 
-    # Release: the resident is told, and the bot answers again.
+    # Release (after saying yes to the question): the resident is told, and the bot answers again.
+    page.once("dialog", lambda dialog: dialog.accept())
     page.click('[data-testid="release"]')
     page.locator('[data-testid="state"][data-status="bot"]').wait_for()
     got = wang.wait_inbox(page, "已结束本次服务")

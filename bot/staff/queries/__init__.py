@@ -8,11 +8,12 @@ The read models live by page: :mod:`.appeals` (the list and one appeal), :mod:`.
 read); every name is importable from ``bot.staff.queries``.
 """
 
-from bot.staff.queries.activity import RecentConversation, audit_entries, recent_conversations
+from bot.staff.queries.activity import AuditRow, RecentConversation, audit_entries, recent_conversations
 from bot.staff.queries.appeals import (
     PAGE_SIZE,
     AppealFilters,
     AppealPage,
+    actor_names,
     appeal_events,
     appeal_in_scope,
     appeals,
@@ -20,7 +21,19 @@ from bot.staff.queries.appeals import (
 )
 from bot.staff.queries.dashboard import Dashboard, dashboard
 from bot.staff.queries.export import CSV_COLUMNS, CSV_LIMIT, appeals_csv
-from bot.staff.queries.labels import PARTY_LABELS, appeal_place, category_label, party_label, status_label
+from bot.staff.queries.labels import (
+    PARTY_LABELS,
+    action_label,
+    actor_label,
+    appeal_place,
+    category_label,
+    chat_type_label,
+    event_detail,
+    event_kind_label,
+    party_label,
+    platform_label,
+    status_label,
+)
 
 __all__ = [
     "CSV_COLUMNS",
@@ -29,8 +42,12 @@ __all__ = [
     "PARTY_LABELS",
     "AppealFilters",
     "AppealPage",
+    "AuditRow",
     "Dashboard",
     "RecentConversation",
+    "action_label",
+    "actor_label",
+    "actor_names",
     "appeal_events",
     "appeal_in_scope",
     "appeal_place",
@@ -38,9 +55,13 @@ __all__ = [
     "appeals_csv",
     "audit_entries",
     "category_label",
+    "chat_type_label",
     "dashboard",
+    "event_detail",
+    "event_kind_label",
     "party_label",
     "people",
+    "platform_label",
     "recent_conversations",
     "status_label",
 ]

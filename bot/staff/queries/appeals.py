@@ -5,14 +5,15 @@ Every function takes the community ids the staff member serves and never returns
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Appeal, AppealEvent, AppealStatus, Person, utcnow
+from bot.db.models import Appeal, AppealEvent, AppealStatus, Person, StaffAccount, utcnow
+from bot.staff.queries.labels import actor_person_id
 
 PAGE_SIZE = 50
 
@@ -124,3 +125,17 @@ async def people(session: AsyncSession, ids: set[int]) -> dict[int, Person]:
         return {}
     rows = await session.execute(select(Person).where(Person.id.in_(ids)))
     return {p.id: p for p in rows.scalars()}
+
+
+async def actor_names(session: AsyncSession, actors: Iterable[str]) -> dict[int, str]:
+    """The names of the people that appeal events' actors (``resident:12``, ``staff:3``) name, by person
+    id: a staff member's console name, else the person's own."""
+    ids = {pid for a in actors if (pid := actor_person_id(a)) is not None}
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Person.id, StaffAccount.display_name, Person.display_name)
+        .outerjoin(StaffAccount, StaffAccount.person_id == Person.id)
+        .where(Person.id.in_(ids))
+    )
+    return {pid: staff or person or "" for pid, staff, person in rows.all()}

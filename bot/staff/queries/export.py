@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Appeal, Community
 from bot.staff.queries.appeals import AppealFilters, people
-from bot.staff.queries.labels import category_label, party_label, status_label
+from bot.staff.queries.labels import (
+    category_label,
+    chat_type_label,
+    party_label,
+    platform_label,
+    status_label,
+)
 
 CSV_LIMIT = 50_000
 
@@ -81,7 +87,9 @@ async def appeals_csv(
                 _csv_safe(reporter.display_name if reporter else ""),
                 _csv_safe(leader.display_name if leader else ""),
                 a.contact_phone or "",
-                f"{a.origin_platform}/{a.origin_chat_type}",
+                " ".join(
+                    filter(None, (platform_label(a.origin_platform), chat_type_label(a.origin_chat_type)))
+                ),
             ]
         )
     return buffer.getvalue(), len(rows)

@@ -82,13 +82,18 @@ def add_routes(app: FastAPI, console: Console) -> None:
             names = await queries.people(
                 c.session, {appeal.reporter_id} | ({appeal.relayed_by_id} if appeal.relayed_by_id else set())
             )
+            actors = await queries.actor_names(c.session, [e.actor for e in events])
+            history = [
+                (e, queries.actor_label(e.actor, actors), queries.event_detail(e.payload, c.tz))
+                for e in events
+            ]
             await c.record_view("appeal", appeal.public_id, appeal.community_id)
             return console.render(
                 c,
                 request,
                 "appeal.html",
                 appeal=appeal,
-                events=events,
+                history=history,
                 reporter=names.get(appeal.reporter_id),
                 leader=names.get(appeal.relayed_by_id) if appeal.relayed_by_id else None,
                 community=await c.session.get(Community, appeal.community_id),

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from bot.staff import queries
 from bot.staff.context import Console, Ctx, communities_of, community_scope
 
-CHART_W, CHART_H, CHART_PAD = 720, 180, 24
+CHART_W, CHART_H, CHART_PAD = 720, 180, 8
 
 
 def _chart(days: list[tuple[str, int]], top: int) -> list[dict[str, Any]]:
@@ -27,8 +27,6 @@ def _chart(days: list[tuple[str, int]], top: int) -> list[dict[str, Any]]:
                 "h": round(height, 1),
                 "label": label,
                 "count": count,
-                "show_label": i % 5 == 0 or i == len(days) - 1,
-                "cx": round(CHART_PAD + i * slot + slot / 2, 1),
             }
         )
     return bars
