@@ -56,4 +56,6 @@ class AppealFiling:
             note=note,
         )
         self.metrics.appeal_filed(repo.session, new.origin_platform, source, created=created)
+        if created:
+            await self.cases.announce(repo.session, appeal.id)
         return appeal, created

@@ -132,8 +132,8 @@ class CaseCommands:
             step = await desk.accept(session, actor, public_id, arg)
             return w.get("case.accepted", public_id=step.appeal.public_id)
         if op == "assign":
-            if not arg:
-                return w.get("case.assign_usage")
+            if not arg:  # the KB's suggestion, for staff to confirm or change
+                return await self.cases.suggestion_text(session, actor, public_id)
             wanted, _, note = arg.partition(" ")
             step = await desk.assign(session, actor, public_id, wanted, note.strip())
             return self._assigned(step)

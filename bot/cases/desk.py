@@ -176,6 +176,42 @@ class CaseDesk:
         partial = [h for h in handlers if wanted in h.name]
         return partial[0] if len(partial) == 1 else None
 
+    async def suggestion_text(self, session: AsyncSession, actor: CaseActor, public_id: str) -> str:
+        """What ``派单 HY-…`` without a handler answers: the KB's suggestion and how to confirm it."""
+        appeal = await self._load(session, actor, public_id)
+        if not actor.is_staff_for(appeal):
+            raise CaseError("staff_only")
+        suggested = await self.suggestion(session, appeal)
+        if suggested is None:
+            return self.words.get("case.assign_usage")
+        return self.words.get(
+            "case.suggested", public_id=appeal.public_id, handler=suggested.name, code=suggested.code
+        )
+
+    async def announce(self, session: AsyncSession, appeal_id: int) -> int:
+        """Tell the community's staff chats of a newly filed appeal, with the handler the KB suggests
+        and the command that assigns it (no phone or room number: a staff group is still a group)."""
+        appeal = await session.get(Appeal, appeal_id)
+        if appeal is None:
+            return 0
+        suggested = await self.suggestion(session, appeal)
+        hint = (
+            self.words.get(
+                "case.new_suggest", public_id=appeal.public_id, handler=suggested.name, code=suggested.code
+            )
+            if suggested is not None
+            else self.words.get("case.new_choose", public_id=appeal.public_id)
+        )
+        text = self.words.get(
+            "case.new_appeal",
+            public_id=appeal.public_id,
+            summary=mask_personal(appeal.description)[:60],
+            place=mask_personal(_place(appeal)) or "未填写",
+            urgent="⚠️" if appeal.urgent else "",
+            hint=hint,
+        )
+        return await tell_staff(session, appeal, text, occasion="filed")
+
     # --- the operations --------------------------------------------------------------------------------
     async def accept(
         self, session: AsyncSession, actor: CaseActor, public_id: str, note: str = ""

@@ -206,3 +206,16 @@ async def test_help_lists_the_case_commands_for_staff_and_handlers_only(world: W
     assert any("办结 编号 结果" in r for r in await world.say("/help", who="clerk-zhou", name="周师傅"))
     resident = await world.say("/help", who="res-li", name="李先生")
     assert resident and not any("办结" in r for r in resident), "a resident gets the bot's own help"
+
+
+async def test_staff_hear_of_a_new_appeal_with_the_handler_the_kb_suggests(world: World) -> None:
+    await _staff_in_chat(world)
+    await world.staff_chat("staff-grp", world.demo)
+    public_id = await _file(world, "3栋2单元502楼道灯坏了好几天了")
+    await _deliver(world)
+    [news] = world.sender.in_chat("staff-grp")
+    assert public_id in news and "楼道灯" in news and f"派单 {public_id} property" in news, news
+    assert "502" not in news and "13812345678" not in news, "no room or phone in a group"
+    said = await world.say(f"派单 {public_id}", who="tg-lina", name="李娜")
+    assert any("建议派给幸福里物业服务中心" in r for r in said), said
+    assert (await _appeal(world, public_id)).handler_id is None, "a suggestion, not an assignment"
