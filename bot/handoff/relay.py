@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.appeals.filing import AppealFiling
 from bot.db.models import AppealStatus, Community, Person
 from bot.db.repository import ConversationRef, NewAppeal, Repository
 from bot.db.repository.conversation_records import ConversationRecords
@@ -116,7 +115,7 @@ class Relay:
         self.words = desk.words
         self.settings = desk.settings
         self._tz = ZoneInfo(desk.settings.timezone)
-        self.filing = AppealFiling(desk.settings, desk.metrics)
+        self.filing = desk.filing
 
     async def handle(
         self, session: AsyncSession, ref: ConversationRef, message: IncomingMessage, out: TurnOutput

@@ -15,6 +15,7 @@ from bot.turn.handlers.conversation import (
     ThanksHandler,
 )
 from bot.turn.handlers.dialog import ExpiredDialogHandler, RunningDialogHandler
+from bot.turn.handlers.draft import PausedDraftHandler
 from bot.turn.handlers.emergency import DialogEmergencyHandler, EmergencyHandler
 from bot.turn.handlers.follow_up import FollowUpHandler
 from bot.turn.handlers.listen import ListenHandler
@@ -50,14 +51,15 @@ def routing_handlers(services: Services) -> list[Handler]:
 
 def turn_handlers(services: Services) -> list[Handler]:
     """Every handler of a turn: the staff desk's (staff commands, relays, the staff chat, conversations
-    staff hold), then what follows up an appeal, then a running form (safety before the form's next
-    step), then routing."""
+    staff hold), then a form staff held and gave back (offered to the resident again), then what follows
+    up an appeal, then a running form (safety before the form's next step), then routing."""
     route = routing_handlers(services)
     return [
         StaffCommandsHandler(services),
         RelayHandler(services),
         StaffChatHandler(services),
         HeldConversationHandler(services),
+        PausedDraftHandler(services),
         FollowUpHandler(services),
         ExpiredDialogHandler(services),
         DialogEmergencyHandler(services),
