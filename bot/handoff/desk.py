@@ -403,6 +403,13 @@ class HandoffDesk(HandoffReader):
             return Outcome(handoff, address, appeal=appeal.public_id)
         if handoff is not None:
             handoff.last_activity_at = utcnow()
+        if draft is not None:
+            # The form is done with: paused as filed, its next message drops it (and its old buttons
+            # say the appeal is filed), and a release offers nothing.
+            filed = drafts.paused(draft, "filed", filed=appeal.public_id)
+            conv.dialog_state = filed
+            key = address.key
+            after_commit(session, lambda: self.store.put_state(key, filed))
         told = self.words.get(
             "handoff.filed",
             name=name,

@@ -352,3 +352,20 @@ async def test_staff_file_from_the_console_once(world: World, console: httpx.Asy
     refused = await console.post(f"/staff/conversations/{conv}/file", data={"text": "东门路灯不亮"})
     assert refused.status_code == 403
     assert len(await _appeals(world)) == 1
+
+
+async def test_filing_a_form_the_bot_is_still_running_ends_that_form(world: World) -> None:
+    """Nobody holds the conversation: staff file the form the resident is filling, and the form stops
+    there (its next answer does not file a second appeal, nor go on asking)."""
+    await _staff_in_chat(world)
+    await _at_place(world)
+    await world.say("3栋2单元")
+    conv = await world.conversation_of("res-wang")
+    answer = await _staff_says(world, f"/file {conv}")
+    public_id = re.search(r"HY-\d{8}-\d{4}", answer[0])
+    assert public_id, answer
+    state = await _state(world)
+    assert state is not None and state[drafts.PAUSED]["filed"] == public_id.group(0)
+    assert await world.say("/skip") == [f"这条诉求已经提交过了，编号 {public_id.group(0)}。"]
+    assert await _state(world) is None
+    assert len(await _appeals(world)) == 1
