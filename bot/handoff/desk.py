@@ -352,9 +352,11 @@ class HandoffDesk(HandoffReader):
         """File an appeal for the conversation's resident, as the staff member: from ``text`` when given,
         else from the resident's half-finished form, else from the resident's latest messages.
 
-        Idempotent: the form's draft key when there is a form, else one per handoff (or, with none open,
-        per the conversation's latest message), so a double click files one appeal. The resident is told
-        its id (the outcome's notices); :attr:`Outcome.appeal` has it, :attr:`Outcome.created` says
+        Idempotent, so a double click files one appeal: without ``text`` the form's draft key when there
+        is a form (filed or not), else a key made of the conversation and the description
+        (:func:`~bot.handoff.drafts.staff_draft_key`), so another problem staff describe is another
+        appeal. A form filed here is paused as filed (its next message drops it). The resident is told
+        the id (the outcome's notices); :attr:`Outcome.appeal` has it, :attr:`Outcome.created` says
         whether it is new."""
         address = await self._address_or_fail(session, conversation_id)
         conv = await session.get(Conversation, conversation_id)
@@ -362,23 +364,24 @@ class HandoffDesk(HandoffReader):
         assert conv is not None and community is not None
         handoff = await self.open_handoff(session, conversation_id)
         state = await self._form_state(address, conv)
-        draft = state if state and state.get("dialog") and state.get("draft_key") else None
+        form = state if state and state.get("dialog") and state.get("draft_key") else None
+        draft = form if drafts.unfiled_form(form) else None  # what the form collected, still to file
         rows = await ConversationRecords(session).resident_lines(conversation_id, SUMMARY_LINES)
         lines = [ResidentLine(t, i) for t, i in rows]
-        description = text.strip()[:MAX_STAFF_TEXT]
-        source = "text"
+        text = text.strip()[:MAX_STAFF_TEXT]
+        description, source = text, "text"
         if not description and draft is not None:
             description, source = str((draft.get("slots") or {}).get("description") or ""), "form"
         if not description:
             description, source = drafts.description_from_lines(lines), "transcript"
-        if not description:
+        if not description and (form is None or draft is not None):  # (a filed form: found below)
             raise HandoffError("file_nothing", id=conversation_id)
-        if draft is not None:
-            draft_key = str(draft["draft_key"])
-        elif handoff is not None:
-            draft_key = f"staff:handoff:{handoff.id}"
+        # Without words of their own, staff file the form (a second click finds it filed); otherwise the
+        # appeal is the conversation's with this description.
+        if not text and form is not None:
+            draft_key = str(form["draft_key"])
         else:
-            draft_key = f"staff:conversation:{conversation_id}:{conv.last_message_at.timestamp():.0f}"
+            draft_key = drafts.staff_draft_key(conversation_id, description)
         new = drafts.appeal_from_conversation(
             draft_key=draft_key,
             description=description,

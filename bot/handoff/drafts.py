@@ -10,6 +10,7 @@ the conversation holds (:func:`appeal_from_conversation`).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -37,6 +38,14 @@ def running_form(state: Mapping[str, Any] | None) -> bool:
     return bool(state and state.get("dialog") and PAUSED not in state)
 
 
+def unfiled_form(state: Mapping[str, Any] | None) -> bool:
+    """Whether ``state`` is a form whose appeal is still to be filed (running, or paused after a
+    release), as opposed to one staff filed already."""
+    if not state or not state.get("dialog") or not state.get("draft_key"):
+        return False
+    return not (state.get(PAUSED) or {}).get("filed")
+
+
 def paused(state: Mapping[str, Any], reason: str, *, filed: str | None = None) -> dict[str, Any]:
     """``state`` paused after a release (``reason``); ``filed``: staff filed its appeal meanwhile."""
     info: dict[str, Any] = {"reason": reason, "at": time.time()}
@@ -57,6 +66,13 @@ def offer_buttons(words: Any) -> tuple[Button, ...]:
         Button(words.get("handoff.resume_button"), RESUME),
         Button(words.get("handoff.discard_button"), DISCARD),
     )
+
+
+def staff_draft_key(conversation_id: int, description: str) -> str:
+    """The draft key of an appeal staff file from a conversation with ``description``: the same for a
+    second click, another for another problem of the same conversation."""
+    digest = hashlib.sha256(description.encode()).hexdigest()[:16]
+    return f"staff:{conversation_id}:{digest}"
 
 
 def draft_description(state: Mapping[str, Any], *, in_group: bool) -> str:

@@ -366,6 +366,13 @@ async def test_filing_a_form_the_bot_is_still_running_ends_that_form(world: Worl
     assert public_id, answer
     state = await _state(world)
     assert state is not None and state[drafts.PAUSED]["filed"] == public_id.group(0)
+    # A second click finds the form filed.
+    again = await _staff_says(world, f"/file {conv}")
+    assert again == [f"对话 #{conv} 已经登记过诉求 {public_id.group(0)}，没有重复登记。"]
     assert await world.say("/skip") == [f"这条诉求已经提交过了，编号 {public_id.group(0)}。"]
     assert await _state(world) is None
-    assert len(await _appeals(world)) == 1
+    # Another problem staff describe is another appeal, once however often they send it.
+    for _ in range(2):
+        second = await _staff_says(world, f"/file {conv} 东门路灯不亮")
+    assert public_id.group(0) not in second[0] and "已经登记过" in second[0], second
+    assert [a.description for a in await _appeals(world)][1:] == ["东门路灯不亮"]
