@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bot.db.models import Appeal, AppealEvent, AuditEntry, TranscriptMessage
 from bot.handoff import drafts
-from bot.message import ChatType, Platform, Reply
+from bot.message import Attachment, AttachmentKind, ChatType, Platform, Reply
 from bot.state import ConversationKey
 from tests.staff.conftest import World, csrf_of, login
 
@@ -137,6 +137,19 @@ async def test_the_offer_accepts_a_typed_yes(world: World) -> None:
     await _release(world, conv)
     resumed = await world.say("好的")
     assert resumed[0].startswith("我们继续刚才的登记"), resumed
+
+
+async def test_a_photo_the_form_asked_for_answers_the_offer(world: World) -> None:
+    await _at_place(world)
+    await world.say("3栋2单元")  # the form asks for a photo
+    conv = await world.conversation_of("res-wang")
+    await world.take(conv)
+    await _release(world, conv)
+    photo = (Attachment(AttachmentKind.PHOTO, file_id="p-1"),)
+    replies = await world.say("", attachments=photo)
+    assert not any(OFFER in r for r in replies), replies
+    state = await _state(world)
+    assert state is not None and drafts.PAUSED not in state and state["slots"].get("photo")
 
 
 async def test_declining_the_offer_drops_the_draft_politely(world: World) -> None:

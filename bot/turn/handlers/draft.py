@@ -1,6 +1,7 @@
 """A form staff held half-finished, offered back once they released the conversation ("要继续登记刚才的
 问题吗？", see :mod:`bot.handoff.drafts`): 继续登记 resumes it at the step where it stopped, 不用了 drops
-it, and anything else the resident writes is read afresh (the offer lapses, and the draft with it)."""
+it, a photo (or location) the step asked for answers it, and anything else the resident writes is read
+afresh (the offer lapses, and the draft with it)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from bot.addressing import Addressing
 from bot.dialog.slots import bare
 from bot.handoff import drafts
+from bot.message import AttachmentKind
 from bot.turn.context import TurnContext
 from bot.turn.handlers.base import Handler, Outcome
 from bot.turn.services import Services
@@ -36,6 +38,10 @@ RESUME_WORDS = frozenset(
 DISCARD_WORDS = frozenset(
     {"不用", "不用了", "不要", "不要了", "不了", "不继续", "不继续了", "不需要", "不用继续"}
 )
+
+
+# The slot types an attachment answers without a word.
+_ANSWERED_BY = {"photo": AttachmentKind.PHOTO, "place": AttachmentKind.LOCATION}
 
 
 class PausedDraftHandler(Handler):
@@ -75,10 +81,24 @@ class PausedDraftHandler(Handler):
                 drafts.offer_buttons(words),
             )
             return Outcome.DONE
+        if not filed and self._answers_the_step(turn, state):
+            out.state = drafts.resumed(state)  # the running form reads the message as its answer
+            return Outcome.CONTINUE
         out.state = None  # the offer lapses: the message is read as if no form were open
         if turn.message.is_group and not self._addressing.addressed(turn.message):
             return Outcome.DONE  # group chatter, now that no form engages the resident with the bot
         return Outcome.CONTINUE
+
+    def _answers_the_step(self, turn: TurnContext, state: dict[str, Any]) -> bool:
+        """A photo or a location sent while the form was asking for one: nothing else it could mean."""
+        spec = self.services.dialogs.dialogs.get(str(state.get("dialog")))
+        if spec is None or not turn.message.attachments:
+            return False
+        step = spec.states.get(str(state.get("state")))
+        if step is None or step.ask is None:
+            return False
+        kind = _ANSWERED_BY.get(spec.slots[step.ask].type)
+        return any(a.kind is kind for a in turn.message.attachments)
 
     async def _resume(self, turn: TurnContext, state: dict[str, Any]) -> None:
         out, words = turn.out, self.services.words
