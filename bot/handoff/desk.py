@@ -412,7 +412,15 @@ class HandoffDesk(HandoffReader):
             filed = drafts.paused(draft, "filed", filed=appeal.public_id)
             conv.dialog_state = filed
             key = address.key
-            after_commit(session, lambda: self.store.put_state(key, filed))
+
+            async def end_form() -> None:
+                try:
+                    await self.store.put_state(key, filed)
+                except LockTimeout:  # a turn of that very conversation holds it (staff filing
+                    # their own conversation): the form goes on
+                    log.warning("filed form not ended: conversation busy", conversation=conversation_id)
+
+            after_commit(session, end_form)
         told = self.words.get(
             "handoff.filed",
             name=name,
