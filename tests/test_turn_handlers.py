@@ -98,6 +98,7 @@ def test_the_order_of_a_turns_handlers(runtime: Runtime) -> None:
         "StaffChatHandler",
         "HandlerChatHandler",
         "HeldConversationHandler",
+        "PausedDraftHandler",
         "FollowUpHandler",
         "ExpiredDialogHandler",
         "DialogEmergencyHandler",
@@ -115,3 +116,20 @@ def test_the_order_of_a_turns_handlers(runtime: Runtime) -> None:
         "CancelHandler",
         "FallbackHandler",
     ]
+
+
+async def test_a_paused_form_lets_a_new_message_through_as_if_no_form_were_open(runtime: Runtime) -> None:
+    """The offer of a form staff gave back lapses on anything but an answer to it: the message goes on to
+    the handlers outside a form (here the greeting), and the draft is gone."""
+    from bot.turn.handlers.draft import PausedDraftHandler
+
+    services = runtime.dispatcher.services
+    t = turn(runtime, "你好", Intent.GREET)
+    t.out.state = {
+        "dialog": "appeal",
+        "state": "place",
+        "slots": {"description": "水管漏水"},
+        "paused": {"reason": "released"},
+    }
+    await run_handlers([PausedDraftHandler(services), *routing_handlers(services)], t)
+    assert t.out.state is None and [p.text for p in t.out.prompts] == [words(runtime, "greet")]

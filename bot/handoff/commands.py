@@ -9,6 +9,8 @@ the conversation's community:
     /reply 12 内容          answer the resident, signed with your name; ``/reply 12 #2`` sends canned reply 2
     /note 12 内容           internal note, never sent (备注 12 …)
     /release 12            hand back to the bot (释放 12)
+    /file 12 [描述]         file an appeal for the resident (登记 12 …): the description given, else the
+                           resident's half-finished form, else their latest messages
     /canned                the community's canned replies (快捷回复)
     /staffchat [社区代码]    make this group the community's staff chat
     /join ABCD-EFGH        redeem an invite code (private chat only; 邀请码 …)
@@ -54,13 +56,23 @@ SLASH = {
     "/r": "reply",
     "/note": "note",
     "/release": "release",
+    "/file": "file",
     "/canned": "canned",
     "/staffchat": "staffchat",
     "/join": "join",
     "/help": "help",
 }
 # Chinese words act as commands only in these exact shapes, so ordinary chatter never triggers them.
-WORDS_WITH_ID = {"接入": "take", "接管": "take", "回复": "reply", "备注": "note", "释放": "release"}
+WORDS_WITH_ID = {
+    "接入": "take",
+    "接管": "take",
+    "回复": "reply",
+    "备注": "note",
+    "释放": "release",
+    "登记": "file",
+}
+# "登记 502 厨房漏水" from a resident is their own report: these words are staff commands only for staff.
+STAFF_ONLY_WORDS = frozenset({"登记"})
 WORDS_ALONE = {"队列": "queue", "排队情况": "queue", "快捷回复": "canned", "设为工作群": "staffchat"}
 INVITE_WORDS = ("邀请码", "加入")
 
@@ -78,6 +90,11 @@ class StaffCommands:
 
     def parse(self, text: str) -> tuple[str, str] | None:
         """``(command, argument)`` when ``text`` is one of the commands above, else None."""
+        parsed = self._parse(text)
+        return None if parsed is None else parsed[:2]
+
+    def _parse(self, text: str) -> tuple[str, str, bool] | None:
+        """:meth:`parse`, and whether the command was given by one of :data:`STAFF_ONLY_WORDS`."""
         text = self._bot_name.sub("", _LEADING_MENTIONS.sub("", text.strip())).strip()
         if not text:
             return None
@@ -85,29 +102,29 @@ class StaffCommands:
             head, _, arg = text.partition(" ")
             head = head.split("@", 1)[0].lower()  # Telegram's /take@huiyin_bot in groups
             name = SLASH.get(head)
-            return (name, arg.strip()) if name else None
+            return (name, arg.strip(), False) if name else None
         for word, name in WORDS_WITH_ID.items():
             if text.startswith(word):
                 rest = text[len(word) :].strip()
                 if _WITH_ID.match(rest):
-                    return name, rest
+                    return name, rest, word in STAFF_ONLY_WORDS
         if text in WORDS_ALONE:
-            return WORDS_ALONE[text], ""
+            return WORDS_ALONE[text], "", False
         for word in INVITE_WORDS:
             if text.startswith(word) and normalize_invite(text[len(word) :]):
-                return "join", text[len(word) :].strip()
+                return "join", text[len(word) :].strip(), False
         if re.fullmatch(r"[A-Za-z0-9]{4}-[A-Za-z0-9]{4}", text) and normalize_invite(text):
-            return "join", text  # a code pasted on its own, as it was handed out
+            return "join", text, False  # a code pasted on its own, as it was handed out
         return None
 
     async def handle(
         self, session: AsyncSession, ref: ConversationRef, message: IncomingMessage, out: TurnOutput
     ) -> bool:
         """Carry out a staff command or an invite; False when the message is not one of them."""
-        parsed = self.parse(message.text)
+        parsed = self._parse(message.text)
         if parsed is None:
             return False
-        command, arg = parsed
+        command, arg, staff_only_word = parsed
         if command == "join":
             await self._join(session, message, arg, out)
             return True
@@ -119,6 +136,8 @@ class StaffCommands:
             out.say(f"{self.words.get('staff.usage')}\n\n{self.words.get('case.usage')}")
             return True
         if person is None or not communities:
+            if staff_only_word:
+                return False  # a resident's own words: the bot's turn reads them
             out.say(self.words.get("staff.not_allowed"))
             return True
         if command == "queue":
@@ -260,6 +279,12 @@ class StaffCommands:
                 outcome = await self.desk.release(session, conversation_id, person_id, via="chat")
                 await self.desk.send(outcome.notices, None)
                 out.say(self.words.get("staff.released", id=conversation_id))
+            elif command == "file":
+                outcome = await self.desk.file_appeal(session, conversation_id, person_id, text, via="chat")
+                await self.desk.send(outcome.notices, None)
+                key = "staff.filed" if outcome.created else "staff.file_already"
+                who = outcome.address.name or "居民"
+                out.say(self.words.get(key, id=conversation_id, who=who, public_id=outcome.appeal))
         except HandoffError as exc:
             out.say(self.words.get(f"staff.{exc.key}", **exc.values))
 

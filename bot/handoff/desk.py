@@ -25,12 +25,14 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.appeals.filing import AppealFiling
 from bot.db.models import Community, Conversation, Handoff, HandoffNote, HandoffStatus, utcnow
-from bot.db.repository import Repository
+from bot.db.repository import ConversationRef, Repository
+from bot.db.repository.conversation_records import ConversationRecords
 from bot.db.repository.handoffs import HandoffRepository
 from bot.db.session import Database, after_commit
 from bot.dialog.spec import Responses
-from bot.handoff import upkeep
+from bot.handoff import drafts, upkeep
 from bot.handoff.model import (
     HELD_COMPLETE,
     Address,
@@ -40,13 +42,14 @@ from bot.handoff.model import (
     held_marker,
 )
 from bot.handoff.notices import Notice, notify_staff, queue_notice
-from bot.handoff.reading import HandoffReader
-from bot.message import Platform
+from bot.handoff.reading import SUMMARY_LINES, HandoffReader
+from bot.handoff.summary import ResidentLine
+from bot.message import ChatType, Platform
 from bot.metrics import Metrics
 from bot.outbound import Outbound
 from bot.roles import audit, staff_name
 from bot.settings import Settings
-from bot.state import StateStore
+from bot.state import LockTimeout, StateStore
 from kb import KnowledgeBase
 
 log = structlog.get_logger(__name__)
@@ -62,14 +65,17 @@ class HandoffDesk(HandoffReader):
         store: StateStore,
         kb: KnowledgeBase,
         words: Responses,
+        filing: AppealFiling,
         metrics: Metrics | None = None,
     ) -> None:
+        """``filing``: the one filing service (staff filing from a conversation, relays)."""
         self.settings = settings
         self.metrics = metrics or Metrics()  # the relay counts the appeals it files
         self.store = store
         self.redis: Redis = store.redis
         self.kb = kb
         self.words = words
+        self.filing = filing
 
     # --- operations ------------------------------------------------------------------------------------
     async def request(
@@ -289,11 +295,162 @@ class HandoffDesk(HandoffReader):
             name = await staff_name(session, holder_id) if holder_id else "工作人员"
             key = "handoff.auto_left" if reason == "auto" else "handoff.left"
             left = self.words.get(key, name=name, bot_name=self.settings.bot_name)
-            await Repository(session).conversations.add_transcript(
+            conversations = Repository(session).conversations
+            await conversations.add_transcript(
                 conversation_id, direction="out", author="bot", text=left, payload={"event": reason}
             )
             notices.append(address.notice(left))
+            offer = await self._pause_form(session, address, conv, reason)
+            if offer is not None:
+                buttons = drafts.offer_buttons(self.words)
+                await conversations.add_transcript(
+                    conversation_id,
+                    direction="out",
+                    author="bot",
+                    text=offer,
+                    payload={"event": "resume_offer", "buttons": [b.payload for b in buttons]},
+                )
+                notices.append(address.notice(offer, buttons))
         return Outcome(handoff, address, notices)
+
+    async def _pause_form(
+        self, session: AsyncSession, address: Address, conv: Conversation, reason: str
+    ) -> str | None:
+        """The resident's half-finished form, paused as staff give the conversation back; the offer to
+        go on with it, or None (no form, or staff filed its appeal meanwhile).
+
+        Written while the conversation is still held, so that no turn of it changes the state meanwhile
+        (a held turn leaves the form as it is); the durable copy goes with the release's transaction."""
+        state = await self._form_state(address, conv)
+        if not drafts.running_form(state):
+            return None
+        assert state is not None
+        filed = await Repository(session).appeals.appeal_by_draft(str(state.get("draft_key") or ""))
+        pause = drafts.paused(state, reason, filed=filed.public_id if filed else None)
+        try:
+            await self.store.put_state(address.key, pause)
+        except LockTimeout:  # a turn of that very conversation holds it (staff releasing themselves)
+            log.warning("form not paused: conversation busy", conversation=address.conversation_id)
+            return None
+        conv.dialog_state = pause
+        if filed is not None:
+            return None
+        description = drafts.draft_description(state, in_group=address.chat_type == ChatType.GROUP.value)
+        return self.words.get("handoff.resume_offer", description=description or "问题")
+
+    async def _form_state(self, address: Address, conv: Conversation) -> dict[str, Any] | None:
+        """The resident's dialog state: Redis's working copy, else the durable copy."""
+        return await self.store.get_state(address.key) or conv.dialog_state
+
+    async def file_appeal(
+        self,
+        session: AsyncSession,
+        conversation_id: int,
+        staff_person_id: int,
+        text: str = "",
+        *,
+        via: str = "console",
+    ) -> Outcome:
+        """File an appeal for the conversation's resident, as the staff member: from ``text`` when given,
+        else from the resident's half-finished form, else from the resident's latest messages.
+
+        Idempotent, so a double click files one appeal: without ``text`` the form's draft key when there
+        is a form (filed or not), else a key made of the conversation and the description
+        (:func:`~bot.handoff.drafts.staff_draft_key`), so another problem staff describe is another
+        appeal. A form filed here is paused as filed (its next message drops it). The resident is told
+        the id (the outcome's notices); :attr:`Outcome.appeal` has it, :attr:`Outcome.created` says
+        whether it is new."""
+        address = await self._address_or_fail(session, conversation_id)
+        conv = await session.get(Conversation, conversation_id)
+        community = await session.get(Community, address.community_id)
+        assert conv is not None and community is not None
+        handoff = await self.open_handoff(session, conversation_id)
+        state = await self._form_state(address, conv)
+        form = state if state and state.get("dialog") and state.get("draft_key") else None
+        draft = form if drafts.unfiled_form(form) else None  # what the form collected, still to file
+        rows = await ConversationRecords(session).resident_lines(conversation_id, SUMMARY_LINES)
+        lines = [ResidentLine(t, i) for t, i in rows]
+        text = text.strip()[:MAX_STAFF_TEXT]
+        description, source = text, "text"
+        if not description and draft is not None:
+            description, source = str((draft.get("slots") or {}).get("description") or ""), "form"
+        if not description:
+            description, source = drafts.description_from_lines(lines), "transcript"
+        if not description and (form is None or draft is not None):  # (a filed form: found below)
+            raise HandoffError("file_nothing", id=conversation_id)
+        # Without words of their own, staff file the form (a second click finds it filed); otherwise the
+        # appeal is the conversation's with this description.
+        if not text and form is not None:
+            draft_key = str(form["draft_key"])
+        else:
+            draft_key = drafts.staff_draft_key(conversation_id, description)
+        new = drafts.appeal_from_conversation(
+            draft_key=draft_key,
+            description=description,
+            draft=draft,
+            lines=lines,
+            origin={"platform": address.platform, "chat_id": address.chat_id, "chat_type": address.chat_type},
+            kb=self.kb,
+            community_code=community.code,
+        )
+        ref = ConversationRef(conv.id, conv.person_id, conv.community_id, community.code, conv.chat_id)
+        name = await staff_name(session, staff_person_id)
+        repo = Repository(session)
+        appeal, created = await self.filing.file(
+            repo,
+            new,
+            ref,
+            source="staff",
+            actor=f"staff:{staff_person_id}",
+            note=self.words.get("staff.file_note", name=name),
+        )
+        if not created:
+            return Outcome(handoff, address, appeal=appeal.public_id)
+        if handoff is not None:
+            handoff.last_activity_at = utcnow()
+        if draft is not None:
+            # The form is done with: paused as filed, its next message drops it (and its old buttons
+            # say the appeal is filed), and a release offers nothing.
+            filed = drafts.paused(draft, "filed", filed=appeal.public_id)
+            conv.dialog_state = filed
+            key = address.key
+
+            async def end_form() -> None:
+                try:
+                    await self.store.put_state(key, filed)
+                except LockTimeout:  # a turn of that very conversation holds it (staff filing
+                    # their own conversation): the form goes on
+                    log.warning("filed form not ended: conversation busy", conversation=conversation_id)
+
+            after_commit(session, end_form)
+        told = self.words.get(
+            "handoff.filed",
+            name=name,
+            public_id=appeal.public_id,
+            sla_hours=self.settings.first_response_hours,
+        )
+        await repo.conversations.add_transcript(
+            conversation_id,
+            direction="out",
+            author="staff",
+            text=told,
+            author_person_id=staff_person_id,
+            payload={"event": "filed", "appeal": appeal.public_id, "via": via},
+        )
+        _audit(
+            session,
+            address,
+            staff_person_id,
+            "appeal.file_from_conversation",
+            {
+                "via": via,
+                "appeal": appeal.public_id,
+                "from": source,
+                "handoff": handoff.id if handoff else None,
+            },
+        )
+        log.info("appeal filed by staff", conversation=conversation_id, public_id=appeal.public_id)
+        return Outcome(handoff, address, [address.notice(told)], created=True, appeal=appeal.public_id)
 
     async def release_quiet(self, db: Database, outbound: Outbound | None) -> int:
         """Release every conversation staff hold that has been quiet for the configured period."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.appeals.filing import AppealFiling
 from bot.db.models import utcnow
 from bot.db.repository import ConversationRef, Repository
 from bot.db.repository.conversation_records import ConversationRecords
@@ -30,12 +29,12 @@ from bot.nlu.base import Intent, Understanding
 class TurnHooks:
     """Built from the desk; owns the chat commands and the relay that build on it."""
 
-    def __init__(self, desk: HandoffDesk, filing: AppealFiling) -> None:
+    def __init__(self, desk: HandoffDesk) -> None:
         self.desk = desk
         self.words = desk.words
         self.redis: Redis = desk.redis
         self.commands = StaffCommands(desk)
-        self.relay = Relay(desk, filing)
+        self.relay = Relay(desk)
 
     async def held(
         self, repo: Repository, ref: ConversationRef, message: IncomingMessage, u: Understanding

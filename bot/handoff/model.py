@@ -74,10 +74,10 @@ class Address:
     def key(self) -> ConversationKey:
         return ConversationKey(Platform(self.platform), self.chat_id, self.user_id)
 
-    def notice(self, text: str) -> Notice:
+    def notice(self, text: str, buttons: tuple[Button, ...] = ()) -> Notice:
         if self.chat_type == ChatType.GROUP.value and self.name:
             text = f"@{self.name} {text}"
-        return Notice(self.platform, self.chat_id, self.user_id, text, Target.CHAT.value)
+        return Notice(self.platform, self.chat_id, self.user_id, text, Target.CHAT.value, buttons=buttons)
 
 
 @dataclass(slots=True)
@@ -88,6 +88,7 @@ class Outcome:
     address: Address
     notices: list[Notice] = field(default_factory=list)
     created: bool = False
+    appeal: str | None = None  # the public id of the appeal staff filed (:meth:`HandoffDesk.file_appeal`)
 
 
 @dataclass(frozen=True, slots=True)

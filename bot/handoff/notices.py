@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Chat
 from bot.db.repository.conversation_records import ConversationRecords
-from bot.message import Platform, Reply, Target
+from bot.message import Button, Platform, Reply, Target
 from bot.outbound import Outbound
 from bot.state import Keys
 
@@ -39,10 +39,15 @@ class Notice:
     text: str
     target: str = Target.CHAT.value
     attempts: int = 0
+    buttons: tuple[Button, ...] = ()
 
     def reply(self) -> Reply:
         return Reply(
-            self.text, chat_id=self.chat_id, recipient_id=self.recipient_id, target=Target(self.target)
+            self.text,
+            chat_id=self.chat_id,
+            recipient_id=self.recipient_id,
+            target=Target(self.target),
+            buttons=self.buttons,
         )
 
     def dumps(self) -> str:
@@ -54,6 +59,7 @@ class Notice:
                 "text": self.text,
                 "target": self.target,
                 "attempts": self.attempts,
+                "buttons": [[b.title, b.payload] for b in self.buttons],
             },
             ensure_ascii=False,
         )
@@ -68,6 +74,7 @@ class Notice:
             text=str(data["text"]),
             target=str(data.get("target", Target.CHAT.value)),
             attempts=int(data.get("attempts", 0)),
+            buttons=tuple(Button(str(t), str(p)) for t, p in data.get("buttons", [])),
         )
 
 
@@ -108,14 +115,7 @@ async def deliver_pending(redis: Redis, outbound: Outbound, *, limit: int = 100)
         failed = await outbound.deliver(platform, [notice.reply()])
         if failed:
             if notice.attempts + 1 < MAX_ATTEMPTS:
-                retry = Notice(
-                    notice.platform,
-                    notice.chat_id,
-                    notice.recipient_id,
-                    notice.text,
-                    notice.target,
-                    notice.attempts + 1,
-                )
+                retry = replace(notice, attempts=notice.attempts + 1)
                 await redis.rpush(QUEUE, retry.dumps())
             else:
                 log.error("notice not delivered", platform=notice.platform, chat=notice.chat_id)

@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.appeals.filing import AppealFiling
 from bot.db.models import AppealStatus, Community, Person
 from bot.db.repository import ConversationRef, NewAppeal, Repository
 from bot.db.repository.conversation_records import ConversationRecords
@@ -111,12 +110,12 @@ def parse_relay(text: str) -> RelayRequest | None:
 
 
 class Relay:
-    def __init__(self, desk: HandoffDesk, filing: AppealFiling) -> None:
+    def __init__(self, desk: HandoffDesk) -> None:
         self.desk = desk
         self.words = desk.words
         self.settings = desk.settings
         self._tz = ZoneInfo(desk.settings.timezone)
-        self.filing = filing
+        self.filing = desk.filing
 
     async def handle(
         self, session: AsyncSession, ref: ConversationRef, message: IncomingMessage, out: TurnOutput

@@ -125,18 +125,25 @@ def summarize(
 
 
 def _where_from(texts: Iterable[str]) -> str:
+    place = place_from(texts)
+    return place_text(place.get("building"), place.get("unit"), place.get("room"), place.get("place"))
+
+
+def place_from(texts: Iterable[str]) -> dict[str, str]:
+    """The building, unit, room and place words of the first of ``texts`` that names a place (a room
+    only with its building), as the appeal form's place slot holds them; empty when none does."""
     for text in texts:
         entities = extract_entities(normalize(text))
         found = {e.type: e.value for e in reversed(entities)}
-        located = place_text(
-            found.get(EntityType.BUILDING),
-            found.get(EntityType.UNIT),
-            found.get(EntityType.ROOM) if EntityType.BUILDING in found else None,
-            found.get(EntityType.PLACE),
-        )
-        if located:
-            return located
-    return ""
+        place = {
+            "building": found.get(EntityType.BUILDING),
+            "unit": found.get(EntityType.UNIT),
+            "room": found.get(EntityType.ROOM) if EntityType.BUILDING in found else None,
+            "place": found.get(EntityType.PLACE),
+        }
+        if any(place.values()):
+            return {k: str(v) for k, v in place.items() if v}
+    return {}
 
 
 def _s(value: Any) -> str | None:

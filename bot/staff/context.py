@@ -3,6 +3,7 @@ templates and their notices, and the communities a page may cover."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ NOTICES = {
     "reply_failed": "消息没能送达居民（平台拒收或未连接），已记录在对话里。",
     "noted": "已添加内部备注（居民看不到）。",
     "released": "已结束人工服务，机器人继续回答，居民已收到提示。",
+    "filed": "已登记为诉求 {appeal}，居民已收到诉求编号。",
+    "file_already": "这个对话已经登记过诉求 {appeal}，没有重复登记。",
     "canned_added": "已添加快捷回复。",
     "canned_deleted": "已删除快捷回复。",
 }
@@ -47,6 +50,7 @@ ERRORS = {
     "not_open": "这个对话当前没有进行中的人工服务。",
     "reply_usage": "回复内容不能为空。",
     "note_usage": "备注内容不能为空。",
+    "file_nothing": "对话里还没有可登记的内容，请填写诉求描述。",
     "canned_invalid": "请填写标题和内容。",
 }
 
@@ -154,11 +158,23 @@ class Console:
             "user": c.user if c else None,
             "csrf": c.user.csrf if c else "",
             "local": local,
-            "notice": NOTICES.get(request.query_params.get("done", "")),
+            "notice": _notice(request),
             "error": ERRORS.get(request.query_params.get("error", "")),
             **values,
         }
         return self.templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def _notice(request: Request) -> str | None:
+    """The notice named by ``?done=``; one about an appeal names it (``?appeal=``, an id's characters)."""
+    notice = NOTICES.get(request.query_params.get("done", ""))
+    if notice is None or "{appeal}" not in notice:
+        return notice
+    appeal = request.query_params.get("appeal", "")
+    return notice.format(appeal=appeal if _APPEAL_ID.fullmatch(appeal) else "")
+
+
+_APPEAL_ID = re.compile(r"[A-Za-z0-9-]{1,40}")
 
 
 # --- which communities a page covers ---------------------------------------------------------------------

@@ -67,9 +67,9 @@ class TurnPipeline:
     ) -> None:
         metrics = metrics or Metrics()
         words = dialogs.responses
-        desk = HandoffDesk(settings=settings, store=store, kb=kb, words=words, metrics=metrics)
         cases = CaseDesk(settings, kb, words)
         filing = AppealFiling(settings, metrics, cases)
+        desk = HandoffDesk(settings=settings, store=store, kb=kb, words=words, filing=filing, metrics=metrics)
         self.services = Services(
             settings=settings,
             store=store,
@@ -78,7 +78,7 @@ class TurnPipeline:
             engine=DialogEngine(dialogs),
             metrics=metrics,
             desk=desk,
-            hooks=TurnHooks(desk, filing),
+            hooks=TurnHooks(desk),
             follow_up=FollowUp(
                 settings=settings,
                 store=store,

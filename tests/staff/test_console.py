@@ -19,7 +19,8 @@ GET_PAGES = ["/staff/", "/staff/queue", "/staff/queue/live", "/staff/appeals", "
              "/staff/dashboard", "/staff/dashboard/live", "/staff/canned", "/staff/audit",
              "/staff/conversations/1", "/staff/conversations/1/live", "/staff/appeals/HY-20260101-0001"]  # fmt: skip
 POSTS = ["/staff/conversations/1/take", "/staff/conversations/1/reply", "/staff/conversations/1/note",
-         "/staff/conversations/1/release", "/staff/canned", "/staff/canned/1/delete", "/staff/logout"]  # fmt: skip
+         "/staff/conversations/1/release", "/staff/conversations/1/file", "/staff/canned",
+         "/staff/canned/1/delete", "/staff/logout"]  # fmt: skip
 
 
 async def _appeal(world: World, who: str, text: str = "3栋2单元楼道灯坏了") -> str:
@@ -174,7 +175,9 @@ async def test_take_reply_note_release_from_the_console(world: World, console: h
     )
     released = await console.post(f"/staff/conversations/{conv}/release", data={"csrf": token})
     assert released.headers["location"].endswith("?done=released")
-    assert "李娜已结束本次服务" in world.sender.to("res-wang")[-1]
+    # The resident had begun the form: after the goodbye, it is offered back.
+    goodbye, offer = world.sender.to("res-wang")[-2:]
+    assert "李娜已结束本次服务" in goodbye and "要继续登记刚才的问题吗" in offer
     async with world.rt.db.unit_of_work() as uow:
         actions = list(
             (

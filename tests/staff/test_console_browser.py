@@ -1,6 +1,7 @@
 """The staff console in Debian's Chromium against a real `huiyin serve`: log in, see a waiting
 conversation, take it over, reply (the resident receives it through the REST channel), add a note (the
-resident does not), release (the bot answers again) — watching the page update without reloads.
+resident does not), file an appeal from it, release (the bot answers again) — watching the page update
+without reloads.
 
 The resident speaks through the REST channel (`POST /webhooks/rest/webhook`) and reads what the bot
 sends on its own from the REST mailbox (`GET /webhooks/rest/inbox`), as the web chat page does.
@@ -134,12 +135,23 @@ def test_staff_take_over_reply_note_release_in_the_browser(page: Any, console_se
     page.click('[data-testid="add-note"]')
     page.locator('[data-testid="notes"]', has_text="居民独居").wait_for()
 
-    # Release (after saying yes to the question): the resident is told, and the bot answers again.
+    # File the appeal from the conversation: the button opens a confirmation step first.
+    assert not page.locator('[data-testid="file-confirm"]').is_visible()
+    page.click('[data-testid="file-appeal"] summary')
+    page.click('[data-testid="file-confirm"]')
+    flash = page.locator(".flash.ok", has_text="已登记为诉求 HY-")
+    flash.wait_for()
+    public_id = flash.inner_text().split("已登记为诉求 ", 1)[1].split("，", 1)[0]
+    got = wang.wait_inbox(page, public_id)
+    assert any("李娜已为您登记诉求" in t for t in got), got
+
+    # Release (after saying yes to the question): the resident is told, and the bot answers again (the
+    # form's appeal is filed: not offered).
     page.once("dialog", lambda dialog: dialog.accept())
     page.click('[data-testid="release"]')
     page.locator('[data-testid="state"][data-status="bot"]').wait_for()
     got = wang.wait_inbox(page, "已结束本次服务")
-    assert not any("独居" in t for t in got), got
+    assert not any("独居" in t or "要继续登记" in t for t in got), got
     assert wang.say("下水道堵了找谁") != []
 
     # The dashboard draws its charts (server-side SVG) under the same strict CSP.

@@ -77,7 +77,9 @@ async def test_a_full_handoff_from_the_staff_group(world: World) -> None:
     )
     assert any("已结束" in r for r in released), released
     await world.flush_notices()
-    assert "李娜已结束本次服务" in world.sender.to("res-wang")[-1]
+    # The resident's form (begun before 转人工) is offered back after the goodbye; a question lets it lapse.
+    goodbye, offer = world.sender.to("res-wang")[-2:]
+    assert "李娜已结束本次服务" in goodbye and "要继续登记刚才的问题吗" in offer
     assert await world.say("下水道堵了找谁") != []
 
 

@@ -1,5 +1,5 @@
 """Console routes: the queue of conversations waiting for staff, one conversation, taking over, replying,
-notes and releasing."""
+notes, releasing and filing an appeal from the conversation."""
 
 from __future__ import annotations
 
@@ -67,7 +67,8 @@ async def _conversation(c: Ctx, conversation_id: int) -> Conversation:
 
 
 def add_conversation_routes(app: FastAPI, console: Console) -> None:
-    """``/conversations/{id}``, its ``/live`` fragment, and the take, reply, note and release actions."""
+    """``/conversations/{id}``, its ``/live`` fragment, and the take, reply, note, release and file
+    (登记为诉求) actions."""
 
     @app.get("/conversations/{conversation_id}", response_class=HTMLResponse)
     async def conversation_page(request: Request, conversation_id: int) -> Response:
@@ -104,6 +105,10 @@ def add_conversation_routes(app: FastAPI, console: Console) -> None:
                     outcome = await desk.note(
                         c.session, conv.id, c.user.person_id, str(form.get("text") or "")
                     )
+                elif action == "file":
+                    outcome = await desk.file_appeal(
+                        c.session, conv.id, c.user.person_id, str(form.get("text") or ""), via="console"
+                    )
                 else:
                     text, canned_id = str(form.get("text") or ""), None
                     if (chosen := str(form.get("canned") or "")).isdigit() and not text.strip():
@@ -118,12 +123,17 @@ def add_conversation_routes(app: FastAPI, console: Console) -> None:
                 return RedirectResponse(f"{back}?{urlencode({'error': exc.key})}", status_code=303)
             await c.commit()
         failed = await desk.send(outcome.notices, rt.outbound)
-        done = {"take": "taken", "release": "released", "note": "noted", "reply": "replied"}[action]
+        done = {"take": "taken", "release": "released", "note": "noted", "reply": "replied"}.get(action, "")
         if failed and action == "reply":
             done = "reply_failed"
+        if action == "file":
+            done = "filed" if outcome.created else "file_already"
+            return RedirectResponse(
+                f"{back}?{urlencode({'done': done, 'appeal': outcome.appeal or ''})}", status_code=303
+            )
         return RedirectResponse(f"{back}?done={done}", status_code=303)
 
-    for action in ("take", "reply", "note", "release"):
+    for action in ("take", "reply", "note", "release", "file"):
 
         async def endpoint(request: Request, conversation_id: int, _action: str = action) -> Response:
             return await act(request, conversation_id, _action)

@@ -16,6 +16,7 @@ from bot.turn.handlers.conversation import (
     ThanksHandler,
 )
 from bot.turn.handlers.dialog import ExpiredDialogHandler, RunningDialogHandler
+from bot.turn.handlers.draft import PausedDraftHandler
 from bot.turn.handlers.emergency import DialogEmergencyHandler, EmergencyHandler
 from bot.turn.handlers.follow_up import FollowUpHandler
 from bot.turn.handlers.listen import ListenHandler
@@ -51,8 +52,9 @@ def routing_handlers(services: Services) -> list[Handler]:
 
 def turn_handlers(services: Services) -> list[Handler]:
     """Every handler of a turn: the staff desk's and the case desk's (staff commands, case commands,
-    relays, the staff and handler chats, conversations staff hold), then what follows up an appeal, then a running form (safety before the form's next
-    step), then routing."""
+    relays, the staff and handler chats, conversations staff hold), then a form staff held and gave back
+    (offered to the resident again), then what follows up an appeal, then a running form (safety before
+    the form's next step), then routing."""
     route = routing_handlers(services)
     return [
         StaffCommandsHandler(services),
@@ -61,6 +63,7 @@ def turn_handlers(services: Services) -> list[Handler]:
         StaffChatHandler(services),
         HandlerChatHandler(services),
         HeldConversationHandler(services),
+        PausedDraftHandler(services),
         FollowUpHandler(services),
         ExpiredDialogHandler(services),
         DialogEmergencyHandler(services),
