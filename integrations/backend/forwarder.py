@@ -116,6 +116,7 @@ class Forwarder:
             backends=[f"{s.name}={s.kind}" for s in self.backends.specs()] or ["none"],
             notify_platforms=[p.value for p in self.outbound.platforms()],
         )
+        await self.check_services()
         stop = stop or asyncio.Event()
         failures = 0
         try:
@@ -261,6 +262,15 @@ class Forwarder:
             job, ok=True, backend=backend, note=None if sent else f"not sent: {backend.name} takes no updates"
         )
 
+    async def check_services(self) -> list[str]:
+        """Report (in the log) Open311 service mappings that name codes their server does not offer.
+        Never raises: a check that cannot run must not keep the forwarder from starting."""
+        try:
+            return await self.backends.check_services()
+        except Exception as exc:
+            log.warning("open311 service mappings not checked", error=repr(exc))
+            return []
+
     # --- polling (Open311) ----------------------------------------------------------------------------
     async def poll_due(self) -> int:
         """Ask polling backends about the appeals due for it; apply what changed. Returns how many."""
@@ -305,6 +315,7 @@ async def run_worker(settings: Settings, *, once: bool = False) -> int:
             register_inbox(outbound, store.redis)
         forwarder = Forwarder(db, settings, outbound=outbound)
         if once:
+            await forwarder.check_services()
             sent = await forwarder.drain()
             await forwarder.backends.close()
             return sent
