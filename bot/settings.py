@@ -34,6 +34,8 @@ class CommunityBackend(BaseModel):
     default_service_code: str | None = None
     # Open311: service codes by KB matter, category and a default; wins over the community's profile.
     services: Open311Services | None = None
+    # Open311: whether the server takes updates (servicerequestupdates.json); unset: HUIYIN_OPEN311_UPDATES.
+    updates: bool | None = None
     secret: SecretStr | None = None
 
 
@@ -268,7 +270,7 @@ class Settings(BaseSettings):
         description=(
             'Per-community backends, a JSON object: community code → {"kind": "open311"|"webhook"|"none", '
             '"url", "api_key", "jurisdiction", "service_codes", "default_service_code", "services": '
-            '{"by_matter": {…}, "by_category": {…}, "default": "…"}, "secret"}; '
+            '{"by_matter": {…}, "by_category": {…}, "default": "…"}, "updates", "secret"}; '
             "unset fields fall back to the global settings; services win over the community's profile."
         ),
     )
@@ -302,7 +304,8 @@ class Settings(BaseSettings):
         default=True,
         description=(
             "Send supporters (+1) and ratings to Open311 through the servicerequestupdates.json extension "
-            "(mySociety/FixMyStreet); off: they are kept in huiyin only."
+            "(mySociety/FixMyStreet); off: they are kept in huiyin only. A server that answers 404, 405 or "
+            "501 there is taken as having no updates from then on."
         ),
     )
     backend_webhook_url: str | None = Field(

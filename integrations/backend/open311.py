@@ -13,7 +13,9 @@
   richer words) and ``status_notes``; huiyin polls it.
 - Supporters and ratings go out through ``POST servicerequestupdates.json``, the update extension of
   mySociety's FixMyStreet/open311-adapter; GeoReport v2 itself has no way to add to a request. Servers
-  without it: set ``HUIYIN_OPEN311_UPDATES=false``.
+  without it: set ``HUIYIN_OPEN311_UPDATES=false`` (or ``"updates": false`` in the community's entry);
+  a server that answers 404, 405 or 501 there is taken as having none from then on (per backend, for the
+  life of the process), so that those updates are recorded in huiyin instead of retried forever.
 
 GeoReport v2 defines no idempotency: huiyin sends an ``Idempotency-Key`` header on every POST (and the
 key as ``update_id`` on updates). A server — or the gateway in front of it — must honour that header for
@@ -47,6 +49,8 @@ from kb.model import CATEGORY_LABELS, Category, Open311Services
 log = structlog.get_logger(__name__)
 
 SERVICES_TTL_S = 3600.0
+# Answers to servicerequestupdates.json that mean "this server has no such endpoint".
+UPDATES_UNSUPPORTED = frozenset({404, 405, 501})
 MAX_DESCRIPTION = 4000
 POLL_BATCH = 50
 
@@ -277,6 +281,11 @@ class Open311Backend(PooledClient):
         return out
 
     # --- updates (FixMyStreet extension) -------------------------------------------------------------
+    @property
+    def takes_updates(self) -> bool:
+        """False when updates are switched off or the server showed it has no update endpoint."""
+        return self._updates
+
     async def update(
         self, backend_id: str, case: CaseRecord, update: CaseUpdate, idempotency_key: str
     ) -> bool:
@@ -302,6 +311,18 @@ class Open311Backend(PooledClient):
                 headers={"Idempotency-Key": idempotency_key},
             ),
         )
+        if response.status_code in UPDATES_UNSUPPORTED:
+            # GeoReport v2 has no update endpoint: this server is one without the extension. Retrying
+            # would never succeed; remember it, so that later updates do not even try.
+            self._updates = False
+            log.warning(
+                "open311 server takes no updates: they are kept in huiyin only from now on",
+                backend=self.name,
+                status=response.status_code,
+                public_id=case.public_id,
+                kind=update.kind,
+            )
+            return False
         check_answer(response, what)
         return True
 

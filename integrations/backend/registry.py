@@ -44,6 +44,7 @@ class BackendSpec:
     jurisdiction: str | None = None
     services: Open311Services = field(default_factory=Open311Services)  # communities without their own
     community_services: dict[str, Open311Services] = field(default_factory=dict)
+    updates: bool = True
     secret: bytes | None = None
 
 
@@ -130,6 +131,7 @@ def _spec(
             jurisdiction=(entry.jurisdiction if entry else None) or settings.open311_jurisdiction,
             services=base,
             community_services=community,
+            updates=settings.open311_updates if entry is None or entry.updates is None else entry.updates,
         )
     url = (entry.url if entry else None) or settings.backend_webhook_url
     secret = _secret(entry.secret if entry and entry.secret else settings.backend_webhook_secret)
@@ -200,7 +202,7 @@ class Backends:
                 jurisdiction=spec.jurisdiction,
                 services=spec.services,
                 community_services=spec.community_services,
-                updates=s.open311_updates,
+                updates=spec.updates,
                 timeout_s=s.backend_timeout_s,
                 max_connections=s.forwarder_concurrency,
             )

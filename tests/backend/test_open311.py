@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from structlog.testing import capture_logs
 
-from bot.db.models import AppealStatus
+from bot.db.models import AppealEvent, AppealStatus, OutboxEntry
 from bot.db.session import Database
 from bot.runtime import Runtime
 from integrations.backend.base import BackendRejected, BackendUnavailable, CaseRecord, status_from_text
@@ -300,3 +301,98 @@ async def test_a_configured_default_beats_a_service_whose_name_happens_to_match(
         assert await backend.service_code(case("safety")) == "099"
     finally:
         await backends.close()
+
+
+async def _resolved_and_rated(
+    rt: Runtime, server: ReferenceBackend, forwarder: Forwarder, who: str, name: str
+) -> str:
+    """An appeal filed, filed with the server, closed there, polled, and rated 满意 with a comment."""
+    public_id = await file_appeal(rt, "7栋3单元楼道灯坏了", who=who, name=name)
+
+    async def has_id() -> bool:
+        return (await appeal(rt, public_id)).backend_id is not None
+
+    await run_until(forwarder, has_id)
+    server.set_status(public_id, "closed", "已更换灯泡")
+
+    async def resolved() -> bool:
+        return (await appeal(rt, public_id)).status == AppealStatus.RESOLVED.value
+
+    await run_until(forwarder, resolved)
+    await rt.dispatcher.handle(private("满意", who=who, name=name))
+    await forwarder.drain(10)
+    return public_id
+
+
+async def _kept_notes(rt: Runtime, public_id: str) -> list[str]:
+    a = await appeal(rt, public_id)
+    async with rt.db.unit_of_work() as uow:
+        events = (
+            await uow.session.execute(
+                select(AppealEvent).where(AppealEvent.appeal_id == a.id).order_by(AppealEvent.id)
+            )
+        ).scalars()
+        return [e.note for e in events if e.payload.get("reason") == "backend_takes_no_updates"]
+
+
+async def _update_rows(rt: Runtime) -> list[OutboxEntry]:
+    async with rt.db.unit_of_work() as uow:
+        rows = await uow.session.execute(
+            select(OutboxEntry).where(OutboxEntry.action.in_(["rating", "comment"])).order_by(OutboxEntry.id)
+        )
+        return list(rows.scalars())
+
+
+@pytest.mark.parametrize("answer", [404, 405, 501])
+async def test_a_server_without_updates_gets_asked_once_and_the_rating_is_kept_here(
+    answer: int, make_runtime: MakeRuntime, reference: Callable[..., ReferenceBackend]
+) -> None:
+    server = reference(updates=False, updates_status=answer)
+    rt = await make_runtime(**open311_settings(server.open311_url))
+    forwarder = Forwarder(rt.db, rt.settings, outbound=rt.outbound)
+    public_id = await _resolved_and_rated(rt, server, forwarder, "zhou", "周阿姨")
+    [rating] = await _update_rows(rt)
+    assert rating.delivered_at is not None and rating.attempts == 1, "not retried"
+    assert "takes no updates" in (rating.last_error or "")
+    assert await _kept_notes(rt, public_id) == ["市平台不接收评价回传，已在本系统记录"]
+    assert (await appeal(rt, public_id)).flagged_at is None, "nothing for staff to fix"
+
+    # Remembered: the comment that follows is not even tried.
+    await rt.dispatcher.handle(private("师傅来得很快，谢谢", who="zhou", name="周阿姨"))
+    await forwarder.drain(10)
+    [_, comment] = await _update_rows(rt)
+    assert comment.delivered_at is not None and comment.attempts == 1
+    assert await _kept_notes(rt, public_id) == [
+        "市平台不接收评价回传，已在本系统记录",
+        "市平台不接收居民意见回传，已在本系统记录",
+    ]
+    tried = [c for c in server.calls if c.path.endswith("servicerequestupdates.json")]
+    assert len(tried) == 1 and server.updates == []
+
+
+async def test_updates_switched_off_for_a_community_are_not_sent_and_kept_here(
+    make_runtime: MakeRuntime, reference: Callable[..., ReferenceBackend]
+) -> None:
+    server = reference()  # it would take them
+    rt = await make_runtime(
+        **open311_settings(server.open311_url),
+        backend_communities={"demo": {"kind": "open311", "updates": False}},
+    )
+    forwarder = Forwarder(rt.db, rt.settings, outbound=rt.outbound)
+    public_id = await _resolved_and_rated(rt, server, forwarder, "zhou", "周阿姨")
+    assert await _kept_notes(rt, public_id) == ["市平台不接收评价回传，已在本系统记录"]
+    assert not [c for c in server.calls if c.path.endswith("servicerequestupdates.json")]
+    [rating] = await _update_rows(rt)
+    assert rating.delivered_at is not None
+
+
+async def test_a_server_with_updates_still_gets_them(
+    make_runtime: MakeRuntime, reference: Callable[..., ReferenceBackend]
+) -> None:
+    server = reference()
+    rt = await make_runtime(**open311_settings(server.open311_url))
+    forwarder = Forwarder(rt.db, rt.settings, outbound=rt.outbound)
+    public_id = await _resolved_and_rated(rt, server, forwarder, "zhou", "周阿姨")
+    [update] = server.updates
+    assert update["status"] == "CLOSED" and update["update_id"].startswith(f"{public_id}:rating:")
+    assert await _kept_notes(rt, public_id) == []
