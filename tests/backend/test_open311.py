@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
 from bot.db.models import AppealEvent, AppealStatus, OutboxEntry
@@ -271,6 +271,19 @@ async def test_token_answers_then_polled_status_close_the_loop(
     a = await appeal(rt, public_id)
     assert a.next_poll_at is None, "a finished case is no longer polled"
     assert a.backend_state["notes"] == "已更换灯泡"
+    # What was polled is a status change like any other: its event, and the reporter's notification.
+    async with rt.db.unit_of_work() as uow:
+        events = (
+            await uow.session.execute(select(AppealEvent).where(AppealEvent.appeal_id == a.id))
+        ).scalars()
+        changes = [(e.status_to, e.actor, e.note) for e in events if e.kind == "status"]
+        told = await uow.session.scalar(
+            select(func.count())
+            .select_from(OutboxEntry)
+            .where(OutboxEntry.appeal_id == a.id, OutboxEntry.action == "notify")
+        )
+    assert changes[-2:] == [("accepted", "backend", ""), ("resolved", "backend", "已更换灯泡")], changes
+    assert told == 2, "the reporter heard of both"
 
     # 不满意 reopens; the backend hears it through the update extension, and polling resumes.
     replies = await rt.dispatcher.handle(private("不满意", who="zhou", name="周阿姨"))
