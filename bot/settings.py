@@ -17,6 +17,8 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from kb.model import Open311Services
+
 
 class CommunityBackend(BaseModel):
     """One community's case backend, from ``HUIYIN_BACKEND_COMMUNITIES``; unset fields fall back to the
@@ -30,6 +32,10 @@ class CommunityBackend(BaseModel):
     jurisdiction: str | None = None
     service_codes: dict[str, str] = Field(default_factory=dict)
     default_service_code: str | None = None
+    # Open311: service codes by KB matter, category and a default; wins over the community's profile.
+    services: Open311Services | None = None
+    # Open311: whether the server takes updates (servicerequestupdates.json); unset: HUIYIN_OPEN311_UPDATES.
+    updates: bool | None = None
     secret: SecretStr | None = None
 
 
@@ -263,8 +269,9 @@ class Settings(BaseSettings):
         default_factory=dict,
         description=(
             'Per-community backends, a JSON object: community code → {"kind": "open311"|"webhook"|"none", '
-            '"url", "api_key", "jurisdiction", "service_codes", "default_service_code", "secret"}; '
-            "unset fields fall back to the global settings."
+            '"url", "api_key", "jurisdiction", "service_codes", "default_service_code", "services": '
+            '{"by_matter": {…}, "by_category": {…}, "default": "…"}, "updates", "secret"}; '
+            "unset fields fall back to the global settings; services win over the community's profile."
         ),
     )
     open311_url: str | None = Field(
@@ -280,19 +287,25 @@ class Settings(BaseSettings):
     open311_service_codes: dict[str, str] = Field(
         default_factory=dict,
         description=(
-            'Knowledge-base category → Open311 service_code (JSON object, e.g. {"repairs": "001"}). '
-            "Unmapped categories are matched against the discovered services' names, groups and keywords."
+            'Knowledge-base category or matter id → Open311 service_code (JSON object, e.g. {"repairs": '
+            "\"001\"}), for every community; a community's own mapping (its profile's open311.services, "
+            "HUIYIN_BACKEND_COMMUNITIES) wins. Appeals nothing maps are matched against the discovered "
+            "services' names (logged)."
         ),
     )
     open311_default_service_code: str | None = Field(
         default=None,
-        description="service_code for appeals no category maps to (unset: the first discovered service).",
+        description=(
+            "service_code for appeals no matter or category maps to, in communities without a default of "
+            "their own (unset: matched by name, else the first discovered service)."
+        ),
     )
     open311_updates: bool = Field(
         default=True,
         description=(
             "Send supporters (+1) and ratings to Open311 through the servicerequestupdates.json extension "
-            "(mySociety/FixMyStreet); off: they are kept in huiyin only."
+            "(mySociety/FixMyStreet); off: they are kept in huiyin only. A server that answers 404, 405 or "
+            "501 there is taken as having no updates from then on."
         ),
     )
     backend_webhook_url: str | None = Field(

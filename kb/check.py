@@ -3,7 +3,8 @@
 Every problem is reported as ``path:line: message`` so that an editor can jump to it. Besides the
 per-record schema (see :mod:`kb.model`), this checks what only the whole collection can show: unique
 ids, clarify options that lead somewhere, legal citations limited to verified articles, examples that
-would make two matters indistinguishable, and community profiles that lack a contact some matter needs.
+would make two matters indistinguishable, community profiles that lack a contact some matter needs, and
+Open311 service mappings that name a matter that does not exist.
 """
 
 from __future__ import annotations
@@ -152,6 +153,13 @@ def _check_profiles(result: LoadResult, matters: dict[str, Located[Matter]], err
             errors.append(
                 f"{p.where_of('code')}: community code {prof.code!r} differs from file name {p.path.name}"
             )
+        if prof.open311 is not None:
+            for matter_id in prof.open311.services.by_matter:
+                if matter_id not in matters:
+                    errors.append(
+                        f"{p.where_of('open311', 'services', 'by_matter', matter_id)}: community "
+                        f"{prof.code!r}: open311.services.by_matter names unknown matter {matter_id!r}"
+                    )
         for (party, sub), m in sorted(needed.items()):
             if party is Party.DEPARTMENT:
                 present, section = sub in prof.departments, "departments"

@@ -350,6 +350,45 @@ class CaseDeskProfile(_Strict):
         return self
 
 
+class Open311Services(_Strict):
+    """Which Open311 ``service_code`` a community's appeals are filed under: by the KB matter the appeal
+    was filed for, else by its category, else the community's default. Codes are strings (quote them in
+    YAML: ``"001"``, not ``001``)."""
+
+    by_matter: dict[str, str] = Field(default_factory=dict)
+    by_category: dict[Category, str] = Field(default_factory=dict)
+    default: str | None = None
+
+    @field_validator("by_matter", "by_category")
+    @classmethod
+    def _codes_not_empty(cls, v: dict[str, str]) -> dict[str, str]:
+        empty = sorted(str(k) for k, code in v.items() if not code.strip())
+        if empty:
+            raise ValueError(f"empty service code for {', '.join(empty)}")
+        return v
+
+    @field_validator("default")
+    @classmethod
+    def _default_not_empty(cls, v: str | None) -> str | None:
+        if v is not None and not v:
+            raise ValueError("empty default service code (leave the key out instead)")
+        return v
+
+    def codes(self) -> list[tuple[str, str]]:
+        """Every (where, code) pair of the mapping, e.g. ``("by_category.repairs", "001")``."""
+        found = [(f"by_matter.{k}", c) for k, c in self.by_matter.items()]
+        found += [(f"by_category.{k.value}", c) for k, c in self.by_category.items()]
+        if self.default is not None:
+            found.append(("default", self.default))
+        return found
+
+
+class Open311Profile(_Strict):
+    """A community's settings for an Open311 case backend (``open311:`` in its profile)."""
+
+    services: Open311Services = Field(default_factory=Open311Services)
+
+
 class CommunityProfile(_Strict):
     """The real contacts of one community (社区), by party code.
 
@@ -375,6 +414,8 @@ class CommunityProfile(_Strict):
     utilities: dict[UtilitySub, ContactInfo] = Field(default_factory=dict)
     emergency: dict[EmergencySub, ContactInfo] = Field(default_factory=dict)
     case_desk: CaseDeskProfile = Field(default_factory=CaseDeskProfile)
+    # How its appeals are filed with an Open311 backend (docs/backend.md); HUIYIN_BACKEND_COMMUNITIES wins.
+    open311: Open311Profile | None = None
 
     @field_validator("code")
     @classmethod

@@ -64,6 +64,12 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 SLA_CHECK_EVERY_S = 30.0
+# The appeal event recorded when a backend takes no updates of a kind ("市平台不接收评价回传…").
+KEPT_NOTES = {
+    "rating": "rating.backend_not_taken",
+    "comment": "rating.backend_comment_not_taken",
+    "supporter": "duplicate.backend_not_taken",
+}
 
 
 class Forwarder:
@@ -116,6 +122,7 @@ class Forwarder:
             backends=[f"{s.name}={s.kind}" for s in self.backends.specs()] or ["none"],
             notify_platforms=[p.value for p in self.outbound.platforms()],
         )
+        await self.check_services()
         stop = stop or asyncio.Event()
         failures = 0
         try:
@@ -256,10 +263,26 @@ class Forwarder:
             comment=p.get("comment"),
             case_open=bool(p.get("case_open", True)),
         )
-        sent = await backend.update(appeal.backend_id, case, change, job.key)
+        if await backend.update(appeal.backend_id, case, change, job.key):
+            return DeliveryOutcome(job, ok=True, backend=backend)
+        # Delivered as far as it can be: the backend has no way to take it, so it stays in huiyin's
+        # history, and the appeal's events say so.
         return DeliveryOutcome(
-            job, ok=True, backend=backend, note=None if sent else f"not sent: {backend.name} takes no updates"
+            job,
+            ok=True,
+            backend=backend,
+            note=f"not sent: {backend.name} takes no updates",
+            kept_note=self.words.get(KEPT_NOTES[change.kind]) if change.kind in KEPT_NOTES else None,
         )
+
+    async def check_services(self) -> list[str]:
+        """Report (in the log) Open311 service mappings that name codes their server does not offer.
+        Never raises: a check that cannot run must not keep the forwarder from starting."""
+        try:
+            return await self.backends.check_services()
+        except Exception as exc:
+            log.warning("open311 service mappings not checked", error=repr(exc))
+            return []
 
     # --- polling (Open311) ----------------------------------------------------------------------------
     async def poll_due(self) -> int:
@@ -305,6 +328,7 @@ async def run_worker(settings: Settings, *, once: bool = False) -> int:
             register_inbox(outbound, store.redis)
         forwarder = Forwarder(db, settings, outbound=outbound)
         if once:
+            await forwarder.check_services()
             sent = await forwarder.drain()
             await forwarder.backends.close()
             return sent

@@ -37,6 +37,7 @@ class DeliveryOutcome:
     filed: Filed | None = None
     backend: CaseBackend | None = None
     note: str | None = None  # kept in last_error of a delivered row (e.g. "not sent: no update API")
+    kept_note: str | None = None  # an update the backend does not take: the appeal event saying so
 
 
 @dataclass(slots=True)

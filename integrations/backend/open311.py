@@ -1,15 +1,21 @@
 """Open311 GeoReport v2 (https://wiki.open311.org/GeoReport_v2): the standard city service-request API.
 
-- ``GET services.json`` discovers the service types; a knowledge-base category is mapped to a
-  ``service_code`` by the settings (``HUIYIN_OPEN311_SERVICE_CODES``, category or matter id → code), else
-  by matching the category's name against the services' names, groups and keywords, else the default.
+- ``GET services.json`` discovers the service types. Each appeal's ``service_code`` comes from its
+  community's mapping (:class:`kb.model.Open311Services`, merged by :mod:`integrations.backend.registry`
+  from the settings and the community's profile): the KB matter's code, else the category's, else the
+  community's default. Only where none of these is configured is the code guessed as before — by matching
+  the category's name against the services' names, groups and keywords, else the first service — and
+  that guess is logged. A mapped code the server does not list is skipped (and reported at start-up by
+  :meth:`Open311Backend.check_services`).
 - ``POST requests.json`` (form-encoded, with ``api_key``) files the case. The server answers either with
   a ``service_request_id`` or with a ``token``, exchanged later through ``GET tokens/{token}.json``.
 - ``GET requests.json?service_request_id=a,b,c`` reports ``status`` (open/closed, or an extension's
   richer words) and ``status_notes``; huiyin polls it.
 - Supporters and ratings go out through ``POST servicerequestupdates.json``, the update extension of
   mySociety's FixMyStreet/open311-adapter; GeoReport v2 itself has no way to add to a request. Servers
-  without it: set ``HUIYIN_OPEN311_UPDATES=false``.
+  without it: set ``HUIYIN_OPEN311_UPDATES=false`` (or ``"updates": false`` in the community's entry);
+  a server that answers 404, 405 or 501 there is taken as having none from then on (per backend, for the
+  life of the process), so that those updates are recorded in huiyin instead of retried forever.
 
 GeoReport v2 defines no idempotency: huiyin sends an ``Idempotency-Key`` header on every POST (and the
 key as ``update_id`` on updates). A server — or the gateway in front of it — must honour that header for
@@ -28,6 +34,7 @@ import httpx
 import structlog
 
 from integrations.backend.base import (
+    BackendError,
     BackendRejected,
     BackendUnavailable,
     CaseRecord,
@@ -37,10 +44,13 @@ from integrations.backend.base import (
     status_from_text,
 )
 from integrations.backend.http import PooledClient, check_answer, guarded
+from kb.model import CATEGORY_LABELS, Category, Open311Services
 
 log = structlog.get_logger(__name__)
 
 SERVICES_TTL_S = 3600.0
+# Answers to servicerequestupdates.json that mean "this server has no such endpoint".
+UPDATES_UNSUPPORTED = frozenset({404, 405, 501})
 MAX_DESCRIPTION = 4000
 POLL_BATCH = 50
 
@@ -56,8 +66,8 @@ class Open311Backend(PooledClient):
         url: str,
         api_key: str | None,
         jurisdiction: str | None,
-        service_codes: dict[str, str],
-        default_service_code: str | None,
+        services: Open311Services,
+        community_services: dict[str, Open311Services] | None = None,
         updates: bool,
         timeout_s: float,
         max_connections: int,
@@ -67,8 +77,8 @@ class Open311Backend(PooledClient):
         self.url = url.rstrip("/")
         self._api_key = api_key
         self._jurisdiction = jurisdiction
-        self._service_codes = dict(service_codes)
-        self._default_code = default_service_code
+        self._mapping = services
+        self._community_mappings = dict(community_services or {})
         self._updates = updates
         self._services: list[dict[str, Any]] | None = None
         self._services_at = 0.0
@@ -98,11 +108,56 @@ class Open311Backend(PooledClient):
             self._services_at = time.monotonic()
             return self._services
 
+    def mapping_for(self, community_code: str) -> Open311Services:
+        """The service mapping of a community (the backend-wide one if it has none of its own)."""
+        return self._community_mappings.get(community_code, self._mapping)
+
+    async def _offered(self) -> set[str] | None:
+        """The service codes the server lists, or None when it cannot say right now."""
+        try:
+            return {str(s["service_code"]) for s in await self.services()}
+        except BackendError:
+            return None
+
     async def service_code(self, case: CaseRecord) -> str:
-        """The ``service_code`` for a case: configured mapping, then name matching, then the default."""
-        for key in (case.kb_matter_id, case.category):
-            if key and key in self._service_codes:
-                return self._service_codes[key]
+        """The ``service_code`` for a case: the community's mapping by KB matter, then by category, then
+        its default; a code the server does not list is passed over. Nothing configured: the old guess."""
+        mapping = self.mapping_for(case.community_code)
+        offered = await self._offered() if mapping.codes() else None
+        candidates = (
+            ("by_matter", case.kb_matter_id, mapping.by_matter.get(case.kb_matter_id or "")),
+            ("by_category", case.category, _by_category(mapping, case.category)),
+            ("default", None, mapping.default),
+        )
+        for level, key, code in candidates:
+            if code is None:
+                continue
+            if offered is not None and code not in offered:
+                log.warning(
+                    "open311 service mapping names a service code the server does not offer: passed over",
+                    backend=self.name,
+                    community=case.community_code,
+                    mapping=f"{level}.{key}" if key else level,
+                    service_code=code,
+                    public_id=case.public_id,
+                )
+                continue
+            return code
+        code = await self._guess(case)
+        log.warning(
+            "open311: no service mapping fits this appeal; the service code was guessed from the names",
+            backend=self.name,
+            community=case.community_code,
+            kb_matter_id=case.kb_matter_id,
+            category=case.category,
+            service_code=code,
+            public_id=case.public_id,
+        )
+        return code
+
+    async def _guess(self, case: CaseRecord) -> str:
+        """The last resort: the first service whose name, group or keywords share a word with the
+        category's label, else the first service the server lists."""
         services = await self.services()
         if case.category:
             words = _category_words(case.category)
@@ -110,11 +165,33 @@ class Open311Backend(PooledClient):
                 text = _service_text(service)
                 if any(w in text for w in words):
                     return str(service["service_code"])
-        if self._default_code:
-            return self._default_code
         if not services:
             raise BackendRejected("open311: the server lists no services and no default service code is set")
         return str(services[0]["service_code"])
+
+    async def check_services(self) -> list[str]:
+        """Every mapped service code the server's ``services.json`` does not list, as a sentence each
+        (empty: the mappings fit). Raises :class:`BackendError` when the list cannot be had."""
+        offered = {str(s["service_code"]) for s in await self.services()}
+        listed = ", ".join(sorted(offered)) or "none"
+        problems: list[str] = []
+        mappings: list[tuple[str, Open311Services, set[tuple[str, str]]]] = []
+        shared = set(self._mapping.codes())
+        if all(m is not self._mapping for m in self._community_mappings.values()):
+            mappings.append(("every community", self._mapping, set()))
+        else:
+            shared = set()  # a backend of one community: its mapping is the shared one
+        # What a community's mapping inherits from the shared one is reported once, with the shared one.
+        mappings += [(f"community {c!r}", m, shared) for c, m in sorted(self._community_mappings.items())]
+        for who, mapping, reported in mappings:
+            for where, code in mapping.codes():
+                if code not in offered and (where, code) not in reported:
+                    problems.append(
+                        f"open311 backend {self.name!r}, {who}: services.{where} is {code!r}, which the "
+                        f"server does not offer (it lists: {listed}); appeals it maps are filed by the "
+                        "next rule instead"
+                    )
+        return problems
 
     # --- filing --------------------------------------------------------------------------------------
     async def file(self, case: CaseRecord, idempotency_key: str) -> Filed:
@@ -204,6 +281,11 @@ class Open311Backend(PooledClient):
         return out
 
     # --- updates (FixMyStreet extension) -------------------------------------------------------------
+    @property
+    def takes_updates(self) -> bool:
+        """False when updates are switched off or the server showed it has no update endpoint."""
+        return self._updates
+
     async def update(
         self, backend_id: str, case: CaseRecord, update: CaseUpdate, idempotency_key: str
     ) -> bool:
@@ -229,6 +311,18 @@ class Open311Backend(PooledClient):
                 headers={"Idempotency-Key": idempotency_key},
             ),
         )
+        if response.status_code in UPDATES_UNSUPPORTED:
+            # GeoReport v2 has no update endpoint: this server is one without the extension. Retrying
+            # would never succeed; remember it, so that later updates do not even try.
+            self._updates = False
+            log.warning(
+                "open311 server takes no updates: they are kept in huiyin only from now on",
+                backend=self.name,
+                status=response.status_code,
+                public_id=case.public_id,
+                kind=update.kind,
+            )
+            return False
         check_answer(response, what)
         return True
 
@@ -243,9 +337,14 @@ def _description(case: CaseRecord) -> str:
     return text[: MAX_DESCRIPTION - len(suffix)] + suffix
 
 
-def _category_words(category: str) -> list[str]:
-    from kb.model import CATEGORY_LABELS, Category
+def _by_category(mapping: Open311Services, category: str | None) -> str | None:
+    try:
+        return mapping.by_category.get(Category(category)) if category else None
+    except ValueError:
+        return None  # not a category the knowledge base knows
 
+
+def _category_words(category: str) -> list[str]:
     words = [category.lower()]
     try:
         label = CATEGORY_LABELS[Category(category)]

@@ -15,6 +15,7 @@ from bot.appeals.status import (
     FLAG_NO_BACKEND,
     FLAG_NOTIFY_FAILED,
     flag,
+    record_note,
 )
 from bot.db.models import Appeal, utcnow
 from bot.db.repository.outbox import OutboxRepository
@@ -58,9 +59,29 @@ class OutcomeRecorder:
             if filed:
                 await self._filed(session, filed, now)
             for o in outcomes:
+                if o.ok and o.kept_note:
+                    self._kept(session, o)
+            for o in outcomes:
                 if not o.ok:
                     await self._failed(session, o, now)
             await uow.commit()
+
+    def _kept(self, session: Any, o: DeliveryOutcome) -> None:
+        """An update the backend does not take: the appeal's history says it was kept in huiyin."""
+        assert o.kept_note is not None
+        record_note(
+            session,
+            o.job.appeal,
+            kind="note",
+            note=o.kept_note,
+            actor="huiyin",
+            payload={
+                "backend": o.backend.name if o.backend else None,
+                "action": o.job.action,
+                "idempotency_key": o.job.key,
+                "reason": "backend_takes_no_updates",
+            },
+        )
 
     async def _failed(self, session: Any, o: DeliveryOutcome, now: datetime) -> None:
         job, s = o.job, self.settings

@@ -8,8 +8,10 @@ of a second case — and it records every call, so a test can tell "arrived once
 Open311 (under ``/open311/v2``): ``services.json``, ``requests.json`` (POST form-encoded with
 ``api_key``; GET with ``service_request_id=a,b``), ``requests/{id}.json``, ``tokens/{token}.json``
 (in token mode the answer to a new request is a token that turns into an id after a few polls) and the
-``servicerequestupdates.json`` extension. Webhook: ``POST /webhook``, signature checked when a secret is
-set. Test controls: :meth:`fail_next`, :meth:`hold_creates_after`, :meth:`set_status`, ``delay_s``.
+``servicerequestupdates.json`` extension — or, with ``updates=False``, no such endpoint, as on a plain
+GeoReport v2 server (it answers ``updates_status``: 404, 405 or 501). Webhook: ``POST /webhook``,
+signature checked when a secret is set. Test controls: :meth:`fail_next`, :meth:`hold_creates_after`,
+:meth:`set_status`, ``delay_s``.
 """
 
 from __future__ import annotations
@@ -112,6 +114,8 @@ class ReferenceBackend:
         token_polls: int = 1,
         delay_s: float = 0.0,
         tolerance_s: int = 300,
+        updates: bool = True,
+        updates_status: int = 404,
     ) -> None:
         self.port = port or free_port()
         self.api_key = api_key
@@ -120,6 +124,8 @@ class ReferenceBackend:
         self.token_polls = token_polls
         self.delay_s = delay_s
         self.tolerance_s = tolerance_s
+        self.takes_updates = updates
+        self.updates_status = updates_status
         self.lock = threading.Lock()
         self.cases: dict[str, Case] = {}
         self.by_key: dict[str, tuple[int, bytes]] = {}  # idempotency key -> the first answer
@@ -312,13 +318,18 @@ class ReferenceBackend:
             with self.lock:
                 found_cases = [self.cases[i] for i in ids if i in self.cases]
                 return 200, [_request_json(c) for c in found_cases]
+        if method == "POST" and route == "servicerequestupdates.json" and not self.takes_updates:
+            answers = {404: "not found", 405: "method not allowed", 501: "not implemented"}
+            words = answers.get(self.updates_status, "no update endpoint")
+            return self.updates_status, [{"code": self.updates_status, "description": words}]
         if method == "POST" and route == "servicerequestupdates.json":
             form = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
             if self.api_key is not None and form.get("api_key") != self.api_key:
                 return 403, [{"code": 403, "description": "Invalid api_key"}]
             with self.lock:
                 if form.get("service_request_id") not in self.cases:
-                    return 404, [{"code": 404, "description": "request not found"}]
+                    # 400, not 404: a 404 here would say "no such endpoint" (see ``updates``).
+                    return 400, [{"code": 400, "description": "service_request_id not found"}]
                 self.updates.append({"channel": "open311", **form})
                 if form.get("status") == "OPEN":
                     case = self.cases[form["service_request_id"]]
@@ -432,12 +443,20 @@ def main() -> None:
     ap.add_argument("--api-key", default=None)
     ap.add_argument("--secret", default=None, help="webhook shared secret")
     ap.add_argument("--tokens", action="store_true", help="answer new Open311 requests with a token")
+    ap.add_argument(
+        "--no-updates",
+        action="store_true",
+        help="no servicerequestupdates.json, as on a plain GeoReport v2 server (answers --updates-status)",
+    )
+    ap.add_argument("--updates-status", type=int, choices=(404, 405, 501), default=404)
     args = ap.parse_args()
     backend = ReferenceBackend(
         port=args.port,
         api_key=args.api_key,
         secret=args.secret.encode() if args.secret else None,
         tokens=args.tokens,
+        updates=not args.no_updates,
+        updates_status=args.updates_status,
     ).start()
     print(f"Open311: {backend.open311_url}   webhook: {backend.webhook_url}   (Ctrl-C to stop)")
     try:

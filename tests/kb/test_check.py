@@ -192,3 +192,42 @@ def test_keyword_with_a_filler_word_is_refused(kb_copy: Path) -> None:
     replace_once(path, "keywords: [楼道灯", "keywords: [楼道灯坏了, 楼道灯")
     errors = check_kb(kb_copy)
     assert any("'楼道灯坏了'" in e and "filler" in e for e in errors_at(errors, path, line)), errors
+
+
+OPEN311 = """
+open311:
+  services:
+    by_matter:
+      lift_broken: "017"
+      no_such_matter: "018"
+    by_category:
+      repairs: "001"
+    default: "099"
+"""
+
+
+def test_open311_mapping_loads_typed_and_names_known_matters(kb_copy: Path) -> None:
+    path = kb_copy / "communities" / "demo.yml"
+    path.write_text(path.read_text(encoding="utf-8") + OPEN311, encoding="utf-8")
+    errors = check_kb(kb_copy)
+    found = errors_at(errors, path, line_of(path, "no_such_matter:"))
+    assert len(found) == 1 and "unknown matter 'no_such_matter'" in found[0], errors
+    assert not [e for e in errors if "lift_broken" in e]
+    [profile] = [p.value for p in load(kb_copy).profiles if p.value.code == "demo"]
+    assert profile.open311 is not None
+    assert profile.open311.services.by_category == {"repairs": "001"}
+    assert profile.open311.services.default == "099"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle"),
+    [
+        ('repairs: "001"', 'not_a_category: "001"', "not_a_category:"),
+        ('default: "099"', "default: 99", "default: 99"),  # unquoted: a number, not a code
+    ],
+)
+def test_open311_mapping_errors_name_their_line(kb_copy: Path, old: str, new: str, needle: str) -> None:
+    path = kb_copy / "communities" / "demo.yml"
+    path.write_text(path.read_text(encoding="utf-8") + OPEN311.replace(old, new), encoding="utf-8")
+    errors = check_kb(kb_copy)
+    assert errors_at(errors, path, line_of(path, needle)), errors
