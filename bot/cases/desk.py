@@ -352,13 +352,14 @@ class CaseDesk:
                     "case.handler_contact", name=name or "居民", phone=phone or "未留电话"
                 )
         description = appeal.description if handler.sees_contact else mask_personal(appeal.description)
+        place = _place(appeal) if handler.sees_contact else mask_personal(_place(appeal))
         due = appeal.resolution_due_at or appeal.first_response_due_at
         return self.words.get(
             "case.handler_assigned",
             public_id=appeal.public_id,
             handler=handler.name,
             description=description[:300],
-            place=_place(appeal) or "未填写",
+            place=place or "未填写",
             contact_line=f"\n{contact}" if contact else "",
             note_line=f"\n· 说明：{note}" if note else "",
             due=due.astimezone(tz).strftime("%m-%d %H:%M") if due else "—",

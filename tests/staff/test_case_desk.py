@@ -219,3 +219,30 @@ async def test_staff_hear_of_a_new_appeal_with_the_handler_the_kb_suggests(world
     said = await world.say(f"派单 {public_id}", who="tg-lina", name="李娜")
     assert any("建议派给幸福里物业服务中心" in r for r in said), said
     assert (await _appeal(world, public_id)).handler_id is None, "a suggestion, not an assignment"
+
+
+async def test_a_department_gets_the_assignment_without_the_residents_contact(world: World) -> None:
+    await _staff_in_chat(world)
+    public_id = await _file(world, "3栋2单元502门口有人占道摆摊，晚上很吵")
+    async with world.rt.db.unit_of_work() as uow:
+        handlers = await world.rt.dispatcher.services.cases.handlers(uow.session, world.demo.id)
+        city_law = next(h for h in handlers if h.code == "urban_management")
+        assert city_law.sees_contact is False
+        uow.session.add(
+            Chat(
+                platform="rest",
+                external_id="cg-grp",
+                chat_type="group",
+                title="城管中队",
+                community_id=world.demo.id,
+                purpose="handler",
+                handler_id=city_law.id,
+            )
+        )
+        await uow.commit()
+    said = await world.say(f"派单 {public_id} 城管", who="tg-lina", name="李娜")
+    assert any("城管" in r and "已通知" in r for r in said), said
+    await _deliver(world)
+    [pushed] = world.sender.in_chat("cg-grp")
+    assert public_id in pushed and "摆摊" in pushed
+    assert "13812345678" not in pushed and "502" not in pushed, "a department calls back through the community"
