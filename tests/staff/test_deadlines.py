@@ -10,9 +10,12 @@ import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
+from bot.cases.config import CaseDeskConfig
 from bot.cases.deadlines import DeadlineReport
+from bot.cases.desk import CaseDesk
 from bot.db.models import Appeal, AppealEvent, AppealStatus, Chat
 from bot.db.repository.cases import CaseRepository
 from bot.message import ChatType
@@ -299,3 +302,49 @@ async def test_a_handler_without_a_chat_leaves_the_reminder_to_staff(world: Worl
     assert (await _check(world, due - timedelta(hours=1))).resolution_reminded == [public_id]
     await _deliver(world)
     assert len(_with(world.sender.in_chat(STAFF_GROUP), "即将到期", public_id)) == 1
+
+
+async def test_a_communitys_own_lead_time_and_digest_hour(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The profile's ``remind_before_hours`` and ``digest_hour`` are the ones used; 0 means no reminders."""
+    own = {"demo": CaseDeskConfig((), 24, 72, remind_before=timedelta(hours=6), digest_hour=20)}
+    silent = CaseDeskConfig((), 24, 72, remind_before=timedelta(0))
+    monkeypatch.setattr(CaseDesk, "config", lambda self, code: own.get(code, silent))
+    await world.staff_chat(STAFF_GROUP, world.demo)
+    await world.staff_chat("laoyuan-staff", world.other)
+    public_id = await _file(world)
+    due = (await _appeal(world, public_id)).first_response_due_at
+    assert due is not None
+    async with world.rt.db.unit_of_work() as uow:  # the same appeal, filed in the other community
+        uow.session.add(_copy(await _appeal(world, public_id), world.other.id))
+        await uow.commit()
+
+    assert (await _check(world, due - timedelta(hours=7))).response_reminded == []
+    assert (await _check(world, due - timedelta(hours=5))).response_reminded == [public_id], (
+        "six hours ahead, in demo; never in the community with no lead"
+    )
+    assert (await _check(world, due - timedelta(minutes=1))).response_reminded == []
+    await _check(world, due + timedelta(minutes=1))
+    assert (await _check(world, _at_local(due, 9, 30, days=1))).digests == ["laoyuan"], "its default: 9"
+    assert (await _check(world, _at_local(due, 20, 10, days=1))).digests == ["demo"]
+    await _deliver(world)
+    assert len(_with(world.sender.in_chat(STAFF_GROUP), "即将超时")) == 1
+    assert _with(world.sender.in_chat("laoyuan-staff"), "即将超时") == []
+
+
+def _copy(appeal: Appeal, community_id: int) -> Appeal:
+    return Appeal(
+        public_id=f"{appeal.public_id[:-4]}9{appeal.public_id[-3:]}",
+        draft_key=f"{appeal.draft_key}-copy",
+        community_id=community_id,
+        reporter_id=appeal.reporter_id,
+        origin_platform=appeal.origin_platform,
+        origin_chat=appeal.origin_chat,
+        origin_chat_type=appeal.origin_chat_type,
+        description=appeal.description,
+        status=appeal.status,
+        created_at=appeal.created_at,
+        first_response_due_at=appeal.first_response_due_at,
+        resolution_due_at=appeal.resolution_due_at,
+    )
