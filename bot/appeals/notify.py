@@ -7,6 +7,8 @@ address, no description (a note may name a flat or a phone number); in a private
 A supporter is a neighbour, not the reporter: wherever they are, they read only the public progress (the
 status, and in private the problem with phones and room numbers masked), never the notes.
 When the case is resolved, the reporter's message asks for a rating with three buttons.
+When a deadline is missed (:mod:`bot.cases.deadlines`), the reporter and the relaying building leader
+hear that the desk has been pressed to act, in the same way: short in a group, with the details privately.
 
 The messages are not sent here: each becomes an outbox row (action ``notify``, with its platform), written
 in the same transaction as the status change and delivered by the forwarder through the platform's
@@ -146,6 +148,61 @@ def status_message(
     return Reply(text, chat_id=who.chat_id, recipient_id=who.external_id, buttons=buttons)
 
 
+DEADLINE_ROLES = ("reporter", "relayer")
+"""Who hears that an appeal missed a deadline: the resident who reported it and the building leader who
+relayed it (supporters hear its progress, not the desk's delays)."""
+
+
+async def _reporter_name(session: AsyncSession, appeal: Appeal, people: list[Recipient]) -> str:
+    name = next((p.name for p in people if p.role == "reporter"), "")
+    if not name:  # e.g. a neighbour a building leader relayed for: no chat, but a name
+        reporter = await session.get(Person, appeal.reporter_id)
+        name = reporter.display_name if reporter is not None else ""
+    return name
+
+
+def deadline_message(
+    appeal: Appeal, kind: str, who: Recipient, words: Responses, reporter_name: str, **values: str
+) -> Reply:
+    """The message ``who`` gets when ``appeal`` missed a deadline (``kind``: ``response_overdue`` or
+    ``resolution_overdue``, wordings under ``deadline.resident.<kind>``). In a group: short, no details;
+    privately: the problem as the resident wrote it. ``values`` fill the wording (``hours``, ``due``)."""
+    base = f"deadline.resident.{kind}"
+    fill = {"public_id": appeal.public_id, "status": AppealStatus(appeal.status).label, **values}
+    if who.role == "relayer":
+        text = words.get(
+            f"{base}.relayer", reporter=reporter_name or "居民", summary=summary_of(appeal), **fill
+        )
+        return Reply(text, chat_id=who.external_id, recipient_id=who.external_id, target=Target.PRIVATE)
+    if who.chat_type == ChatType.GROUP.value:
+        text = words.get(f"{base}.group", name=who.name or "您", **fill)
+        return Reply(text, chat_id=who.chat_id, recipient_id=who.external_id)
+    text = words.get(f"{base}.private", summary=summary_of(appeal), **fill)
+    return Reply(text, chat_id=who.chat_id, recipient_id=who.external_id)
+
+
+async def queue_deadline_notifications(
+    session: AsyncSession, appeal: Appeal, kind: str, words: Responses, **values: str
+) -> int:
+    """One outbox row for the reporter and one for the relaying building leader about ``appeal`` missing
+    a deadline (see :func:`deadline_message`); the key names the deadline, so it is told once. Returns
+    how many were queued."""
+    people = [p for p in await recipients(session, appeal) if p.role in DEADLINE_ROLES]
+    reporter_name = await _reporter_name(session, appeal, people)
+    for who in people:
+        reply = deadline_message(appeal, kind, who, words, reporter_name, **values)
+        session.add(
+            OutboxEntry(
+                appeal_id=appeal.id,
+                action="notify",
+                platform=who.platform,
+                idempotency_key=f"{appeal.public_id}:deadline:{kind}:{who.person_id}"[:100],
+                payload={"reply": reply.to_dict(), "role": who.role, "person_id": who.person_id},
+            )
+        )
+    return len(people)
+
+
 async def queue_status_notifications(
     session: AsyncSession,
     appeal: Appeal,
@@ -158,10 +215,7 @@ async def queue_status_notifications(
     assert event.status_to is not None and event.id is not None
     status = AppealStatus(event.status_to)
     people = await recipients(session, appeal)
-    reporter_name = next((p.name for p in people if p.role == "reporter"), "")
-    if not reporter_name:  # e.g. a neighbour a building leader relayed for: no chat, but a name
-        reporter = await session.get(Person, appeal.reporter_id)
-        reporter_name = reporter.display_name if reporter is not None else ""
+    reporter_name = await _reporter_name(session, appeal, people)
     queued = 0
     records = AppealRecords(session)
     for who in people:

@@ -34,6 +34,7 @@ FLAG_DELIVERY_FAILED = "delivery_failed"
 FLAG_BACKEND_REJECTED = "backend_rejected"
 FLAG_NO_BACKEND = "no_backend"
 FLAG_OVERDUE = "overdue"
+FLAG_RESOLUTION_OVERDUE = "resolution_overdue"
 FLAG_NOTIFY_FAILED = "notify_failed"
 
 

@@ -30,5 +30,7 @@ async def setup(app: FastAPI, runtime: Runtime) -> None:
         return
     if any(t.get_name() == FORWARDER_JOB and not t.done() for t in runtime.tasks):
         return
-    forwarder = Forwarder(runtime.db, runtime.settings, outbound=runtime.outbound, metrics=runtime.metrics)
+    forwarder = Forwarder(
+        runtime.db, runtime.settings, outbound=runtime.outbound, metrics=runtime.metrics, kb=runtime.kb
+    )
     runtime.spawn(FORWARDER_JOB, forwarder.run())

@@ -1,5 +1,6 @@
 """The forwarder: drains the outbox to the city's case backend and to residents, polls backends that must
-be asked for news, and flags appeals whose first response is overdue.
+be asked for news, and keeps the case desk's deadlines: reminders, escalation of appeals whose first
+response or resolution is overdue, and the staff's daily digest (:mod:`bot.cases.deadlines`).
 
 Runs inside ``huiyin serve`` (unless ``HUIYIN_FORWARDER=false``) and as ``huiyin worker``; any number of
 them may share one database.
@@ -34,7 +35,8 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from bot.appeals.status import flag_overdue
+from bot.cases.deadlines import DeadlineReport, Deadlines
+from bot.cases.desk import CaseDesk
 from bot.db.models import utcnow
 from bot.db.repository.outbox import OutboxRepository
 from bot.db.session import Database
@@ -48,6 +50,7 @@ from integrations.backend.jobs import DeliveryJob, DeliveryOutcome, RoundStats, 
 from integrations.backend.outcomes import DELIVERY_FLAGS, NO_BACKEND_RETRY_S, OutcomeRecorder
 from integrations.backend.polling import TOKEN_RETRY_S, StatusPoller
 from integrations.backend.registry import Backends
+from kb import KnowledgeBase, load_knowledge_base
 
 __all__ = [
     "DELIVERY_FLAGS",
@@ -86,6 +89,7 @@ class Forwarder:
         words: Responses | None = None,
         worker_id: str | None = None,
         metrics: Metrics | None = None,
+        kb: KnowledgeBase | None = None,
     ) -> None:
         self.db = db
         self.metrics = metrics or Metrics()  # failed deliveries (GET /metrics of the serving process)
@@ -94,6 +98,8 @@ class Forwarder:
         self.backends = backends or Backends(settings)
         self.words = words or load_bundle().responses
         self.worker_id = worker_id or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+        self._kb = kb
+        self._deadlines: Deadlines | None = None
         self._postgres = not db.is_sqlite
         self._last_sla = 0.0
         self._semaphore = asyncio.Semaphore(settings.forwarder_concurrency)
@@ -290,15 +296,37 @@ class Forwarder:
         return await self._poller.poll_due()
 
     # --- SLA -----------------------------------------------------------------------------------------
+    @property
+    def deadlines(self) -> Deadlines:
+        """The case desk's deadlines, with the communities' ``case_desk`` settings from the KB."""
+        if self._deadlines is None:
+            kb = self._kb or load_knowledge_base()
+            self._deadlines = Deadlines(CaseDesk(self.settings, kb, self.words))
+        return self._deadlines
+
     async def check_sla(self, now: datetime | None = None) -> list[str]:
-        """Flag appeals whose first response is overdue (see :func:`bot.appeals.status.flag_overdue`)."""
+        """Keep the deadlines (see :mod:`bot.cases.deadlines`); returns the public ids of the appeals whose
+        first response became overdue now (flagged to staff)."""
         self._last_sla = time.monotonic()
-        async with self.db.unit_of_work() as uow:
-            flagged = await flag_overdue(uow.session, now)
-            await uow.commit()
-        for public_id in flagged:
+        report = await self.check_deadlines(now)
+        return report.response_overdue
+
+    async def check_deadlines(self, now: datetime | None = None) -> DeadlineReport:
+        """Reminders, escalations and the daily digest due at ``now`` (default: the clock)."""
+        report = await self.deadlines.run(self.db, now or utcnow())
+        for public_id in report.response_overdue:
             log.warning("first response overdue: flagged to staff", public_id=public_id)
-        return flagged
+        for public_id in report.resolution_overdue:
+            log.warning("resolution overdue: flagged to staff", public_id=public_id)
+        if report.response_reminded or report.resolution_reminded:
+            log.info(
+                "deadline reminders queued",
+                response=report.response_reminded,
+                resolution=report.resolution_reminded,
+            )
+        if report.digests:
+            log.info("overdue digests queued", communities=report.digests)
+        return report
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
