@@ -18,7 +18,7 @@ KB = load_knowledge_base()
 def test_the_demo_profile_names_its_handlers_and_deadlines() -> None:
     config = case_desk_config(KB.community("demo"), default_first_response_hours=24)
     assert [h.code for h in config.handlers][:4] == ["property", "office", "grid-1", "grid-2"]
-    assert config.resolution_time("utilities") == timedelta(hours=24)
+    assert config.resolution_time("utilities") == timedelta(hours=48)
     assert config.resolution_time(None) == timedelta(hours=72)
     assert config.remind_before == timedelta(hours=2)
     assert next(h for h in config.handlers if h.code == "urban_management").sees_contact is False

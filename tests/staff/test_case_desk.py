@@ -112,6 +112,8 @@ async def test_an_appeal_goes_from_submitted_to_resolved_by_chat_commands(world:
     appeal = await _appeal(world, public_id)
     assert appeal.status == AppealStatus.RESOLVED.value and appeal.resolved_at is not None
 
+    due_before = appeal.resolution_due_at
+    assert due_before is not None
     rated = await world.say("不满意", who="res-wang")
     assert any("重新打开" in r for r in rated), rated
     await _deliver(world)
@@ -120,6 +122,10 @@ async def test_an_appeal_goes_from_submitted_to_resolved_by_chat_commands(world:
     )
     appeal = await _appeal(world, public_id)
     assert appeal.status == AppealStatus.REOPENED.value and appeal.handler_id == prop_id
+    assert appeal.resolution_due_at is not None and appeal.resolution_due_at > due_before, (
+        "a reopened case gets its time to resolve again, and its reminders"
+    )
+    assert appeal.resolution_reminded_at is None and appeal.response_reminded_at is None
 
     async with world.rt.db.unit_of_work() as uow:
         events = list(
@@ -245,4 +251,6 @@ async def test_a_department_gets_the_assignment_without_the_residents_contact(wo
     await _deliver(world)
     [pushed] = world.sender.in_chat("cg-grp")
     assert public_id in pushed and "摆摊" in pushed
-    assert "13812345678" not in pushed and "502" not in pushed, "a department calls back through the community"
+    assert "13812345678" not in pushed and "502" not in pushed, (
+        "a department calls back through the community"
+    )
