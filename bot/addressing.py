@@ -1,8 +1,9 @@
 """Whether a message speaks to the bot, and the message without the words that addressed it.
 
 In a group the bot answers only when addressed: an @-mention or a reply to it (the channel sets those
-from the platform's own signals), a command (``/…``), or its name near the start of the message
-("回音，楼道灯坏了"). One :class:`Addressing` per process, built from ``settings.bot_names``.
+from the platform's own signals), a command (``/…``), or its name as a vocative at the start
+of the message ("回音，楼道灯坏了", "回音 楼道灯坏了") — never inside ordinary words ("到现在都没回音").
+One :class:`Addressing` per process, built from ``settings.bot_names``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from collections.abc import Iterable
 
 from bot.message import IncomingMessage
 
-# The bot's name counts as addressing it within this many characters from the start.
-NAME_WINDOW = 40
 # @-mentions at the start of a message ("@回音 @王阿姨 …").
 LEADING_MENTIONS = re.compile(r"^(?:@\S+[\s\u2005]*)+")
 
@@ -24,6 +23,12 @@ class Addressing:
         alternatives = "|".join(re.escape(n) for n in names)
         self._anywhere = re.compile(alternatives)
         self._leading = re.compile(r"^(?:" + alternatives + r")[\s,，:：、]*", re.IGNORECASE)
+        # The name as a vocative: at the start, followed by a pause or nothing ("回音，…", "回音 …",
+        # "回音！") — not inside ordinary words ("报了三天都没回音", "回音都没有").
+        self._vocative = re.compile(
+            r"^(?:" + alternatives + r")(?:[\s,，:：、!！.。~～?？]|$)", re.IGNORECASE
+        )
+        self._names = names
 
     def addressed(self, message: IncomingMessage) -> bool:
         """Whether ``message`` speaks to the bot (always true in a private chat's sense: callers ask
@@ -33,7 +38,12 @@ class Addressing:
         text = message.text.strip()
         if text.startswith("/"):
             return True
-        return bool(self._anywhere.search(text[:NAME_WINDOW].lower()))
+        leading = LEADING_MENTIONS.match(text)
+        if leading:  # "@回音 …" typed as text (platforms that do not mark mentions)
+            if any(f"@{n}" in leading.group(0).lower() for n in self._names):
+                return True
+            text = text[leading.end() :]
+        return bool(self._vocative.match(text.strip()))
 
     def without_name(self, text: str) -> str:
         """``text`` (lower-cased) without the first mention of the bot's name: what a group message

@@ -1,0 +1,69 @@
+"""In a group the bot's name addresses it only as a mention, at the start of a message, or by a reply —
+never inside ordinary words (没回音 is everyday Chinese)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.addressing import Addressing
+from bot.message import ChatType, IncomingMessage, Platform
+from bot.runtime import Runtime
+
+ADDRESSING = Addressing(("回音", "小回"))
+
+
+def _group(text: str, **kw: object) -> IncomingMessage:
+    return IncomingMessage(
+        platform=Platform.REST,
+        chat_id="grp",
+        chat_type=ChatType.GROUP,
+        sender_id="wang",
+        sender_name="王阿姨",
+        text=text,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "回音，楼道灯坏了",
+        "回音 楼道灯坏了",
+        "回音：3栋停水了",
+        "回音!",
+        "回音",
+        "小回，电梯又坏了",
+        "@回音 楼道灯坏了",
+        "@王阿姨 @回音 你看看",
+        "  回音、帮我查一下进度",
+        "/status",
+    ],
+)
+def test_the_name_at_the_start_or_a_mention_addresses_the_bot(text: str) -> None:
+    assert ADDRESSING.addressed(_group(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "报了三天了物业到现在都没回音",
+        "回音都没有，物业太差了",
+        "打了12345也没有回音",
+        "@王阿姨 物业一直没回音",
+        "楼道里有回音，挺吓人的",
+    ],
+)
+def test_the_name_inside_ordinary_words_does_not(text: str) -> None:
+    assert not ADDRESSING.addressed(_group(text))
+
+
+def test_a_mention_or_a_reply_flagged_by_the_platform_addresses_it() -> None:
+    assert ADDRESSING.addressed(_group("物业一直没回音", mentions_bot=True))
+    assert ADDRESSING.addressed(_group("好的", reply_to_bot=True))
+
+
+async def test_no_form_starts_from_an_everyday_complaint_in_a_group(runtime: Runtime) -> None:
+    replies = await runtime.dispatcher.handle(_group("报了三天了物业到现在都没回音"))
+    assert replies == [], "group chatter the bot was not addressed in stays unanswered"
+    started = await runtime.dispatcher.handle(_group("回音，3栋楼道灯坏了"))
+    assert started, "addressed at the start: the bot answers"
