@@ -1,11 +1,12 @@
 """What the console reads: appeals with filters, the dashboard's figures, recent conversations.
 
-Every function takes the community ids the staff member serves and never returns anything outside them;
-the routes add nothing to a query that could widen it.
+Every function takes the community ids the staff member serves (and the handler ids they act for) and
+never returns anything outside them; the routes add nothing to a query that could widen it.
 
 The read models live by page: :mod:`.appeals` (the list and one appeal), :mod:`.export` (CSV),
-:mod:`.dashboard`, :mod:`.activity` (recent conversations, audit log) and :mod:`.labels` (how codes
-read); every name is importable from ``bot.staff.queries``.
+:mod:`.dashboard`, :mod:`.cases` (the case desk on an appeal's page), :mod:`.activity` (recent
+conversations, audit log) and :mod:`.labels` (how codes read); every name is importable from
+``bot.staff.queries``.
 """
 
 from bot.staff.queries.activity import RecentConversation, audit_entries, recent_conversations
@@ -16,7 +17,19 @@ from bot.staff.queries.appeals import (
     appeal_events,
     appeal_in_scope,
     appeals,
+    handler_names,
     people,
+    visible,
+)
+from bot.staff.queries.cases import (
+    EVENT_KIND_LABELS,
+    CaseActions,
+    Deadline,
+    case_actions,
+    deadlines,
+    event_kind_label,
+    handler,
+    handler_communities,
 )
 from bot.staff.queries.dashboard import Dashboard, dashboard
 from bot.staff.queries.export import CSV_COLUMNS, CSV_LIMIT, appeals_csv
@@ -25,11 +38,14 @@ from bot.staff.queries.labels import PARTY_LABELS, appeal_place, category_label,
 __all__ = [
     "CSV_COLUMNS",
     "CSV_LIMIT",
+    "EVENT_KIND_LABELS",
     "PAGE_SIZE",
     "PARTY_LABELS",
     "AppealFilters",
     "AppealPage",
+    "CaseActions",
     "Dashboard",
+    "Deadline",
     "RecentConversation",
     "appeal_events",
     "appeal_in_scope",
@@ -37,10 +53,17 @@ __all__ = [
     "appeals",
     "appeals_csv",
     "audit_entries",
+    "case_actions",
     "category_label",
     "dashboard",
+    "deadlines",
+    "event_kind_label",
+    "handler",
+    "handler_communities",
+    "handler_names",
     "party_label",
     "people",
     "recent_conversations",
     "status_label",
+    "visible",
 ]
