@@ -80,6 +80,14 @@ def _status_of(html: str) -> str:
 
 
 # --- staff -----------------------------------------------------------------------------------------------
+async def test_no_action_without_login(world: World, console: httpx.AsyncClient) -> None:
+    public_id = await _file(world)
+    for action in ACTIONS:
+        answer = await console.post(f"/staff/appeals/{public_id}/{action}", data={"csrf": "x", "text": "x"})
+        assert answer.status_code == 401, action
+    assert (await _appeal(world, public_id)).status == AppealStatus.SUBMITTED.value
+
+
 async def test_staff_move_an_appeal_from_submitted_to_resolved(
     world: World, console: httpx.AsyncClient
 ) -> None:
