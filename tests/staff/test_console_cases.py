@@ -140,6 +140,9 @@ async def test_the_core_refusals_read_in_chinese(world: World, console: httpx.As
     await _follow(console, await _post(console, public_id, "done", text="已处理"))
     page = await _follow(console, await _post(console, public_id, "progress", text="再看看"))
     assert f"诉求 {public_id} 已是「已办结」，不能再处理。" in page
+    # Only the core's refusals are read back from the address, not any wording one could link to.
+    crafted = (await console.get(f"/staff/appeals/{public_id}?error=case.handler_assigned")).text
+    assert 'role="alert"' not in crafted and "新派单" not in crafted
     # Without the session's CSRF token nothing happens.
     refused = await console.post(f"/staff/appeals/{public_id}/accept", data={"text": ""})
     assert refused.status_code == 403

@@ -33,6 +33,23 @@ CASE_NOTICES = {
     "done": "done",
     "rejected": "rejected",
 }
+# The core's refusals (CaseError keys) the page reads back as its error notice.
+CASE_REFUSALS = frozenset(
+    {
+        "unknown_id",
+        "staff_only",
+        "already_past",
+        "not_open",
+        "already_assigned",
+        "already_city",
+        "no_city",
+        "unknown_handler",
+        "assign_usage",
+        "progress_usage",
+        "done_usage",
+        "return_usage",
+    }
+)
 
 
 def _filters(request: Request, community_id: int | None) -> queries.AppealFilters:
@@ -209,16 +226,8 @@ async def _case_values(c: Ctx, appeal: Appeal) -> dict[str, Any]:
         "choices": choices,
     }
     error, done = q.get("error", ""), q.get("done", "")
-    if error.startswith("case.") and _known(desk, error):
+    if error.startswith("case.") and error[5:] in CASE_REFUSALS:
         out["error"] = desk.words.get(error, **values)
     if done.startswith("case.") and done[5:] in CASE_NOTICES.values():
         out["notice"] = desk.words.get(done, **values)
     return out
-
-
-def _known(desk: CaseDesk, key: str) -> bool:
-    try:
-        desk.words.raw(key)
-    except KeyError:
-        return False
-    return True
