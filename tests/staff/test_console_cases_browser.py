@@ -66,8 +66,15 @@ def _page(browser: Any, width: int) -> Any:
     problems: list[str] = []
     pg.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
     pg.on("console", lambda msg: problems.append(f"console: {msg.text}") if msg.type == "error" else None)
-    pg.on("dialog", lambda dialog: dialog.accept())  # 办结 and 退回 ask first
+    asked: list[str] = []
+
+    def confirm(dialog: Any) -> None:  # 办结 and 退回 ask first
+        asked.append(dialog.message)
+        dialog.accept()
+
+    pg.on("dialog", confirm)
     pg.problems = problems
+    pg.asked = asked
     return pg
 
 
@@ -122,6 +129,7 @@ def test_staff_move_an_appeal_to_resolved_in_the_browser(
         assert pg.locator('[data-testid="case-desk"]').get_attribute("data-status") == "submitted"
 
         _step(pg, "accept", "accepted", "已受理", width)
+        assert pg.asked == [], "受理 asks nothing"
         resident.wait_inbox(pg, "已受理")
 
         selected = pg.locator('[data-testid="assign-handler"] option:checked').inner_text()
@@ -137,6 +145,7 @@ def test_staff_move_an_appeal_to_resolved_in_the_browser(
 
         pg.fill('[data-testid="done-text"]', f"已更换{building}栋2单元楼道灯管")
         _step(pg, "done", "resolved", "已办结", width)
+        assert any("确定办结" in q for q in pg.asked), "办结 asks for confirmation"
         assert pg.locator('[data-testid="case-actions"]').count() == 0
         resident.wait_inbox(pg, f"已更换{building}栋2单元楼道灯管")
 
