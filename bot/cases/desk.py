@@ -71,7 +71,7 @@ class CaseDesk:
     settings: Settings
     kb: KnowledgeBase
     words: Responses
-    _seeded: set[int] = field(default_factory=set)
+    _seeded: set[tuple[int, bool]] = field(default_factory=set)  # (community id, has a city backend)
     _codes: dict[int, str] = field(default_factory=dict)  # community id → code, as appeals are loaded
 
     # --- configuration ---------------------------------------------------------------------------------
@@ -95,8 +95,9 @@ class CaseDesk:
     async def handlers(self, session: AsyncSession, community_id: int) -> list[Handler]:
         """The community's active handlers, seeded from its profile the first time they are asked for."""
         repo = CaseRepository(session)
-        if community_id not in self._seeded:
-            community = await repo.community(community_id)
+        community = await repo.community(community_id)
+        seed = (community_id, community is not None and self.has_city(community.code))
+        if seed not in self._seeded:
             if community is not None:
                 config = self.config(community.code)
                 rows: list[dict[str, object]] = [
@@ -124,9 +125,8 @@ class CaseDesk:
                         }
                     )
                 await repo.add_missing_handlers(community_id, rows)
-                self._seeded.add(community_id)
+                self._seeded.add(seed)
         found = await repo.handlers(community_id)
-        community = await repo.community(community_id)
         if community is not None and not self.has_city(community.code):
             found = [h for h in found if h.kind != HandlerKind.CITY.value]
         return found

@@ -15,8 +15,10 @@
   ``huiyin admin revoke-staff`` end them at once (:func:`end_sessions_of`).
 - **CSRF**: each session has a token; every POST must carry it (form field ``csrf`` or header
   ``X-CSRF-Token``). The login form, before any session exists, uses a signed double-submit cookie.
-- **Scope**: a :class:`StaffUser` carries the ids of the communities the person serves as staff; every
-  query the console makes is filtered by them.
+- **Scope**: a :class:`StaffUser` carries the ids of the communities the person serves as staff and of
+  the handlers (分拨对象) they act for; every query the console makes is filtered by them. A login with
+  handlers only (``huiyin admin add-handler-member --new-login``) sees the appeals assigned to its
+  handlers and nothing else.
 
 The secret comes from ``HUIYIN_STAFF_SECRET_KEY``, else from ``<data_dir>/staff_secret.key``, created
 with 256 random bits on first use (never a constant in the code).
@@ -37,6 +39,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import StaffAccount, utcnow
+from bot.db.repository.cases import CaseRepository
 from bot.roles import staff_community_ids, verify_password
 from bot.settings import Settings
 from bot.staff.proxies import limit_key
@@ -66,9 +69,16 @@ class StaffUser:
     display_name: str
     community_ids: tuple[int, ...]
     csrf: str
+    handler_ids: tuple[int, ...] = ()
 
     def serves(self, community_id: int | None) -> bool:
         return community_id is not None and community_id in self.community_ids
+
+    @property
+    def is_staff(self) -> bool:
+        """Staff of at least one community (the conversation desk, dashboard, canned replies, audit);
+        otherwise only a handler's person, who sees their handlers' appeals."""
+        return bool(self.community_ids)
 
 
 def load_secret(settings: Settings) -> str:
@@ -144,7 +154,8 @@ class ConsoleAuth:
         account_id = int(record["account_id"])
         account = await session.get(StaffAccount, account_id)
         communities = await staff_community_ids(session, account.person_id) if account else []
-        if account is None or not account.active or not communities:
+        handlers = await CaseRepository(session).handler_ids_of(account.person_id) if account else []
+        if account is None or not account.active or not (communities or handlers):
             # Nothing left to see: the session is over, not an empty console.
             await self.end_session(session_id, account_id)
             raise NotAuthenticated
@@ -156,6 +167,7 @@ class ConsoleAuth:
             display_name=account.display_name,
             community_ids=tuple(communities),
             csrf=str(record["csrf"]),
+            handler_ids=tuple(sorted(handlers)),
         )
 
     @staticmethod
@@ -180,11 +192,14 @@ class ConsoleAuth:
             raise CsrfFailed
 
     async def may_log_in(self, session: AsyncSession, account_id: int | None) -> StaffAccount | None:
-        """The account, when it is active and serves at least one community (its password matched)."""
+        """The account, when it is active and serves at least one community or acts for at least one
+        handler (its password matched)."""
         account = await session.get(StaffAccount, account_id) if account_id is not None else None
         if account is None or not account.active:
             return None
-        return account if await staff_community_ids(session, account.person_id) else None
+        if await staff_community_ids(session, account.person_id):
+            return account
+        return account if await CaseRepository(session).handler_ids_of(account.person_id) else None
 
     # --- login attempts --------------------------------------------------------------------------------
     async def admit_login(self, client: str, username: str) -> bool:

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 
 from bot.runtime import Runtime
 from bot.staff.auth import CsrfFailed, NotAuthenticated
-from bot.staff.context import STATIC, Console, Ctx
+from bot.staff.context import STATIC, Console, Ctx, StaffOnly
 from bot.staff.routes import appeals, canned, conversations, dashboard, login
 from bot.staff.routes.login import LOGIN_REFUSED
 
@@ -67,6 +67,13 @@ def create_console(get_runtime: Callable[[], Runtime]) -> FastAPI:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"{login_url}?next={quote(target)}", status_code=303)
         return Response("login required", status_code=401, headers={"HX-Redirect": login_url})
+
+    @app.exception_handler(StaffOnly)
+    async def staff_only(request: Request, exc: StaffOnly) -> Response:
+        # A handler's person: the appeals assigned to their handlers are all there is for them.
+        if request.method == "GET" and "hx-request" not in request.headers:
+            return RedirectResponse(f"{request.scope.get('root_path', '')}/appeals", status_code=303)
+        return Response("仅限社区工作人员使用。", status_code=403, media_type="text/plain; charset=utf-8")
 
     @app.exception_handler(CsrfFailed)
     async def csrf_failed(request: Request, exc: CsrfFailed) -> Response:

@@ -42,6 +42,7 @@ NOTICES = {
     "file_already": "这个对话已经登记过诉求 {appeal}，没有重复登记。",
     "canned_added": "已添加快捷回复。",
     "canned_deleted": "已删除快捷回复。",
+    "handed_back": "已退回社区重新派单。",
 }
 
 ERRORS = {
@@ -66,7 +67,12 @@ def _environment() -> Environment:
     env.filters["chat_type"] = queries.chat_type_label
     env.filters["event_kind"] = queries.event_kind_label
     env.filters["action"] = queries.action_label
+    env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
     return env
+
+
+class StaffOnly(Exception):
+    """A page for community staff, asked for by a handler's person: their appeals instead (GET), else 403."""
 
 
 @dataclass(slots=True)
@@ -132,10 +138,14 @@ class Console:
         return self._auth[1]
 
     @asynccontextmanager
-    async def ctx(self, request: Request) -> AsyncIterator[Ctx]:
+    async def ctx(self, request: Request, *, staff_only: bool = True) -> AsyncIterator[Ctx]:
+        """The request's context. Pages are for community staff unless ``staff_only`` is False (the
+        appeal pages, which a handler's person sees for their handlers' appeals)."""
         rt = self.get_runtime()
         async with rt.db.unit_of_work() as uow:
             user = await self.auth().user(uow.session, request.cookies.get(SESSION_COOKIE))
+            if staff_only and not user.is_staff:
+                raise StaffOnly
             yield Ctx(request, user, uow.session, rt, self)
 
     async def form(self, c: Ctx) -> FormData:

@@ -1,6 +1,8 @@
 """The console's appeal list: filters, one page of appeals, one appeal with its events, the people named.
 
-Every function takes the community ids the staff member serves and never returns anything outside them.
+Every function takes the community ids the staff member serves and the handler ids they act for, and
+never returns anything outside them: :func:`visible` is the one rule (a community's staff see all its
+appeals, a handler's person the appeals assigned to their handlers).
 """
 
 from __future__ import annotations
@@ -12,10 +14,19 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Appeal, AppealEvent, AppealStatus, Person, StaffAccount, utcnow
+from bot.db.models import Appeal, AppealEvent, AppealStatus, Handler, Person, StaffAccount, utcnow
 from bot.staff.queries.labels import actor_person_id
 
 PAGE_SIZE = 50
+
+
+def visible(community_ids: Sequence[int], handler_ids: Sequence[int] = ()) -> ColumnElement[bool]:
+    """The appeals a console user may see: those of the communities they are staff of, and those
+    assigned to the handlers they act for."""
+    clauses: list[ColumnElement[bool]] = [Appeal.community_id.in_(list(community_ids))]
+    if handler_ids:
+        clauses.append(Appeal.handler_id.in_(list(handler_ids)))
+    return or_(*clauses)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +36,18 @@ class AppealFilters:
     category: str = ""
     party: str = ""
     q: str = ""
+    handler: str = ""  # a handler's id
     community_id: int | None = None
     page: int = 1
 
-    def clauses(self, community_ids: Sequence[int]) -> list[ColumnElement[bool]]:
-        scope = [self.community_id] if self.community_id is not None else list(community_ids)
-        out: list[ColumnElement[bool]] = [Appeal.community_id.in_(scope)]
+    def clauses(
+        self, community_ids: Sequence[int], handler_ids: Sequence[int] = ()
+    ) -> list[ColumnElement[bool]]:
+        out: list[ColumnElement[bool]] = [visible(community_ids, handler_ids)]
+        if self.community_id is not None:
+            out.append(Appeal.community_id == self.community_id)
+        if self.handler.isdigit():
+            out.append(Appeal.handler_id == int(self.handler))
         if self.status == "overdue":
             out += [Appeal.status == AppealStatus.SUBMITTED.value, Appeal.first_response_due_at < utcnow()]
         elif self.status:
@@ -55,6 +72,7 @@ class AppealFilters:
             "category": self.category,
             "party": self.party,
             "q": self.q,
+            "handler": self.handler,
         }
         return urlencode({k: v for k, v in values.items() if v})
 
@@ -68,17 +86,23 @@ class AppealPage:
     buildings: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
     parties: list[str] = field(default_factory=list)
+    handlers: dict[int, str] = field(default_factory=dict)  # id → name, of the handlers in scope
 
 
-async def appeals(session: AsyncSession, community_ids: Sequence[int], filters: AppealFilters) -> AppealPage:
-    where = and_(*filters.clauses(community_ids))
+async def appeals(
+    session: AsyncSession,
+    community_ids: Sequence[int],
+    filters: AppealFilters,
+    handler_ids: Sequence[int] = (),
+) -> AppealPage:
+    where = and_(*filters.clauses(community_ids, handler_ids))
     total = int(await session.scalar(select(func.count(Appeal.id)).where(where)) or 0)
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(1, filters.page), pages)
     rows = await session.execute(
         select(Appeal).where(where).order_by(Appeal.id.desc()).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
     )
-    scope = Appeal.community_id.in_(list(community_ids))
+    scope = visible(community_ids, handler_ids)
 
     async def distinct(column: Any) -> list[str]:
         found = await session.execute(select(column).where(scope, column.is_not(None)).distinct())
@@ -92,20 +116,31 @@ async def appeals(session: AsyncSession, community_ids: Sequence[int], filters: 
         buildings=await distinct(Appeal.building),
         categories=await distinct(Appeal.category),
         parties=await distinct(Appeal.responsible_party),
+        handlers=await handler_names(session, community_ids, handler_ids),
     )
 
 
+async def handler_names(
+    session: AsyncSession, community_ids: Sequence[int], handler_ids: Sequence[int] = ()
+) -> dict[int, str]:
+    """The handlers of ``community_ids`` and those of ``handler_ids``: id → name (for the list's
+    filter and its 处理单位 column)."""
+    clauses: list[ColumnElement[bool]] = [Handler.community_id.in_(list(community_ids))]
+    if handler_ids:
+        clauses.append(Handler.id.in_(list(handler_ids)))
+    rows = await session.execute(select(Handler.id, Handler.name).where(or_(*clauses)).order_by(Handler.id))
+    return {int(i): str(n) for i, n in rows.all()}
+
+
 async def appeal_in_scope(
-    session: AsyncSession, community_ids: Sequence[int], public_id: str
+    session: AsyncSession, community_ids: Sequence[int], public_id: str, handler_ids: Sequence[int] = ()
 ) -> Appeal | None:
-    """The appeal with ``public_id`` when it belongs to one of ``community_ids``; None otherwise (the
+    """The appeal with ``public_id`` when the user may see it (:func:`visible`); None otherwise (the
     caller answers 404 either way, so guessing ids reveals nothing)."""
     return (
         (
             await session.execute(
-                select(Appeal).where(
-                    Appeal.public_id == public_id, Appeal.community_id.in_(list(community_ids))
-                )
+                select(Appeal).where(Appeal.public_id == public_id, visible(community_ids, handler_ids))
             )
         )
         .scalars()

@@ -11,7 +11,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Appeal, Community
-from bot.staff.queries.appeals import AppealFilters, people
+from bot.staff.queries.appeals import AppealFilters, handler_names, people
 from bot.staff.queries.labels import (
     category_label,
     chat_type_label,
@@ -35,6 +35,8 @@ CSV_COLUMNS = [
     "问题描述",
     "分类",
     "责任方",
+    "处理单位",
+    "办结期限",
     "紧急",
     "反映人",
     "代反映楼长",
@@ -44,22 +46,25 @@ CSV_COLUMNS = [
 
 
 async def appeals_csv(
-    session: AsyncSession, community_ids: Sequence[int], filters: AppealFilters, tz: tzinfo
+    session: AsyncSession,
+    community_ids: Sequence[int],
+    filters: AppealFilters,
+    tz: tzinfo,
+    handler_ids: Sequence[int] = (),
 ) -> tuple[str, int]:
     """The filtered appeals as CSV text (with a BOM so Excel reads the Chinese), and the row count."""
-    where = and_(*filters.clauses(community_ids))
+    where = and_(*filters.clauses(community_ids, handler_ids))
     rows = list(
         (await session.execute(select(Appeal).where(where).order_by(Appeal.id).limit(CSV_LIMIT))).scalars()
     )
     names = await people(
         session, {a.reporter_id for a in rows} | {a.relayed_by_id for a in rows if a.relayed_by_id}
     )
+    shown = {a.community_id for a in rows} | set(community_ids)
     communities = {
-        c.id: c
-        for c in (
-            await session.execute(select(Community).where(Community.id.in_(list(community_ids))))
-        ).scalars()
+        c.id: c for c in (await session.execute(select(Community).where(Community.id.in_(shown)))).scalars()
     }
+    handlers = await handler_names(session, community_ids, handler_ids)
     buffer = io.StringIO()
     buffer.write("\ufeff")
     writer = csv.writer(buffer)
@@ -83,6 +88,8 @@ async def appeals_csv(
                 _csv_safe(a.description),
                 category_label(a.category),
                 party_label(a.responsible_party),
+                handlers.get(a.handler_id, "") if a.handler_id else "",
+                a.resolution_due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if a.resolution_due_at else "",
                 "是" if a.urgent else "",
                 _csv_safe(reporter.display_name if reporter else ""),
                 _csv_safe(leader.display_name if leader else ""),

@@ -52,6 +52,8 @@ EVENT_KIND_LABELS = {
     "forwarded": "已转市平台",
     "overdue": "超期提醒",
     "flag": "需要关注",
+    "assigned": "派单",
+    "returned": "退回社区",
 }
 
 # Who an appeal event names (``AppealEvent.actor``): a role with a person id, or a part of the system.
@@ -67,6 +69,8 @@ FLAG_REASON_LABELS = {
     "overdue": "首次答复超期",
     "notify_failed": "未能通知居民",
     "unsatisfied": "居民不满意",
+    "returned": "处理单位退回",
+    "resolution_overdue": "办结超期",
 }
 
 # ``AuditEntry.action``.
@@ -95,6 +99,17 @@ ACTION_LABELS = {
     "staff.set_password": "重设密码",
     "staff.activate": "启用账号",
     "staff.deactivate": "停用账号",
+    "appeal.accept": "受理诉求",
+    "appeal.assign": "派单",
+    "appeal.to_city": "转市平台",
+    "appeal.progress": "填写进展",
+    "appeal.done": "办结诉求",
+    "appeal.return": "不予受理",
+    "appeal.handback": "退回社区",
+    "appeal.file_from_conversation": "从对话登记诉求",
+    "chat.bind_handler": "绑定处理单位群",
+    "handler.save": "保存处理单位",
+    "handler.member_add": "添加处理单位人员",
 }
 
 ROLE_LABELS = {"resident": "居民", "building_leader": "楼长", "staff": "工作人员"}

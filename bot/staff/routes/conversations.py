@@ -25,9 +25,9 @@ def add_queue_routes(app: FastAPI, console: Console) -> None:
 
     @app.get("/")
     async def home(request: Request) -> Response:
-        async with console.ctx(request):
-            pass
-        return RedirectResponse(f"{request.scope.get('root_path', '')}/queue", status_code=303)
+        async with console.ctx(request, staff_only=False) as c:
+            start = "/queue" if c.user.is_staff else "/appeals"
+        return RedirectResponse(f"{request.scope.get('root_path', '')}{start}", status_code=303)
 
     @app.get("/queue", response_class=HTMLResponse)
     async def queue_page(request: Request) -> Response:

@@ -101,7 +101,7 @@ def add_routes(app: FastAPI, console: Console) -> None:
 
     @app.post("/logout")
     async def logout(request: Request) -> Response:
-        async with console.ctx(request) as c:
+        async with console.ctx(request, staff_only=False) as c:
             await console.form(c)
             await console.auth().end_session(c.user.session_id, c.user.account_id)
             c.audit("console.logout", target_type="staff", target_id=c.user.account_id, community_id=None)
