@@ -57,5 +57,5 @@ class AppealFiling:
         )
         self.metrics.appeal_filed(repo.session, new.origin_platform, source, created=created)
         if created:
-            await self.cases.announce(repo.session, appeal.id)
+            await self.cases.announce(repo.session, appeal.id, ref.community_id)
         return appeal, created

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.appeals.status import TERMINAL, change_status, flag, record_note
 from bot.cases.access import CaseActor
 from bot.cases.config import CITY, CITY_NAME, CaseDeskConfig, case_desk_config
-from bot.cases.notices import tell_handler, tell_staff
+from bot.cases.notices import queue_chat_message, tell_handler, tell_staff
 from bot.db.models import Appeal, AppealEvent, AppealStatus, Handler, Person, utcnow
 from bot.db.repository.appeal_records import AppealRecords
 from bot.db.repository.appeals import AppealRepository
@@ -188,9 +188,14 @@ class CaseDesk:
             "case.suggested", public_id=appeal.public_id, handler=suggested.name, code=suggested.code
         )
 
-    async def announce(self, session: AsyncSession, appeal_id: int) -> int:
+    async def announce(self, session: AsyncSession, appeal_id: int, community_id: int) -> int:
         """Tell the community's staff chats of a newly filed appeal, with the handler the KB suggests
-        and the command that assigns it (no phone or room number: a staff group is still a group)."""
+        and the command that assigns it (no phone or room number: a staff group is still a group).
+
+        A filing is a resident's turn: where the community has no staff chat this costs one query."""
+        chats = await CaseRepository(session).staff_chats(community_id)
+        if not chats:
+            return 0
         appeal = await session.get(Appeal, appeal_id)
         if appeal is None:
             return 0
@@ -210,7 +215,9 @@ class CaseDesk:
             urgent="⚠️" if appeal.urgent else "",
             hint=hint,
         )
-        return await tell_staff(session, appeal, text, occasion="filed")
+        for chat in chats:
+            queue_chat_message(session, appeal, chat, text, occasion="filed")
+        return len(chats)
 
     # --- the operations --------------------------------------------------------------------------------
     async def accept(
