@@ -13,9 +13,9 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.appeals.notify import summary_of
+from bot.appeals.notify import public_summary
 from bot.appeals.status import change_status, flag, lock_appeal, record_note
-from bot.cases.notices import tell_handler
+from bot.cases.notices import tell_handler, tell_staff
 from bot.db.models import Appeal, AppealStatus, OutboxEntry, utcnow
 from bot.db.repository.appeal_records import AppealRecords
 from bot.dialog.spec import Responses
@@ -133,14 +133,11 @@ async def rate(
     if appeal.resolution_due_at is not None:  # the same time to resolve it again as at first
         appeal.resolution_due_at = now + (appeal.resolution_due_at - appeal.created_at)
     appeal.resolution_reminded_at = appeal.resolution_overdue_at = None
-    if reopened is not None:  # the handler who finished it hears that it is back
-        await tell_handler(
-            session,
-            appeal,
-            appeal.handler_id,
-            words.get("case.handler_reopened", public_id=appeal.public_id, summary=summary_of(appeal)),
-            occasion=f"reopened:{reopened.id}",
-        )
+    appeal.resolved_at = None
+    if reopened is not None:  # the handler who finished it, and the community's staff, hear it is back
+        back = words.get("case.handler_reopened", public_id=appeal.public_id, summary=public_summary(appeal))
+        await tell_handler(session, appeal, appeal.handler_id, back, occasion=f"reopened:{reopened.id}")
+        await tell_staff(session, appeal, back, occasion=f"reopened:{reopened.id}")
     if appeal.backend_id is not None:
         appeal.next_poll_at = now
     flag(session, appeal, FLAG_UNSATISFIED, "居民对处理结果不满意，已重新打开")

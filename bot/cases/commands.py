@@ -51,7 +51,7 @@ WORDS_WITH_ID = {
 }
 WORDS_ALONE = {"待办": "cases", "我的待办": "cases", "待处理诉求": "cases", "处理单位": "handlers"}
 
-_ID_AND_REST = re.compile(r"^[#＃]?([A-Za-z]{1,8}-\d{8}-\d{3,6})(?:[\s,，:：]+(.*))?$", re.S)
+_ID_AND_REST = re.compile(r"^[#＃]?([A-Za-z]{1,8}-\d{8}-\d{1,6})(?:[\s,，:：]+(.*))?$", re.S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +124,7 @@ class CaseCommands:
         if op == "handlers":
             return await self._handler_list(session, actor)
         if op == "help":
-            return w.get("case.usage")
+            return w.get("case.usage" if actor.staff_of else "case.usage_handler")
         if not public_id:
             return w.get("case.usage")
         desk = self.cases
@@ -189,4 +189,4 @@ class CaseCommands:
             for h in await self.cases.handlers(session, community_id):
                 chat = self.words.get("case.handler_has_chat") if await repo.handler_chats(h.id) else ""
                 lines.append(self.words.get("case.handlers_item", name=h.name, code=h.code, chat=chat))
-        return "\n".join(lines) if len(lines) > 1 else self.words.get("case.staff_only")
+        return "\n".join(lines) if len(lines) > 1 else self.words.get("case.usage_handler")

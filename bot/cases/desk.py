@@ -36,6 +36,7 @@ from kb.model import HandlerKind
 log = structlog.get_logger(__name__)
 
 FLAG_RETURNED = "returned"
+_INSIDE_PARTIES = frozenset({"property", "community", "owners_committee", "owner"})
 TEXT_LIMIT = 500
 
 
@@ -185,7 +186,7 @@ class CaseDesk:
         if suggested is None:
             return self.words.get("case.assign_usage")
         return self.words.get(
-            "case.suggested", public_id=appeal.public_id, handler=suggested.name, code=suggested.code
+            "case.suggested", public_id=appeal.public_id, handler=suggested.name, code=_short(suggested)
         )
 
     async def announce(self, session: AsyncSession, appeal_id: int, community_id: int) -> int:
@@ -225,9 +226,24 @@ class CaseDesk:
     ) -> CaseStep:
         """受理: the community takes the appeal on. From 已提交 (or a reopened case)."""
         appeal = await self._load(session, actor, public_id)
-        if appeal.status not in (AppealStatus.SUBMITTED.value, AppealStatus.REOPENED.value):
+        reopenable = (AppealStatus.SUBMITTED.value, AppealStatus.REOPENED.value, AppealStatus.REJECTED.value)
+        if appeal.status not in reopenable or (
+            appeal.status == AppealStatus.REJECTED.value and not actor.is_staff_for(appeal)
+        ):  # staff may take back a refusal they made by mistake
             raise CaseError("already_past", public_id=appeal.public_id, status=_label(appeal))
-        text = _clip(note) or self.words.get("case.note_accepted")
+        text = _clip(note)
+        if not text:
+            handler = await CaseRepository(session).handler(appeal.handler_id) if appeal.handler_id else None
+            by = (
+                handler.name
+                if handler is not None and actor.handles(appeal) and not actor.is_staff_for(appeal)
+                else ""
+            )
+            text = (
+                self.words.get("case.note_accepted_by", handler=by)
+                if by
+                else self.words.get("case.note_accepted")
+            )
         event = await self._change(session, actor, appeal, AppealStatus.ACCEPTED, text, "accept")
         return CaseStep(appeal, event)
 
@@ -243,7 +259,11 @@ class CaseDesk:
             raise CaseError("not_open", public_id=appeal.public_id, status=_label(appeal))
         handler = await self.find_handler(session, appeal.community_id, wanted)
         if handler is None:
-            names = "、".join(h.name for h in await self.handlers(session, appeal.community_id))
+            handlers = await self.handlers(session, appeal.community_id)
+            alike = [h.name for h in handlers if wanted.strip() and wanted.strip() in h.name]
+            if len(alike) > 1:  # "网格": which one?
+                raise CaseError("ambiguous_handler", wanted=wanted[:30], names="、".join(alike))
+            names = "、".join(h.name for h in handlers)
             raise CaseError("unknown_handler", wanted=wanted[:30], names=names or "（未配置）")
         if handler.code == CITY:
             return await self._to_city(session, actor, appeal, handler)
@@ -252,19 +272,28 @@ class CaseDesk:
         now = utcnow()
         previous = appeal.handler_id
         appeal.handler_id, appeal.assigned_at = handler.id, now
-        text = _clip(note) or self.words.get("case.note_assigned", handler=handler.name)
+        # The resident reads who has the case; staff's words with the assignment are for the handler.
+        text = self.words.get("case.note_assigned", handler=handler.name)
+        instruction = _clip(note)
         current = AppealStatus(appeal.status)
         event: AppealEvent | None
         if current in (AppealStatus.SUBMITTED, AppealStatus.ACCEPTED, AppealStatus.REOPENED):
             event = await self._change(
-                session, actor, appeal, AppealStatus.ASSIGNED, text, "assign", handler=handler
+                session,
+                actor,
+                appeal,
+                AppealStatus.ASSIGNED,
+                text,
+                "assign",
+                handler=handler,
+                instruction=instruction,
             )
         else:  # reassigned while being handled: the resident's case goes on, the new handler is told
             event = record_note(
                 session,
                 appeal,
                 kind="assigned",
-                note=text,
+                note=instruction or text,
                 actor=actor.label,
                 payload={"handler": handler.code, "previous_handler_id": previous},
             )
@@ -383,8 +412,13 @@ class CaseDesk:
             answer = None
         if answer is None:
             return self.words.get("case.referral_hotline")
-        contact = answer.first_contact
-        phone = f"（{contact.phone}）" if contact.phone else ""
+        # Staff turning an appeal down say it is not the community's to handle: refer to a party outside
+        # it (a department, a utility, the street, the developer…), never back to the estate's own.
+        outside = [c for c in (answer.first_contact, *answer.escalation) if c.party not in _INSIDE_PARTIES]
+        if not outside:
+            return self.words.get("case.referral_hotline")
+        contact = outside[0]
+        phone = f"（{contact.phone}）" if contact.phone and contact.phone not in contact.name else ""
         return self.words.get("case.referral", name=contact.name, phone=phone)
 
     # --- internals ---------------------------------------------------------------------------------------
@@ -415,10 +449,13 @@ class CaseDesk:
         handler: Handler | None = None,
         again: bool = False,
         reason: str | None = None,
+        instruction: str = "",
     ) -> AppealEvent:
         payload: dict[str, Any] = {"via": actor.via, "operation": operation}
         if handler is not None:
             payload["handler"] = handler.code
+        if instruction:  # kept with the event for staff; never in what the resident reads
+            payload["instruction"] = instruction
         event = await change_status(
             session, appeal, new, note=note, actor=actor.label, words=self.words, payload=payload, again=again
         )
@@ -489,6 +526,14 @@ def resolution_due(config: CaseDeskConfig, category: str | None, filed_at: datet
 
 def first_response_due(config: CaseDeskConfig, filed_at: datetime) -> datetime:
     return filed_at + timedelta(hours=config.first_response_hours)
+
+
+_SHORT_NAMES = {"property": "物业", "office": "社区", "city": "市平台"}
+
+
+def _short(handler: Handler) -> str:
+    """What staff type to name ``handler`` in 派单 (a word, not a code): 物业, 社区, or its name."""
+    return _SHORT_NAMES.get(handler.code) or handler.name
 
 
 def _clip(text: str) -> str:

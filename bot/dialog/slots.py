@@ -17,7 +17,7 @@ from bot.dialog.spec import Responses
 from bot.message import AttachmentKind, IncomingMessage
 from bot.nlu.base import EntityType, Intent, Understanding
 from bot.nlu.entities import NUM, extract_entities
-from bot.nlu.normalize import normalize
+from bot.nlu.normalize import normalize, to_simplified
 
 
 class _Skip:
@@ -153,7 +153,7 @@ def _cut(text: str, u: Understanding, kinds: set[EntityType] | None) -> str:
             out.append(text[pos : e.start])
             pos = max(pos, e.end)
     out.append(text[pos:])
-    return "".join(out)
+    return _LONE_ROOM.sub("***", "".join(out))
 
 
 def _clean_original(text: str) -> str:
@@ -238,13 +238,18 @@ def mask_phone(phone: str) -> str:
 
 
 def _fold(ch: str) -> str:
-    # Full-width to half-width and lower case, one character for one, so that entity offsets found in
-    # the folded text are offsets into the original text too.
+    # Full-width to half-width, traditional to simplified (棟 → 栋) and lower case, one character for
+    # one, so that entity offsets found in the folded text are offsets into the original text too.
     folded = unicodedata.normalize("NFKC", ch).lower()
-    return folded if len(folded) == 1 else ch
+    if len(folded) != 1:
+        return ch
+    simplified = to_simplified(folded) if folded > "\u2e7f" else folded
+    return simplified if len(simplified) == 1 else folded
 
 
 _ROOM_NUMBER = re.compile(rf"{NUM}")
+# A flat named without its building: "我住402", "502房", "1201室的".
+_LONE_ROOM = re.compile(r"(?:(?<=住)|(?<=住在))\d{3,4}(?!\d)|(?<!\d)\d{3,4}(?=室|房|号房|户)")
 
 
 def mask_personal(text: str) -> str:
@@ -264,7 +269,7 @@ def mask_personal(text: str) -> str:
         out.append(shown)
         pos = e.end
     out.append(text[pos:])
-    return "".join(out)
+    return _LONE_ROOM.sub("***", "".join(out))
 
 
 @slot_type("phone")

@@ -16,6 +16,12 @@ import opencc
 
 _T2S = opencc.OpenCC("t2s")
 
+
+def to_simplified(text: str) -> str:
+    """``text`` in simplified characters (OpenCC t2s)."""
+    return str(_T2S.convert(text))
+
+
 # The bot's own names as they appear in @-mentions. Other mentions (@王阿姨) are stripped only when a
 # separator follows them, because Chinese has no spaces: "@回音3栋灯坏了" must keep "3栋灯坏了".
 _BOT_MENTION = re.compile(r"@(?:回音|小回|huiyin)(?:机器人|bot)?", re.IGNORECASE)

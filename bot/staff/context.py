@@ -23,6 +23,7 @@ from bot.db.models import Community
 from bot.db.repository.console import ConsoleRepository
 from bot.db.repository.roles import RoleRepository
 from bot.db.session import commit
+from bot.dialog.slots import mask_personal
 from bot.roles import audit
 from bot.runtime import Runtime
 from bot.staff import queries
@@ -66,6 +67,7 @@ def _environment() -> Environment:
     env.filters["platform"] = queries.platform_label
     env.filters["chat_type"] = queries.chat_type_label
     env.filters["event_kind"] = queries.event_kind_label
+    env.filters["masked"] = mask_personal
     env.filters["action"] = queries.action_label
     env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
     return env

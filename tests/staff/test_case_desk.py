@@ -86,12 +86,15 @@ async def test_an_appeal_goes_from_submitted_to_resolved_by_chat_commands(world:
     await _deliver(world)
     assert "已受理" in _latest(world, "res-wang") and public_id in _latest(world, "res-wang")
 
-    said = await world.say(f"派单 {public_id} 物业", who="tg-lina", name="李娜")
+    said = await world.say(f"派单 {public_id} 物业 请周师傅今天带梯子去", who="tg-lina", name="李娜")
     assert any("物业" in r and "已通知" in r for r in said), said
     await _deliver(world)
     [pushed] = world.sender.in_chat("prop-grp")
     assert public_id in pushed and "楼道灯" in pushed and "13812345678" in pushed, "the property may call"
-    assert "已派单" in _latest(world, "res-wang") or "派" in _latest(world, "res-wang")
+    assert "请周师傅今天带梯子去" in pushed
+    told = _latest(world, "res-wang")
+    assert "已派单" in told and "幸福里物业服务中心" in told
+    assert "梯子" not in told, "staff's words to the handler are not the resident's news"
     assert (await _appeal(world, public_id)).handler_id == prop_id
 
     said = await world.say(f"进展 {public_id} 师傅明天上午上门更换灯管", who="clerk-zhou", name="周师傅")
@@ -195,7 +198,15 @@ async def test_a_handler_hands_an_appeal_back_and_staff_turn_one_down(world: Wor
     told = _latest(world, "res-wang")
     assert "未被受理" in told or "未受理" in told
     assert "属于市政设施" in told and ("建议您联系" in told or "12345" in told), told
+    assert "物业" not in told, "turned down by the community: never referred back to the estate's own"
     assert (await _appeal(world, public_id)).status == AppealStatus.REJECTED.value
+
+    # Turned down by mistake: staff take it back; the clerk cannot.
+    said = await world.say(f"受理 {public_id}", who="clerk-zhou", name="周师傅")
+    assert (await _appeal(world, public_id)).status == AppealStatus.REJECTED.value, said
+    said = await world.say(f"受理 {public_id} 经核实属于小区内路灯，由社区受理", who="tg-lina", name="李娜")
+    assert any("已受理" in r for r in said), said
+    assert (await _appeal(world, public_id)).status == AppealStatus.ACCEPTED.value
 
 
 @pytest.mark.parametrize("text", ["派单是什么意思", "受理了吗", "我想办结一下手续", "退回去吧"])
@@ -254,3 +265,16 @@ async def test_a_department_gets_the_assignment_without_the_residents_contact(wo
     assert "13812345678" not in pushed and "502" not in pushed, (
         "a department calls back through the community"
     )
+
+
+async def test_staff_chat_answers_a_secretary_would_understand(world: World) -> None:
+    public_id = await _file(world)
+    await _property_clerk(world)
+    await _staff_in_chat(world)
+    typo = public_id.rsplit("-", 1)[0] + "-1"  # HY-…-0001 typed as HY-…-1
+    said = await world.say(f"派单 {typo} 物业", who="tg-lina", name="李娜")
+    assert any("没有找到诉求" in r for r in said), "a mistyped id is the case desk's answer, not a resident's"
+    said = await world.say(f"派单 {public_id} 网格", who="tg-lina", name="李娜")
+    assert any("第一网格" in r and "第二网格" in r for r in said), said
+    clerk_help = " ".join(await world.say("/help", who="clerk-zhou", name="周师傅"))
+    assert "办结" in clerk_help and "派单 编号" not in clerk_help, "a handler's people cannot assign"

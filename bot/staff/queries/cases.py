@@ -96,3 +96,20 @@ async def handler_communities(session: AsyncSession, handler_ids: Sequence[int])
         select(Handler.community_id).where(Handler.id.in_(list(handler_ids))).distinct()
     )
     return [int(r[0]) for r in rows]
+
+
+def contact_hidden(appeal: Appeal, community_ids: Sequence[int], handler: Handler | None) -> bool:
+    """Whether the viewer reads the appeal without the resident's contact, flat and name: a handler's
+    person (not the community's staff) whose handler does not see residents' contacts (a department calls
+    back through the community)."""
+    return appeal.community_id not in community_ids and (handler is None or not handler.sees_contact)
+
+
+async def handlers_seeing_contact(session: AsyncSession, handler_ids: Sequence[int]) -> set[int]:
+    """Those of ``handler_ids`` whose people may see residents' contacts."""
+    if not handler_ids:
+        return set()
+    rows = await session.execute(
+        select(Handler.id).where(Handler.id.in_(handler_ids), Handler.sees_contact.is_(True))
+    )
+    return {int(r[0]) for r in rows}

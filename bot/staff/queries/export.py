@@ -11,7 +11,9 @@ from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Appeal, Community
+from bot.dialog.slots import mask_personal
 from bot.staff.queries.appeals import AppealFilters, handler_names, people
+from bot.staff.queries.cases import handlers_seeing_contact
 from bot.staff.queries.labels import (
     category_label,
     chat_type_label,
@@ -65,6 +67,7 @@ async def appeals_csv(
         c.id: c for c in (await session.execute(select(Community).where(Community.id.in_(shown)))).scalars()
     }
     handlers = await handler_names(session, community_ids, handler_ids)
+    seeing = await handlers_seeing_contact(session, list({a.handler_id for a in rows if a.handler_id}))
     buffer = io.StringIO()
     buffer.write("\ufeff")
     writer = csv.writer(buffer)
@@ -72,6 +75,10 @@ async def appeals_csv(
     for a in rows:
         reporter = names.get(a.reporter_id)
         leader = names.get(a.relayed_by_id) if a.relayed_by_id else None
+        if a.community_id not in community_ids and a.handler_id not in seeing:
+            # A department's person: no contact, flat or name (see queries.cases.contact_hidden).
+            a = _without_contact(a)
+            reporter = leader = None
         writer.writerow(
             [
                 a.public_id,
@@ -100,6 +107,15 @@ async def appeals_csv(
             ]
         )
     return buffer.getvalue(), len(rows)
+
+
+def _without_contact(appeal: Appeal) -> Appeal:
+    """A detached copy of ``appeal`` for reading without the resident's contact, flat and phones."""
+    shown = Appeal(**{c.key: getattr(appeal, c.key) for c in Appeal.__table__.columns})
+    shown.room, shown.contact_phone = None, None
+    shown.description = mask_personal(appeal.description)
+    shown.place = mask_personal(appeal.place) if appeal.place else appeal.place
+    return shown
 
 
 def _csv_safe(text: str) -> str:

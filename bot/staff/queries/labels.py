@@ -252,6 +252,8 @@ def event_detail(payload: Mapping[str, Any] | None, tz: tzinfo) -> list[str]:
         out.append(reason)
     if backend_id := _text(payload.get("backend_id")):
         out.append(f"市平台编号 {backend_id}")
+    if instruction := _text(payload.get("instruction")):
+        out.append(f"给处理单位的说明：{instruction}")
     if due := _text(payload.get("due_at")):
         try:
             out.append("答复期限 " + datetime.fromisoformat(due).astimezone(tz).strftime("%m-%d %H:%M"))

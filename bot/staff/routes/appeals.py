@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from bot.cases.access import case_actor
 from bot.cases.desk import CaseDesk, CaseError
 from bot.db.models import Appeal, AppealStatus, Community
+from bot.dialog.slots import mask_personal
 from bot.staff import queries
 from bot.staff.context import Console, Ctx, communities_of, community_scope
 from kb.model import HandlerKind
@@ -128,6 +129,9 @@ def add_routes(app: FastAPI, console: Console) -> None:
                 for e in events
             ]
             values = await _case_values(c, appeal)
+            hidden = queries.contact_hidden(appeal, c.user.community_ids, values["handler"])
+            reporter = names.get(appeal.reporter_id)
+            leader = names.get(appeal.relayed_by_id) if appeal.relayed_by_id else None
             await c.record_view("appeal", appeal.public_id, appeal.community_id)
             return console.render(
                 c,
@@ -135,10 +139,13 @@ def add_routes(app: FastAPI, console: Console) -> None:
                 "appeal.html",
                 appeal=appeal,
                 history=history,
-                reporter=names.get(appeal.reporter_id),
-                leader=names.get(appeal.relayed_by_id) if appeal.relayed_by_id else None,
+                reporter=None if hidden else reporter,
+                leader=None if hidden else leader,
                 community=await c.session.get(Community, appeal.community_id),
-                place=queries.appeal_place(appeal),
+                place=mask_personal(queries.appeal_place(appeal)) if hidden else queries.appeal_place(appeal),
+                description=mask_personal(appeal.description) if hidden else appeal.description,
+                phone=None if hidden else appeal.contact_phone,
+                contact_hidden=hidden,
                 **values,
             )
 

@@ -34,6 +34,6 @@ class HandlerChatHandler(Handler):
         return turn.ref.chat_purpose == HANDLER_CHAT
 
     async def handle(self, turn: TurnContext) -> Outcome:
-        turn.out.say(self.services.words.get("case.usage"))
+        turn.out.say(self.services.words.get("case.usage_handler"))
         turn.verdict = Verdict.HANDLED
         return Outcome.DONE

@@ -1,0 +1,34 @@
+"""What a group or a neighbour may read of a resident's words: phones and flats masked, in simplified or
+traditional characters, with or without the building."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.dialog.slots import mask_personal
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("3栋2单元502厨房漏水", "3栋2单元***厨房漏水"),
+        ("3棟2單元502廚房漏水了", "3棟2單元***廚房漏水了"),
+        ("住在3棟1單元201，樓上吵", "住在3棟1單元***，樓上吵"),
+        ("我住402，楼上天天剁肉", "我住***，楼上天天剁肉"),
+        ("我住在1201", "我住在***"),
+        ("502房的水管爆了", "***房的水管爆了"),
+        ("我電話13700002222", "我電話137****2222"),
+        ("电话：138 1234 5678", None),
+    ],
+)
+def test_flats_and_phones_are_masked(text: str, shown: str | None) -> None:
+    masked = mask_personal(text)
+    if shown is not None:
+        assert masked == shown
+    for digits in ("502", "201", "402", "1201", "13700002222", "12345678"):
+        assert digits not in masked.replace(" ", "")
+
+
+@pytest.mark.parametrize("text", ["2024年3月停过一次水", "等了30分钟", "住3栋的都知道", "12345热线打不通"])
+def test_ordinary_numbers_are_kept(text: str) -> None:
+    assert mask_personal(text) == text
