@@ -120,7 +120,7 @@ class HandoffDesk(HandoffReader):
             "staff.new_waiting",
             id=conversation_id,
             reason=self.words.get(f"staff.reasons.{reason.value}"),
-            summary=summary.one_line(),
+            summary=summary.one_line(masked=True),  # a staff group is a group: the details on /take
         )
         await notify_staff(self.redis, session, conv.community_id, text)
         log.info("handoff queued", conversation=conversation_id, reason=reason.value)

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.models import AppealStatus, Community, Person
 from bot.db.repository import ConversationRef, NewAppeal, Repository
 from bot.db.repository.conversation_records import ConversationRecords
+from bot.dialog.slots import mask_personal
 from bot.handoff.desk import HandoffDesk
 from bot.handoff.model import TurnOutput
 from bot.handoff.summary import place_text
@@ -303,7 +304,7 @@ class Relay:
                     status=_status_label(appeal.status),
                     # No room numbers: the list is about the building, not who lives where.
                     place=place_text(appeal.building, appeal.unit, None, appeal.place),
-                    summary=appeal.description[:24],
+                    summary=mask_personal(appeal.description)[:24],
                     date=appeal.created_at.astimezone(self._tz).strftime("%m-%d"),
                     relayed=self.words.get("relay.list_relayed") if appeal.relayed_by_id == leader.id else "",
                 )

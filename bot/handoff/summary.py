@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bot.dialog.slots import mask_personal
 from bot.nlu.base import EntityType
 from bot.nlu.entities import extract_entities
 from bot.nlu.normalize import normalize
@@ -48,8 +49,12 @@ class Summary:
             urgent=bool(data.get("urgent", False)),
         )
 
-    def one_line(self) -> str:
-        parts = [self.who, self.where, self.what, self.party_name and f"→ {self.party_name}"]
+    def one_line(self, *, masked: bool = False) -> str:
+        """The summary in one line; ``masked``: phones and flats masked, for a group of staff."""
+        where, what = (
+            (mask_personal(self.where), mask_personal(self.what)) if masked else (self.where, self.what)
+        )
+        parts = [self.who, where, what, self.party_name and f"→ {self.party_name}"]
         return " · ".join(p for p in parts if p)
 
 

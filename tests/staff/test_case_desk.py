@@ -278,3 +278,14 @@ async def test_staff_chat_answers_a_secretary_would_understand(world: World) -> 
     assert any("第一网格" in r and "第二网格" in r for r in said), said
     clerk_help = " ".join(await world.say("/help", who="clerk-zhou", name="周师傅"))
     assert "办结" in clerk_help and "派单 编号" not in clerk_help, "a handler's people cannot assign"
+
+
+async def test_the_staff_group_hears_of_a_waiting_resident_without_their_phone_or_flat(world: World) -> None:
+    await world.staff_chat("staff-grp", world.demo)
+    await world.say("3棟2單元502漏水 我電話13700002222 我要找人工", who="res-chen", name="陈阿姨")
+    await world.say("转人工", who="res-chen", name="陈阿姨")
+    await world.flush_notices()
+    lines = world.sender.in_chat("staff-grp")
+    assert any("转人工" in line for line in lines), lines
+    for line in lines:
+        assert "13700002222" not in line and "502" not in line, line

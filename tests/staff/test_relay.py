@@ -146,8 +146,12 @@ async def test_leaders_see_their_buildings_appeals_only(world: World) -> None:
     await world.say("/relay ok", who="res-leader5", name="楼长小吴")
     async with world.rt.db.unit_of_work() as uow:
         by_building = {a.building: a.public_id for a in (await uow.session.execute(select(Appeal))).scalars()}
+    await world.say("3棟2單元1201衛生間漏水了，电话13900002222", who="res-zhang", name="张先生")
+    for step in ("跳过", "不留", "/confirm"):
+        await world.say(step, who="res-zhang", name="张先生")
     mine = " ".join(await world.say("本楼诉求", who="res-leader", name="楼长老周"))
     assert by_building["3"] in mine and by_building["5"] not in mine
-    assert "502" not in mine  # the list is per building, not per flat
+    for personal in ("502", "1201", "13900002222"):
+        assert personal not in mine, "the list is per building, not per flat: no neighbour's flat or phone"
     theirs = " ".join(await world.say("/appeals", who="res-leader5", name="楼长小吴"))
     assert by_building["5"] in theirs and by_building["3"] not in theirs
