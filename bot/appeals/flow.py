@@ -33,7 +33,7 @@ from bot.dialog.engine import Prompt
 from bot.dialog.slots import bare, mask_personal
 from bot.dialog.spec import Responses
 from bot.message import IncomingMessage
-from bot.nlu.base import Intent, Understanding
+from bot.nlu.base import EntityType, Intent, Understanding
 from bot.settings import Settings
 from bot.state import ConversationKey, Keys, StateStore
 
@@ -109,17 +109,24 @@ class FollowUp:
         if text in self.step_buttons or text == NEW_APPEAL:
             return await self._finished_step(repo, ref, state)
         word = bare(text)
-        if word in rating.RATING_WORDS:
+        said = rating.rating_in(word)
+        if said is not None:
             appeal = await rating.awaiting_rating(repo.session, ref.person_id)
             if appeal is not None:
+                value, more = said
+                # "不满意！还在滴水": the rating, and the rest is the comment the resident would be asked for.
                 return await self._rate(
-                    repo, ref, message, appeal.public_id, rating.RATING_WORDS[word], state
+                    repo, ref, message, appeal.public_id, value, state, comment=text if more else ""
                 )
         if not comment_pending:
             return None
         key = self.comment_key(ConversationKey.of(message))
         pending = await self.store.redis.get(key)
         if pending is None or text.startswith("/"):
+            return None
+        if u.intent.name in (Intent.STATUS, Intent.HUMAN) or any(
+            e.type is EntityType.APPEAL_ID for e in u.entities
+        ):  # a question of its own ("查一下 HY-… 进度"), not a comment on the rating
             return None
         await self.store.redis.delete(key)
         if word in SKIP_WORDS:
@@ -138,6 +145,8 @@ class FollowUp:
         public_id: str,
         value: str,
         state: dict[str, Any] | None,
+        *,
+        comment: str = "",
     ) -> Handled:
         # Only the appeal's own people learn anything about it: a guessed id of someone else's appeal
         # is answered like an id that does not exist.
@@ -169,6 +178,9 @@ class FollowUp:
             )
         else:
             first = w.get(f"rating.thanks_{value}")
+        if comment:
+            await rating.comment(repo.session, appeal.id, ref.person_id, comment, words=w)
+            return Handled([Prompt(first), Prompt(w.get("rating.comment_thanks"))], state)
         ask = (
             w.get("rating.ask_comment_group", bot_name=self.settings.bot_name)
             if message.is_group

@@ -8,6 +8,7 @@ put on the staff's list, and the relaying building leader and supporters are tol
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ from bot.appeals.status import change_status, flag, lock_appeal, record_note
 from bot.cases.notices import tell_handler, tell_staff
 from bot.db.models import Appeal, AppealStatus, OutboxEntry, utcnow
 from bot.db.repository.appeal_records import AppealRecords
+from bot.dialog.slots import mask_personal
 from bot.dialog.spec import Responses
 
 SATISFIED, BASIC, UNSATISFIED = "satisfied", "basic", "unsatisfied"
@@ -41,6 +43,8 @@ RATING_WORDS = {
     "没有解决": UNSATISFIED,
 }
 FLAG_UNSATISFIED = "unsatisfied"
+_PLEASANTRIES = re.compile(r"谢谢|感谢|多谢|辛苦了|辛苦|你们|您|了|啊|吧|呀|哈")
+_BY_LENGTH = sorted(RATING_WORDS, key=len, reverse=True)  # 不满意 before 满意
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,22 @@ def awaiting(appeal: Appeal) -> bool:
         and appeal.rating_requested_at is not None
         and (appeal.rated_at is None or appeal.rated_at < appeal.rating_requested_at)
     )
+
+
+_NOT_A_RATING_AFTER = ("吗", "度", "么", "不")  # "满意吗", "满意度调查", "满意不满意"
+
+
+def rating_in(word: str) -> tuple[str, bool] | None:
+    """The rating a message (normalized, without punctuation: :func:`bot.dialog.slots.bare`) starts
+    with, and whether more words follow it ("不满意还在滴水"); None when it starts with none."""
+    for said in _BY_LENGTH:
+        if word.startswith(said):
+            rest = word[len(said) :]
+            if rest.startswith(_NOT_A_RATING_AFTER):
+                return None
+            rest = _PLEASANTRIES.sub("", rest)
+            return RATING_WORDS[said], sum(1 for ch in rest if "\u4e00" <= ch <= "\u9fff") >= 2
+    return None
 
 
 async def awaiting_rating(session: AsyncSession, person_id: int) -> Appeal | None:
@@ -154,6 +174,13 @@ async def comment(
     text = text.strip()[:1000]
     event = record_note(session, appeal, kind="comment", note=text, actor=f"resident:{person_id}")
     await session.flush()
+    await tell_handler(  # the resident was told their words reach whoever handled the case
+        session,
+        appeal,
+        appeal.handler_id,
+        words.get("case.handler_comment", public_id=appeal.public_id, comment=mask_personal(text)[:300]),
+        occasion=f"comment:{event.id}",
+    )
     if appeal.destination == "city":
         session.add(
             OutboxEntry(

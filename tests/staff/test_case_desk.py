@@ -289,3 +289,26 @@ async def test_the_staff_group_hears_of_a_waiting_resident_without_their_phone_o
     assert any("转人工" in line for line in lines), lines
     for line in lines:
         assert "13700002222" not in line and "502" not in line, line
+
+
+async def test_a_rating_in_a_residents_own_words_counts_and_carries_the_comment(world: World) -> None:
+    public_id = await _file(world)
+    await _property_clerk(world)
+    await _staff_in_chat(world)
+    await world.say(f"派单 {public_id} 物业", who="tg-lina", name="李娜")
+    await world.say(f"办结 {public_id} 已更换灯管", who="clerk-zhou", name="周师傅")
+    rated = await world.say("不滿意！灯还是不亮😡😡", who="res-wang")
+    assert any("重新打开" in r for r in rated) and any("意见" in r for r in rated), rated
+    await _deliver(world)
+    handler_chat = world.sender.in_chat("prop-grp")
+    assert any("重新办理" in m for m in handler_chat)
+    assert any("居民意见" in m and "灯还是不亮" in m for m in handler_chat), "her words reach the handler"
+    appeal = await _appeal(world, public_id)
+    assert appeal.status == AppealStatus.REOPENED.value and appeal.rating == "unsatisfied"
+
+    # Resolved again; she rates, then asks about an appeal: a question, not a comment on the rating.
+    await world.say(f"办结 {public_id} 已更换整套灯具", who="clerk-zhou", name="周师傅")
+    await world.say("滿意👍 謝謝", who="res-wang")
+    assert (await _appeal(world, public_id)).rating == "satisfied"
+    asked = await world.say(f"查一下 {public_id} 进度", who="res-wang")
+    assert not any("意见已转" in r for r in asked), asked
