@@ -33,7 +33,7 @@ from bot.handoff.summary import place_text
 from bot.message import Button, IncomingMessage
 from bot.nlu.base import EntityType
 from bot.nlu.entities import extract_entities
-from bot.nlu.normalize import normalize
+from bot.nlu.normalize import normalize, to_simplified
 from bot.roles import leader_buildings, person_by_identity
 from bot.state import Keys
 
@@ -76,7 +76,7 @@ class RelayRequest:
 
 def parse_relay(text: str) -> RelayRequest | None:
     """The relay in ``text``, or None when it is not one ("帮我反映" is the resident's own report)."""
-    text = _LEADING_MENTIONS.sub("", text.strip()).strip()
+    text = to_simplified(_LEADING_MENTIONS.sub("", text.strip()).strip())  # 幫…反映 as 帮…反映
     who = what = ""
     if match := RELAY_RE.match(text):
         who, what = match.group("who").strip(), match.group("what").strip(_TRIM)

@@ -31,6 +31,7 @@ APPEAL_ID = re.compile(r"HY-\d{8}-\d{4}")
             "三号楼电梯又坏了，困了人",
         ),
         ("[转发] 刘叔：地下车库的灯全灭了", "刘叔", None, None, "地下车库的灯全灭了"),
+        ("@回音 幫3棟601劉奶奶反映：衛生間堵了", "刘奶奶", "3", "601", "卫生间堵了"),  # traditional
     ],
 )
 def test_parse_relay(text: str, resident: str, building: str | None, room: str | None, what: str) -> None:
