@@ -26,10 +26,10 @@ class CaseActor:
     handler_ids: frozenset[int]
     via: str = "chat"  # chat | console
 
-    @property
-    def label(self) -> str:
-        """The actor of an appeal event (``staff:<person id>``: staff and handlers' people alike)."""
-        return f"staff:{self.person_id}"
+    def label_for(self, appeal: Appeal) -> str:
+        """The actor of an event of ``appeal``: ``staff:<person id>`` for the community's staff,
+        ``handler:<person id>`` for a handler's person (the console reads "处理单位 周师傅")."""
+        return f"{'staff' if self.is_staff_for(appeal) else 'handler'}:{self.person_id}"
 
     @property
     def anyone(self) -> bool:

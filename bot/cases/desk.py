@@ -294,7 +294,7 @@ class CaseDesk:
                 appeal,
                 kind="assigned",
                 note=instruction or text,
-                actor=actor.label,
+                actor=actor.label_for(appeal),
                 payload={"handler": handler.code, "previous_handler_id": previous},
             )
             await session.flush()
@@ -356,7 +356,7 @@ class CaseDesk:
             appeal,
             kind="returned",
             note=self.words.get("case.note_returned", handler=name, reason=reason),
-            actor=actor.label,
+            actor=actor.label_for(appeal),
             payload={"handler": handler.code if handler else None, "reason": reason},
         )
         await session.flush()
@@ -457,7 +457,14 @@ class CaseDesk:
         if instruction:  # kept with the event for staff; never in what the resident reads
             payload["instruction"] = instruction
         event = await change_status(
-            session, appeal, new, note=note, actor=actor.label, words=self.words, payload=payload, again=again
+            session,
+            appeal,
+            new,
+            note=note,
+            actor=actor.label_for(appeal),
+            words=self.words,
+            payload=payload,
+            again=again,
         )
         if event is None:
             raise CaseError("already_past", public_id=appeal.public_id, status=_label(appeal))
@@ -483,7 +490,12 @@ class CaseDesk:
             )
         else:
             event = record_note(
-                session, appeal, kind="assigned", note=note, actor=actor.label, payload={"handler": CITY}
+                session,
+                appeal,
+                kind="assigned",
+                note=note,
+                actor=actor.label_for(appeal),
+                payload={"handler": CITY},
             )
             await session.flush()
             self._audit(session, actor, appeal, "to_city", handler=CITY)

@@ -149,7 +149,7 @@ async def test_an_appeal_goes_from_submitted_to_resolved_by_chat_commands(world:
         ("resolved", zhou),
         ("reopened", steps[-1][1]),
     ]
-    assert zhou != lina and zhou.startswith("staff:") and steps[-1][1].startswith("resident:")
+    assert zhou != lina and zhou.startswith("handler:") and steps[-1][1].startswith("resident:")
     assert audits == ["appeal.accept", "appeal.assign", "appeal.progress", "appeal.progress", "appeal.done"]
 
 

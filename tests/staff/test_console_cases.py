@@ -238,6 +238,7 @@ async def test_a_handler_login_sees_and_acts_on_only_its_appeals(
     assert "只有社区工作人员可以派单" in await _follow(console, forged)
     page = await _follow(console, await _post(console, mine, "progress", text="明天上午上门"))
     assert _status_of(page) == "in_progress"
+    assert "处理单位 周师傅" in page, "the history says it was the handler's person, not community staff"
     await _deliver(world)
     assert "明天上午上门" in world.sender.to("res-wang")[-1]
 

@@ -118,7 +118,7 @@ class AppealEvent(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     actor: Mapped[str] = mapped_column(
         String(64), default=""
-    )  # "resident:12" | "bot" | "backend" | "staff:3"
+    )  # "resident:12" | "bot" | "backend" | "staff:3" | "handler:7" (a handler's person)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # The backend's own id of the event this row records (inbound webhook): a replay changes nothing.
     source_event_id: Mapped[str | None] = mapped_column(String(128), unique=True)

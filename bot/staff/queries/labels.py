@@ -57,7 +57,7 @@ EVENT_KIND_LABELS = {
 }
 
 # Who an appeal event names (``AppealEvent.actor``): a role with a person id, or a part of the system.
-ACTOR_ROLE_LABELS = {"resident": "居民", "staff": "工作人员", "leader": "楼长"}
+ACTOR_ROLE_LABELS = {"resident": "居民", "staff": "工作人员", "leader": "楼长", "handler": "处理单位"}
 SYSTEM_ACTOR_LABELS = {"huiyin": "回音（系统）", "bot": "回音（系统）", "backend": "市平台"}
 
 RATING_LABELS = {"satisfied": "满意", "basic": "基本满意", "unsatisfied": "不满意"}
