@@ -18,6 +18,7 @@ from bot.dialog.slots import mask_personal
         ("我住在1201", "我住在***"),
         ("502房的水管爆了", "***房的水管爆了"),
         ("我電話13700002222", "我電話137****2222"),
+        ("维修师傅10分钟后到502", "维修师傅10分钟后到***"),
         ("电话：138 1234 5678", None),
     ],
 )
@@ -29,6 +30,9 @@ def test_flats_and_phones_are_masked(text: str, shown: str | None) -> None:
         assert digits not in masked.replace(" ", "")
 
 
-@pytest.mark.parametrize("text", ["2024年3月停过一次水", "等了30分钟", "住3栋的都知道", "12345热线打不通"])
+@pytest.mark.parametrize(
+    "text",
+    ["2024年3月停过一次水", "等了30分钟", "住3栋的都知道", "12345热线打不通", "到2024年底", "来了300个人"],
+)
 def test_ordinary_numbers_are_kept(text: str) -> None:
     assert mask_personal(text) == text

@@ -248,8 +248,11 @@ def _fold(ch: str) -> str:
 
 
 _ROOM_NUMBER = re.compile(rf"{NUM}")
-# A flat named without its building: "我住402", "502房", "1201室的".
-_LONE_ROOM = re.compile(r"(?:(?<=住)|(?<=住在))\d{3,4}(?!\d)|(?<!\d)\d{3,4}(?=室|房|号房|户)")
+# A flat named without its building: "我住402", "502房", "师傅10分钟后到502".
+_LONE_ROOM = re.compile(
+    r"(?:(?<=住)|(?<=住在)|(?<=到)|(?<=去)|(?<=来))\d{3,4}(?![\d年月日号点时分秒元块岁个次天])"
+    r"|(?<!\d)\d{3,4}(?=室|房|号房|户)"
+)
 
 
 def mask_personal(text: str) -> str:

@@ -28,9 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.appeals.filing import AppealFiling
 from bot.db.models import Community, Conversation, Handoff, HandoffNote, HandoffStatus, utcnow
 from bot.db.repository import ConversationRef, Repository
+from bot.db.repository.appeal_records import AppealRecords
 from bot.db.repository.conversation_records import ConversationRecords
 from bot.db.repository.handoffs import HandoffRepository
 from bot.db.session import Database, after_commit
+from bot.dialog.slots import mask_personal
 from bot.dialog.spec import Responses
 from bot.handoff import drafts, upkeep
 from bot.handoff.model import (
@@ -44,7 +46,7 @@ from bot.handoff.model import (
 from bot.handoff.notices import Notice, notify_staff, queue_notice
 from bot.handoff.reading import SUMMARY_LINES, HandoffReader
 from bot.handoff.summary import ResidentLine
-from bot.message import ChatType, Platform
+from bot.message import ChatType, Platform, Target
 from bot.metrics import Metrics
 from bot.outbound import Outbound
 from bot.roles import audit, staff_name
@@ -232,7 +234,17 @@ class HandoffDesk(HandoffReader):
             "handoff.reply",
             {"via": via, "chars": len(text), **({"canned": canned_id} if canned_id else {})},
         )
-        return Outcome(handoff, address, [address.notice(signed)])
+        if address.chat_type != ChatType.GROUP.value:
+            return Outcome(handoff, address, [address.notice(signed)])
+        # In a group everyone reads it: phones and flats masked there ("师傅10分钟后到***"), the whole
+        # reply in the resident's private chat with the bot when there is one.
+        notices = [address.notice(mask_personal(signed))]
+        masked = notices[0].text != address.notice(signed).text
+        if masked and await AppealRecords(session).has_private_chat(address.platform, address.user_id):
+            notices.append(
+                Notice(address.platform, address.user_id, address.user_id, signed, Target.PRIVATE.value)
+            )
+        return Outcome(handoff, address, notices)
 
     async def note(
         self,

@@ -227,6 +227,25 @@ async def test_in_a_group_the_held_resident_reaches_staff_without_addressing_the
     assert "是厨房的水管" in texts and "今天天气不错" not in texts
 
 
+async def test_a_staff_reply_into_a_group_is_masked_there_and_whole_in_private(world: World) -> None:
+    desk = world.rt.dispatcher.handoff
+    group = {"chat_id": "grp-3", "chat_type": ChatType.GROUP, "chat_title": "幸福里3栋业主群"}
+    await world.say("你好")  # 王阿姨 has a private chat with the bot as well
+    assert await world.say("@回音 转人工", mentions_bot=True, **group)
+    conv = await world.conversation_of("res-wang", "grp-3")
+    await world.take(conv)
+    async with world.rt.db.unit_of_work() as uow:
+        outcome = await desk.reply(
+            uow.session, conv, world.lina.person_id, "维修师傅10分钟后到502，电话13900001111"
+        )
+        await uow.commit()
+    await desk.send(outcome.notices, world.rt.outbound)
+    in_group = world.sender.in_chat("grp-3")[-1]
+    assert "维修师傅10分钟后到" in in_group and "502" not in in_group and "13900001111" not in in_group
+    in_private = world.sender.in_chat("res-wang")[-1]
+    assert "502" in in_private and "13900001111" in in_private, "the resident reads the whole reply"
+
+
 async def test_an_emergency_while_held_still_gets_the_safety_script(world: World) -> None:
     await world.say("转人工")
     conv = await world.conversation_of("res-wang")
