@@ -40,10 +40,15 @@ class Addressing:
             return True
         leading = LEADING_MENTIONS.match(text)
         if leading:  # "@回音 …" typed as text (platforms that do not mark mentions)
-            if any(f"@{n}" in leading.group(0).lower() for n in self._names):
+            if self.addressed_by_mention(leading.group(0)):
                 return True
             text = text[leading.end() :]
         return bool(self._vocative.match(text.strip()))
+
+    def addressed_by_mention(self, mentions: str) -> bool:
+        """Whether leading @-mentions (``"@王阿姨 @回音 "``) include the bot's name."""
+        lowered = mentions.lower()
+        return any(f"@{n}" in lowered for n in self._names)
 
     def without_name(self, text: str) -> str:
         """``text`` (lower-cased) without the first mention of the bot's name: what a group message

@@ -102,6 +102,7 @@ def test_the_order_of_a_turns_handlers(runtime: Runtime) -> None:
         "FollowUpHandler",
         "ExpiredDialogHandler",
         "DialogEmergencyHandler",
+        "NeighbourTalkHandler",
         "RunningDialogHandler",
         "KBChoiceHandler",
         "HelpHandler",

@@ -20,6 +20,7 @@ from bot.turn.handlers.draft import PausedDraftHandler
 from bot.turn.handlers.emergency import DialogEmergencyHandler, EmergencyHandler
 from bot.turn.handlers.follow_up import FollowUpHandler
 from bot.turn.handlers.listen import ListenHandler
+from bot.turn.handlers.neighbours import NeighbourTalkHandler
 from bot.turn.handlers.report import ReportHandler
 from bot.turn.handlers.staff import (
     HeldConversationHandler,
@@ -67,6 +68,7 @@ def turn_handlers(services: Services) -> list[Handler]:
         FollowUpHandler(services),
         ExpiredDialogHandler(services),
         DialogEmergencyHandler(services),
+        NeighbourTalkHandler(services),
         RunningDialogHandler(services, route),
         *route,
     ]
