@@ -69,12 +69,16 @@ async def test_no_form_starts_from_an_everyday_complaint_in_a_group(runtime: Run
     assert started, "addressed at the start: the bot answers"
 
 
-async def test_a_form_filler_talking_to_a_neighbour_is_left_alone_and_the_form_waits(runtime: Runtime) -> None:
+async def test_a_form_filler_talking_to_a_neighbour_is_left_alone_and_the_form_waits(
+    runtime: Runtime,
+) -> None:
     handle = runtime.dispatcher.handle
     asked = await handle(_group("回音，3栋2单元楼道灯坏了好几天了"))
     assert any("照片" in r.text for r in asked), [r.text for r in asked]
     for chatter in ("李哥你家今天有水吗", "@王阿姨 你家也停电了吗", "大家晚上好"):
         assert await handle(_group(chatter)) == [], chatter
     answered = await handle(_group("没有照片"))  # the form's answer, still without addressing the bot
-    assert answered and not any("照片" in r.text and "发" in r.text for r in answered), [r.text for r in answered]
+    assert answered and not any("照片" in r.text and "发" in r.text for r in answered), [
+        r.text for r in answered
+    ]
     assert any("手机" in r.text or "电话" in r.text for r in answered), "the form went on to its next step"

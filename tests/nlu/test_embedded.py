@@ -191,6 +191,13 @@ async def test_health_is_none_when_trained(nlu: EmbeddedNLU) -> None:
         ("插座一插就冒火星 不敢用了", None),
         ("电梯老是困人 修了又坏", None),
         ("每次开灶都有煤气味", "gas"),
+        # People trapped and bites, as residents say them.
+        ("电梯又坏了，困了好几个人", "trapped"),
+        ("电梯困了3个人 快来", "trapped"),
+        ("小区里有人溜狗不栓绳，还把小孩咬了", "injury"),
+        ("楼下的狗把老人咬了", "injury"),
+        ("上次被狗咬了 物业也不管", None),
+        ("万一被狗咬了怎么办", None),
     ],
 )
 def test_emergency_rule_is_about_danger_now(text: str, kind: str | None) -> None:
