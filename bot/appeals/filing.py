@@ -5,7 +5,9 @@ kind of appeal there), and its count in the metrics."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.cases.desk import CaseDesk
@@ -14,6 +16,40 @@ from bot.metrics import Metrics
 from bot.settings import Settings
 
 RESIDENT_NOTE = "居民通过回音提交"
+
+
+def appeal_from_form(
+    *,
+    draft_key: str,
+    description: str,
+    slots: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    origin: Mapping[str, str],
+    place: Mapping[str, Any] | None = None,
+) -> NewAppeal:
+    """The appeal a form's state describes: its ``slots`` (place, photos, phone), its ``meta`` (the KB's
+    category, matter and party, urgency) and where it was reported (``origin``). ``place`` stands in for
+    the place slot when the caller found the place elsewhere."""
+    where: Mapping[str, Any] = place if place is not None else (slots.get("place") or {})
+    return NewAppeal(
+        draft_key=draft_key,
+        description=description,
+        origin_platform=origin["platform"],
+        origin_chat=origin["chat_id"],
+        origin_chat_type=origin["chat_type"],
+        building=where.get("building"),
+        unit=where.get("unit"),
+        room=where.get("room"),
+        place=where.get("place") or where.get("text"),
+        location=where.get("location") or {},
+        photos=slots.get("photo") or [],
+        contact_phone=slots.get("contact"),
+        category=meta.get("category"),
+        kb_matter_id=meta.get("kb"),
+        responsible_party=meta.get("party"),
+        responsible_sub=meta.get("party_sub"),
+        urgent=bool(meta.get("urgent")),
+    )
 
 
 class AppealFiling:

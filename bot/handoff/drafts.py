@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bot.appeals.filing import appeal_from_form
 from bot.db.repository import NewAppeal
 from bot.dialog.slots import mask_personal
 from bot.handoff.summary import ResidentLine, place_from
@@ -111,38 +112,20 @@ def appeal_from_conversation(
     place: dict[str, Any] = dict(slots.get("place") or {})
     if not place:
         place = dict(place_from([description, *(line.text for line in reversed(lines))]))
-    category, kb_matter, party, party_sub, urgent = (
-        meta.get("category"),
-        meta.get("kb"),
-        meta.get("party"),
-        meta.get("party_sub"),
-        bool(meta.get("urgent")),
-    )
-    if not kb_matter:
+    facts = dict(meta)
+    if not facts.get("kb"):
         try:
             answer = kb.lookup(normalize(description), community_code)
         except KeyError:  # a community without a profile
             answer = None
         if answer is not None:
-            category, kb_matter = answer.category, answer.matter_id
-            party, party_sub = answer.first_contact.party, answer.first_contact.sub
-            urgent = urgent or answer.emergency
-    return NewAppeal(
-        draft_key=draft_key,
-        description=description,
-        origin_platform=origin["platform"],
-        origin_chat=origin["chat_id"],
-        origin_chat_type=origin["chat_type"],
-        building=place.get("building"),
-        unit=place.get("unit"),
-        room=place.get("room"),
-        place=place.get("place") or place.get("text"),
-        location=place.get("location") or {},
-        photos=slots.get("photo") or [],
-        contact_phone=slots.get("contact"),
-        category=category,
-        kb_matter_id=kb_matter,
-        responsible_party=party,
-        responsible_sub=party_sub,
-        urgent=urgent,
+            facts.update(
+                category=answer.category,
+                kb=answer.matter_id,
+                party=answer.first_contact.party,
+                party_sub=answer.first_contact.sub,
+                urgent=bool(meta.get("urgent")) or answer.emergency,
+            )
+    return appeal_from_form(
+        draft_key=draft_key, description=description, slots=slots, meta=facts, origin=origin, place=place
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from bot.db.repository import NewAppeal
+from bot.appeals.filing import appeal_from_form
 from bot.dialog.engine import Turn
 from bot.dialog.slots import bare, mask_personal
 from bot.message import ChatType
@@ -104,25 +104,12 @@ async def file_from_form(services: Services, turn: TurnContext, state: dict[str,
         out.state = state
         return
     slots, meta, origin = state["slots"], state.get("meta", {}), state["origin"]
-    place = slots.get("place") or {}
-    new = NewAppeal(
+    new = appeal_from_form(
         draft_key=state["draft_key"],
         description=str(slots["description"]),
-        origin_platform=origin["platform"],
-        origin_chat=origin["chat_id"],
-        origin_chat_type=origin["chat_type"],
-        building=place.get("building"),
-        unit=place.get("unit"),
-        room=place.get("room"),
-        place=place.get("place") or place.get("text"),
-        location=place.get("location") or {},
-        photos=slots.get("photo") or [],
-        contact_phone=slots.get("contact"),
-        category=meta.get("category"),
-        kb_matter_id=meta.get("kb"),
-        responsible_party=meta.get("party"),
-        responsible_sub=meta.get("party_sub"),
-        urgent=bool(meta.get("urgent")),
+        slots=slots,
+        meta=meta,
+        origin=origin,
     )
     appeal, created = await services.filing.file(turn.repo, new, turn.ref, source="dialog")
     words = services.words
