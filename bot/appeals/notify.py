@@ -191,16 +191,32 @@ async def queue_deadline_notifications(
     reporter_name = await _reporter_name(session, appeal, people)
     for who in people:
         reply = deadline_message(appeal, kind, who, words, reporter_name, **values)
-        session.add(
-            OutboxEntry(
-                appeal_id=appeal.id,
-                action="notify",
-                platform=who.platform,
-                idempotency_key=f"{appeal.public_id}:deadline:{kind}:{who.person_id}"[:100],
-                payload={"reply": reply.to_dict(), "role": who.role, "person_id": who.person_id},
-            )
-        )
+        key = f"{appeal.public_id}:deadline:{kind}:{who.person_id}"
+        queue_notify(session, appeal, who.platform, reply, key, role=who.role, person_id=who.person_id)
     return len(people)
+
+
+def queue_notify(
+    session: AsyncSession,
+    appeal: Appeal,
+    platform: str,
+    reply: Reply,
+    key: str,
+    *,
+    role: str,
+    person_id: int | None,
+) -> None:
+    """One outbox row (action ``notify``) that sends ``reply`` on ``platform``; ``key`` (the idempotency
+    key, cut to the column's 100 characters) makes a repeated occasion send nothing twice."""
+    session.add(
+        OutboxEntry(
+            appeal_id=appeal.id,
+            action="notify",
+            platform=platform,
+            idempotency_key=key[:100],
+            payload={"reply": reply.to_dict(), "role": role, "person_id": person_id},
+        )
+    )
 
 
 async def queue_status_notifications(
@@ -242,14 +258,7 @@ async def queue_status_notifications(
                 (status_message(appeal, status, event.note, alone, words, reporter_name), ":private")
             )
         for reply, suffix in replies:
-            session.add(
-                OutboxEntry(
-                    appeal_id=appeal.id,
-                    action="notify",
-                    platform=who.platform,
-                    idempotency_key=f"{appeal.public_id}:notify:{event.id}:{who.person_id}{suffix}",
-                    payload={"reply": reply.to_dict(), "role": who.role, "person_id": who.person_id},
-                )
-            )
+            key = f"{appeal.public_id}:notify:{event.id}:{who.person_id}{suffix}"
+            queue_notify(session, appeal, who.platform, reply, key, role=who.role, person_id=who.person_id)
             queued += 1
     return queued

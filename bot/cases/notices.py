@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Appeal, Chat, OutboxEntry
+from bot.appeals.notify import queue_notify
+from bot.db.models import Appeal, Chat
 from bot.db.repository.cases import CaseRepository
 from bot.message import Reply
 
@@ -20,15 +21,8 @@ def queue_chat_message(
 ) -> None:
     """One outbox row: ``text`` to ``chat`` about ``appeal``; ``occasion`` makes it unique."""
     reply = Reply(text, chat_id=chat.external_id, recipient_id=chat.external_id)
-    session.add(
-        OutboxEntry(
-            appeal_id=appeal.id,
-            action="notify",
-            platform=chat.platform,
-            idempotency_key=f"{appeal.public_id}:{occasion}:{chat.id}"[:100],
-            payload={"reply": reply.to_dict(), "role": chat.purpose, "person_id": None},
-        )
-    )
+    key = f"{appeal.public_id}:{occasion}:{chat.id}"
+    queue_notify(session, appeal, chat.platform, reply, key, role=chat.purpose, person_id=None)
 
 
 async def tell_handler(
