@@ -11,7 +11,6 @@ The caller commits. A refused operation raises :class:`CaseError` and writes not
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -73,7 +72,6 @@ class CaseDesk:
     kb: KnowledgeBase
     words: Responses
     _seeded: set[tuple[int, bool]] = field(default_factory=set)  # (community id, has a city backend)
-    _codes: dict[int, str] = field(default_factory=dict)  # community id → code, as appeals are loaded
 
     # --- configuration ---------------------------------------------------------------------------------
     def config(self, community_code: str) -> CaseDeskConfig:
@@ -313,9 +311,7 @@ class CaseDesk:
         text = _clip(text)
         if not text:
             raise CaseError("progress_usage")
-        appeal = await self._load(session, actor, public_id)
-        if AppealStatus(appeal.status) in TERMINAL:
-            raise CaseError("not_open", public_id=appeal.public_id, status=_label(appeal))
+        appeal = await self._load_open(session, actor, public_id)
         event = await self._change(
             session, actor, appeal, AppealStatus.IN_PROGRESS, text, "progress", again=True
         )
@@ -326,9 +322,7 @@ class CaseDesk:
         result = _clip(result)
         if not result:
             raise CaseError("done_usage")
-        appeal = await self._load(session, actor, public_id)
-        if AppealStatus(appeal.status) in TERMINAL:
-            raise CaseError("not_open", public_id=appeal.public_id, status=_label(appeal))
+        appeal = await self._load_open(session, actor, public_id)
         event = await self._change(session, actor, appeal, AppealStatus.RESOLVED, result, "done")
         return CaseStep(appeal, event)
 
@@ -338,11 +332,10 @@ class CaseDesk:
         reason = _clip(reason)
         if not reason:
             raise CaseError("return_usage")
-        appeal = await self._load(session, actor, public_id)
-        if AppealStatus(appeal.status) in TERMINAL:
-            raise CaseError("not_open", public_id=appeal.public_id, status=_label(appeal))
+        appeal = await self._load_open(session, actor, public_id)
         if actor.is_staff_for(appeal):
-            referral = self.referral(appeal)
+            community = await CaseRepository(session).community(appeal.community_id)
+            referral = self.referral(appeal, community.code if community is not None else "")
             note = self.words.get("case.note_rejected", reason=reason.rstrip("。.！!；;"), referral=referral)
             event = await self._change(
                 session, actor, appeal, AppealStatus.REJECTED, note, "return", reason=reason
@@ -401,13 +394,13 @@ class CaseDesk:
             due=due.astimezone(tz).strftime("%m-%d %H:%M") if due else "—",
         )
 
-    def referral(self, appeal: Appeal) -> str:
-        """Who the resident may turn to instead, from the KB's answer to the appeal's matter."""
+    def referral(self, appeal: Appeal, community_code: str) -> str:
+        """Who the resident may turn to instead, from the KB's answer to the appeal's matter in its
+        community."""
         if not appeal.kb_matter_id:
             return self.words.get("case.referral_hotline")
         try:
-            code = self._codes.get(appeal.community_id)
-            answer = self.kb.answer(appeal.kb_matter_id, code) if code else None
+            answer = self.kb.answer(appeal.kb_matter_id, community_code)
         except KeyError:
             answer = None
         if answer is None:
@@ -422,6 +415,13 @@ class CaseDesk:
         return self.words.get("case.referral", name=contact.name, phone=phone)
 
     # --- internals ---------------------------------------------------------------------------------------
+    async def _load_open(self, session: AsyncSession, actor: CaseActor, public_id: str) -> Appeal:
+        """:meth:`_load`, refusing an appeal that is finished (resolved, turned down, closed)."""
+        appeal = await self._load(session, actor, public_id)
+        if AppealStatus(appeal.status) in TERMINAL:
+            raise CaseError("not_open", public_id=appeal.public_id, status=_label(appeal))
+        return appeal
+
     async def _load(self, session: AsyncSession, actor: CaseActor, public_id: str) -> Appeal:
         """The appeal named by ``public_id``, locked for changing, if ``actor`` may see it; else the same
         error as for an id that does not exist."""
@@ -432,9 +432,6 @@ class CaseDesk:
         appeal = await AppealRecords(session).lock(found.id)
         if appeal is None:
             raise CaseError("unknown_id", public_id=public_id.strip()[:32])
-        community = await repo.community(appeal.community_id)
-        if community is not None:
-            self._codes[community.id] = community.code
         return appeal
 
     async def _change(
@@ -530,14 +527,6 @@ class CaseDesk:
 def queue_city_case(session: AsyncSession, appeal: Appeal) -> None:
     """The outbox row that files ``appeal`` with the city's case backend (idempotent on its key)."""
     AppealRepository(session).queue_city_case(appeal.id, appeal.public_id)
-
-
-def resolution_due(config: CaseDeskConfig, category: str | None, filed_at: datetime) -> datetime:
-    return filed_at + config.resolution_time(category)
-
-
-def first_response_due(config: CaseDeskConfig, filed_at: datetime) -> datetime:
-    return filed_at + timedelta(hours=config.first_response_hours)
 
 
 _SHORT_NAMES = {"property": "物业", "office": "社区", "city": "市平台"}
