@@ -89,18 +89,7 @@ class Deadlines:
         """Remind whoever has an unanswered appeal that its first-response deadline is near."""
         records = DeadlineRecords(session)
         ids = await records.mark_response_reminders(now, await self._leads(records))
-        appeals = await records.appeals(ids)
-        for appeal in appeals:
-            assert appeal.first_response_due_at is not None
-            text = self.words.get(
-                "deadline.response_soon",
-                public_id=appeal.public_id,
-                due=self._local(appeal.first_response_due_at),
-                left=self.duration(appeal.first_response_due_at - now),
-                summary=public_summary(appeal),
-            )
-            await self._remind(session, appeal, text, occasion="remind:response")
-        return [a.public_id for a in appeals]
+        return await self._send_reminders(session, await records.appeals(ids), now, resolution=False)
 
     async def escalate_response(self, session: AsyncSession, now: datetime) -> list[str]:
         """Flag the appeals whose first response is overdue (once), tell the staff chats and the resident."""
@@ -129,17 +118,24 @@ class Deadlines:
         """Remind whoever has an open appeal that its resolution deadline is near."""
         records = DeadlineRecords(session)
         ids = await records.mark_resolution_reminders(now, await self._leads(records))
-        appeals = await records.appeals(ids)
+        return await self._send_reminders(session, await records.appeals(ids), now, resolution=True)
+
+    async def _send_reminders(
+        self, session: AsyncSession, appeals: list[Appeal], now: datetime, *, resolution: bool
+    ) -> list[str]:
+        """The reminder of each appeal's (first-response or resolution) deadline, to whoever has it."""
+        which = "resolution" if resolution else "response"
         for appeal in appeals:
-            assert appeal.resolution_due_at is not None
+            due = appeal.resolution_due_at if resolution else appeal.first_response_due_at
+            assert due is not None
             text = self.words.get(
-                "deadline.resolution_soon",
+                f"deadline.{which}_soon",
                 public_id=appeal.public_id,
-                due=self._local(appeal.resolution_due_at),
-                left=self.duration(appeal.resolution_due_at - now),
+                due=self._local(due),
+                left=self.duration(due - now),
                 summary=public_summary(appeal),
             )
-            await self._remind(session, appeal, text, occasion="remind:resolution")
+            await self._remind(session, appeal, text, occasion=f"remind:{which}")
         return [a.public_id for a in appeals]
 
     async def escalate_resolution(self, session: AsyncSession, now: datetime) -> list[str]:
