@@ -20,8 +20,8 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.appeals.access import is_supporter
-from bot.appeals.status import lock_appeal, record_note
-from bot.db.models import OPEN_STATUSES, Appeal, AppealSupporter, OutboxEntry
+from bot.appeals.status import lock_appeal, queue_for_city, record_note
+from bot.db.models import OPEN_STATUSES, Appeal, AppealSupporter
 from bot.db.repository import Repository
 from bot.db.repository.appeal_records import AppealRecords
 from bot.dialog.spec import Responses
@@ -217,13 +217,11 @@ async def join(
         actor=f"resident:{person_id}",
         payload={"supporters": appeal.supporters},
     )
-    if appeal.destination == "city":  # the city's backend hears of supporters of its cases
-        repo.session.add(
-            OutboxEntry(
-                appeal_id=appeal.id,
-                action="update",
-                idempotency_key=f"{appeal.public_id}:support:{person_id}",
-                payload={"kind": "supporter", "supporters": appeal.supporters, "text": text},
-            )
-        )
+    queue_for_city(  # the city's backend hears of supporters of its cases
+        repo.session,
+        appeal,
+        "update",
+        f"{appeal.public_id}:support:{person_id}",
+        {"kind": "supporter", "supporters": appeal.supporters, "text": text},
+    )
     return Joined(appeal, True, appeal.supporters)

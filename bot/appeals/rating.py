@@ -15,9 +15,9 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.appeals.notify import public_summary
-from bot.appeals.status import change_status, flag, lock_appeal, record_note
+from bot.appeals.status import change_status, flag, lock_appeal, queue_for_city, record_note
 from bot.cases.notices import tell_handler, tell_staff
-from bot.db.models import Appeal, AppealStatus, OutboxEntry, utcnow
+from bot.db.models import Appeal, AppealStatus, utcnow
 from bot.db.repository.appeal_records import AppealRecords
 from bot.dialog.slots import mask_personal
 from bot.dialog.spec import Responses
@@ -119,21 +119,13 @@ async def rate(
     )
     await session.flush()
     text = words.get("rating.backend_reopen") if reopen else words.get("rating.backend_text", label=label)
-    if appeal.destination == "city":  # the city's backend hears the rating of the cases it handled
-        session.add(
-            OutboxEntry(
-                appeal_id=appeal.id,
-                action="rating",
-                idempotency_key=f"{appeal.public_id}:rating:{event.id}",
-                payload={
-                    "kind": "rating",
-                    "rating": rating,
-                    "reopen": reopen,
-                    "text": text,
-                    "case_open": reopen,
-                },
-            )
-        )
+    queue_for_city(  # the city's backend hears the rating of the cases it handled
+        session,
+        appeal,
+        "rating",
+        f"{appeal.public_id}:rating:{event.id}",
+        {"kind": "rating", "rating": rating, "reopen": reopen, "text": text, "case_open": reopen},
+    )
     if not reopen:
         return Rated("rated", appeal)
     reopened = await change_status(
@@ -181,18 +173,16 @@ async def comment(
         words.get("case.handler_comment", public_id=appeal.public_id, comment=mask_personal(text)[:300]),
         occasion=f"comment:{event.id}",
     )
-    if appeal.destination == "city":
-        session.add(
-            OutboxEntry(
-                appeal_id=appeal.id,
-                action="comment",
-                idempotency_key=f"{appeal.public_id}:comment:{event.id}",
-                payload={
-                    "kind": "comment",
-                    "comment": text,
-                    "text": words.get("rating.backend_comment", comment=text),
-                    "case_open": appeal.status != AppealStatus.RESOLVED.value,
-                },
-            )
-        )
+    queue_for_city(
+        session,
+        appeal,
+        "comment",
+        f"{appeal.public_id}:comment:{event.id}",
+        {
+            "kind": "comment",
+            "comment": text,
+            "text": words.get("rating.backend_comment", comment=text),
+            "case_open": appeal.status != AppealStatus.RESOLVED.value,
+        },
+    )
     return appeal

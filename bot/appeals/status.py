@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Appeal, AppealEvent, AppealStatus, utcnow
+from bot.db.models import Appeal, AppealEvent, AppealStatus, OutboxEntry, utcnow
 from bot.db.repository.appeal_records import AppealRecords
 from bot.dialog.spec import Responses
 
@@ -131,6 +131,18 @@ def record_note(
     )
     session.add(event)
     return event
+
+
+def queue_for_city(
+    session: AsyncSession, appeal: Appeal, action: str, key: str, payload: dict[str, Any]
+) -> bool:
+    """An outbox row telling the city's case backend of a change to ``appeal`` (a rating, a comment, a
+    supporter) — only for an appeal that went to the city; the community's own cases have nobody to tell
+    there. True when queued."""
+    if appeal.destination != "city":
+        return False
+    session.add(OutboxEntry(appeal_id=appeal.id, action=action, idempotency_key=key, payload=payload))
+    return True
 
 
 def flag(session: AsyncSession, appeal: Appeal, reason: str, note: str) -> bool:
