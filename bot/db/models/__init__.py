@@ -15,6 +15,7 @@ from bot.db.models.handoffs import CannedReply, Handoff, HandoffNote
 from bot.db.models.people import (
     AuditEntry,
     Community,
+    InstanceSetting,
     InviteCode,
     Person,
     PlatformIdentity,
@@ -43,6 +44,7 @@ __all__ = [
     "Handoff",
     "HandoffNote",
     "HandoffStatus",
+    "InstanceSetting",
     "InviteCode",
     "OutboxEntry",
     "Person",

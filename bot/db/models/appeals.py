@@ -82,6 +82,10 @@ class Appeal(Base):
     response_reminded_at: Mapped[datetime | None] = mapped_column()
     resolution_reminded_at: Mapped[datetime | None] = mapped_column()
     resolution_overdue_at: Mapped[datetime | None] = mapped_column()
+    # Privacy: when the resident withdrew the appeal, and when its personal data (phone, room, photos,
+    # the resident's own words) was removed, by the retention period or at the resident's request.
+    withdrawn_at: Mapped[datetime | None] = mapped_column()
+    personal_data_removed_at: Mapped[datetime | None] = mapped_column(index=True)
 
     events: Mapped[list[AppealEvent]] = relationship(back_populates="appeal", order_by="AppealEvent.id")
 

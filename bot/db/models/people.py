@@ -35,6 +35,12 @@ class Person(Base):
     display_name: Mapped[str] = mapped_column(String(200), default="")
     phone: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the resident agreed, after the privacy notice, that their phone number may be kept. A phone
+    # number is stored (here or on an appeal) only once this is set.
+    consent_at: Mapped[datetime | None] = mapped_column()
+    # When the person's data was erased at their request: the row stays so that their (anonymised)
+    # appeals keep a reporter, but it holds nothing that identifies anyone.
+    erased_at: Mapped[datetime | None] = mapped_column()
 
     identities: Mapped[list[PlatformIdentity]] = relationship(back_populates="person")
 
@@ -102,6 +108,16 @@ class InviteCode(Base):
     redeemed_at: Mapped[datetime | None] = mapped_column()
     redeemed_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     revoked_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InstanceSetting(Base):
+    """Facts about this deployment that must not change once chosen (its instance id)."""
+
+    __tablename__ = "instance_setting"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

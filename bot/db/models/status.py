@@ -22,6 +22,7 @@ class AppealStatus(StrEnum):
     REJECTED = "rejected"
     CLOSED = "closed"
     REOPENED = "reopened"  # the resident was not satisfied with the result: handled again
+    WITHDRAWN = "withdrawn"  # the resident took it back
 
     @property
     def label(self) -> str:
@@ -37,6 +38,7 @@ _STATUS_LABELS = {
     AppealStatus.REJECTED: "未受理",
     AppealStatus.CLOSED: "已关闭",
     AppealStatus.REOPENED: "重新办理中",
+    AppealStatus.WITHDRAWN: "已撤回",
 }
 
 OPEN_STATUSES = (
