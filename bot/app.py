@@ -22,6 +22,7 @@ from bot.metrics import router as metrics_router
 from bot.runtime import Runtime, settle_heap
 from bot.settings import Settings
 from bot.staff import create_console, start_staff_jobs
+from bot.web.privacy import router as privacy_router
 from integrations import backend
 from integrations.backend.events import router as backend_events_router
 from integrations.channel import configured_channels, switch_on
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(backend_events_router)
     app.add_middleware(InboxHint)
     app.include_router(metrics_router)
+    app.include_router(privacy_router)
 
     def metrics_of() -> Metrics | None:
         runtime: Runtime | None = getattr(app.state, "runtime", None)

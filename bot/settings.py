@@ -115,6 +115,21 @@ class Settings(BaseSettings):
         default="HY", description="Prefix of readable appeal ids (HY-YYYYMMDD-NNNN)."
     )
     timezone: str = Field(default="Asia/Shanghai", description="Time zone for appeal ids and replies.")
+    public_url: str | None = Field(
+        default=None,
+        description=(
+            "The address residents and backends reach this server at (https://huiyin.example.cn), for links "
+            "the bot sends (the privacy page). Unset: http://<host>:<port>."
+        ),
+    )
+    retention_days: int = Field(
+        default=180,
+        ge=1,
+        description=(
+            "Days after an appeal is finished (or a conversation last active) when its phone numbers, "
+            "photos and transcripts are deleted by the worker."
+        ),
+    )
     first_response_hours: int = Field(
         default=24, ge=1, description="Hours within which an appeal's first response is due (SLA)."
     )
@@ -459,6 +474,11 @@ class Settings(BaseSettings):
         default=None,
         description="When set, GET /metrics requires the header 'Authorization: Bearer <this token>' (401 otherwise).",
     )
+
+    def link(self, path: str) -> str:
+        """An absolute link to ``path`` on this server, as residents and backends reach it."""
+        base = self.public_url or f"http://{self.host}:{self.port}"
+        return f"{base.rstrip('/')}/{path.lstrip('/')}"
 
     @cached_property
     def effective_database_url(self) -> str:

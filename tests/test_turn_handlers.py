@@ -98,6 +98,7 @@ def test_the_order_of_a_turns_handlers(runtime: Runtime) -> None:
         "StaffChatHandler",
         "HandlerChatHandler",
         "HeldConversationHandler",
+        "PrivacyHandler",
         "PausedDraftHandler",
         "FollowUpHandler",
         "ExpiredDialogHandler",

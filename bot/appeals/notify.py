@@ -192,7 +192,7 @@ async def queue_deadline_notifications(
     for who in people:
         reply = deadline_message(appeal, kind, who, words, reporter_name, **values)
         key = f"{appeal.public_id}:deadline:{kind}:{who.person_id}"
-        queue_notify(session, appeal, who.platform, reply, key, role=who.role, person_id=who.person_id)
+        queue_for(session, appeal, who, reply, key)
     return len(people)
 
 
@@ -205,9 +205,14 @@ def queue_notify(
     *,
     role: str,
     person_id: int | None,
+    group: bool = False,
 ) -> None:
     """One outbox row (action ``notify``) that sends ``reply`` on ``platform``; ``key`` (the idempotency
-    key, cut to the column's 100 characters) makes a repeated occasion send nothing twice."""
+    key, cut to the column's 100 characters) makes a repeated occasion send nothing twice. ``group``: it
+    goes into a residents' group, so nothing personal may be in it (masked here, whatever the caller
+    wrote)."""
+    if group:
+        reply = replace(reply, text=mask_personal(reply.text))
     session.add(
         OutboxEntry(
             appeal_id=appeal.id,
@@ -216,6 +221,20 @@ def queue_notify(
             idempotency_key=key[:100],
             payload={"reply": reply.to_dict(), "role": role, "person_id": person_id},
         )
+    )
+
+
+def queue_for(session: AsyncSession, appeal: Appeal, who: Recipient, reply: Reply, key: str) -> None:
+    """:func:`queue_notify` of ``reply`` to ``who``: masked when it goes into their residents' group."""
+    queue_notify(
+        session,
+        appeal,
+        who.platform,
+        reply,
+        key,
+        role=who.role,
+        person_id=who.person_id,
+        group=reply.chat_id == who.chat_id and who.chat_type == ChatType.GROUP.value,
     )
 
 
@@ -259,6 +278,6 @@ async def queue_status_notifications(
             )
         for reply, suffix in replies:
             key = f"{appeal.public_id}:notify:{event.id}:{who.person_id}{suffix}"
-            queue_notify(session, appeal, who.platform, reply, key, role=who.role, person_id=who.person_id)
+            queue_for(session, appeal, who, reply, key)
             queued += 1
     return queued

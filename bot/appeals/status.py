@@ -18,6 +18,8 @@ from bot.db.repository.appeal_records import AppealRecords
 from bot.dialog.spec import Responses
 
 TERMINAL = frozenset({AppealStatus.RESOLVED, AppealStatus.REJECTED, AppealStatus.CLOSED})
+# The resident took it back: final, whatever a backend reports afterwards.
+WITHDRAWN_FINAL = AppealStatus.WITHDRAWN
 _RANK = {
     AppealStatus.SUBMITTED: 0,
     AppealStatus.ACCEPTED: 1,
@@ -27,6 +29,7 @@ _RANK = {
     AppealStatus.RESOLVED: 4,
     AppealStatus.REJECTED: 4,
     AppealStatus.CLOSED: 5,
+    AppealStatus.WITHDRAWN: 5,
 }
 
 # Why an appeal is on the staff's list (``appeal.flag_reason``).
@@ -43,9 +46,9 @@ def may_change(current: AppealStatus, new: AppealStatus) -> bool:
 
     Forward only while open (a late "accepted" after "in progress" is stale); a finished case may go
     anywhere but back to "submitted" (the backend reopened or corrected it); a case the resident reopened
-    takes any status the backend reports next.
+    takes any status the backend reports next; a case the resident withdrew stays withdrawn.
     """
-    if new is current or new is AppealStatus.SUBMITTED:
+    if new is current or new is AppealStatus.SUBMITTED or current is WITHDRAWN_FINAL:
         return False
     if current in TERMINAL or current is AppealStatus.REOPENED:
         return True

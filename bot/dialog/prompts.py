@@ -21,6 +21,7 @@ class PromptContext:
     chat_title: str = ""
     saved_phone: str | None = None
     party: str | None = None  # who is likely responsible, for the summary ("物业服务企业")
+    retention_days: int = 180  # how long a phone number is kept after the appeal is finished
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ class DialogPrompts:
         elif key == "appeal.ask_contact" and ctx.saved_phone:
             text = self.words.get("appeal.ask_contact_saved", phone_masked=mask_phone(ctx.saved_phone))
         else:
-            text = self.words.get(key, bot_name=ctx.bot_name)
+            text = self.words.get(key, bot_name=ctx.bot_name, retention_days=ctx.retention_days)
         return Prompt(text, self.buttons(st.buttons, ctx), private=st.private and ctx.in_group)
 
     def buttons(self, specs: tuple[ButtonSpec, ...], ctx: PromptContext) -> tuple[Button, ...]:

@@ -248,17 +248,27 @@ def _fold(ch: str) -> str:
 
 
 _ROOM_NUMBER = re.compile(rf"{NUM}")
-# A flat named without its building: "我住402", "502房", "师傅10分钟后到502".
+# A flat named without its building: "我住402", "我家1502", "楼上702", "502房", "师傅10分钟后到502".
 _LONE_ROOM = re.compile(
-    r"(?:(?<=住)|(?<=住在)|(?<=到)|(?<=去)|(?<=来))\d{3,4}(?![\d年月日号点时分秒元块岁个次天])"
+    r"(?:(?<=住)|(?<=住在)|(?<=到)|(?<=去)|(?<=来)|(?<=家)|(?<=楼上)|(?<=楼下)|(?<=对门)|(?<=隔壁))"
+    r"\d{3,4}(?![\d年月日号点时分秒元块岁个次天])"
     r"|(?<!\d)\d{3,4}(?=室|房|号房|户)"
 )
 
 
+# Identity-card numbers (18 characters, the last may be X) and mainland licence plates (粤B12345, 粤B·D12345).
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
+_PLATE = re.compile(
+    r"([京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼使领])([A-Za-z])[·・.\s]?([A-Za-z0-9]{5,6})(?![A-Za-z0-9])"
+)
+
+
 def mask_personal(text: str) -> str:
-    """``text`` (a resident's own words) with phone numbers and room numbers masked, for wherever it is
-    shown to anyone but the resident who wrote it: a group, a neighbour who joined the appeal. A phone in
-    a description is often someone else's ("楼上邻居电话…")."""
+    """``text`` (a resident's own words) with phone, room, ID-card and licence-plate numbers masked, for
+    wherever it is shown to anyone but the resident who wrote it: a group, a neighbour who joined the
+    appeal. A phone in a description is often someone else's ("楼上邻居电话…")."""
+    text = _ID_NUMBER.sub(lambda m: f"{m.group(1)}********{m.group(2)[-1]}", text)
+    text = _PLATE.sub(lambda m: f"{m.group(1)}{m.group(2)}***{m.group(3)[-2:]}", text)
     folded = "".join(_fold(ch) for ch in text)
     out, pos = [], 0
     for e in extract_entities(folded):

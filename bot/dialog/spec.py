@@ -72,6 +72,8 @@ class ConversationRules:
     correction_prefixes: tuple[str, ...]
     commands: dict[str, str]
     command_words: dict[str, str]
+    command_prefixes: tuple[tuple[str, str], ...] = ()
+    """Words that give a command when followed by its argument ("撤回 HY-…"), longest first."""
 
 
 def _buttons(raw: list[dict[str, Any]] | None) -> tuple[ButtonSpec, ...]:
@@ -204,6 +206,13 @@ def load_bundle(root: Path = DIALOGS_DIR) -> DialogBundle:
         ),
         commands={str(k): str(v) for k, v in rules_raw["commands"].items()},
         command_words={str(k): str(v) for k, v in rules_raw["command_words"].items()},
+        command_prefixes=tuple(
+            sorted(
+                ((str(k), str(v)) for k, v in (rules_raw.get("command_prefixes") or {}).items()),
+                key=lambda kv: len(kv[0]),
+                reverse=True,
+            )
+        ),
     )
     dialogs = {}
     for path in sorted(root.glob("*.yml")):

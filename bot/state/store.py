@@ -187,6 +187,14 @@ class StateStore:
         dumped = json.dumps(state, ensure_ascii=False)
         return bool(await self.redis.set(name, dumped, nx=True, ex=STATE_RETENTION_S))
 
+    async def forget_dialogs(self, conversation_keys: Sequence[str]) -> None:
+        """Drop the dialog states of these conversations (as stored in ``conversation.key``): their
+        person's data was erased."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for conversation_key in conversation_keys:
+                pipe.delete(Keys.state(conversation_key))
+            await pipe.execute()
+
     async def has_state(self, key: ConversationKey) -> bool:
         return bool(await self.redis.exists(Keys.state(key)))
 

@@ -31,6 +31,7 @@ class TurnOutput:
     not_understood_at: int | None = None
     """Which prompt says "not understood": the desk may replace it, and its transcript row is flagged."""
     chat_changed: bool = False  # a staff command rebound the chat: cached ids of its conversations are stale
+    erased: bool = False  # the resident's data was erased this turn: nothing more is recorded for them
 
     def say(self, text: str, buttons: tuple[Button, ...] = (), *, private: bool = False) -> None:
         self.prompts.append(Prompt(text, buttons, private))

@@ -8,17 +8,21 @@ cooldown. Ignored chatter is not recorded anywhere.
 
 from __future__ import annotations
 
+import re
+
 from bot.addressing import Addressing
 from bot.db.session import Database
 from bot.dialog.engine import Prompt
 from bot.dialog.slots import bare
 from bot.message import IncomingMessage, Reply
 from bot.nlu.base import Intent, NLUBackend
+from bot.privacy.masking import GroupMasker
 from bot.turn.render import to_reply
 from bot.turn.services import Services
 
 # How sure the NLU must be of a report in an unaddressed group message before listen mode offers help.
 LISTEN_OFFER_CONFIDENCE = 0.75
+_ARGUMENT = re.compile(r"\d")
 
 
 class Etiquette:
@@ -27,6 +31,7 @@ class Etiquette:
         self.db = db
         self.nlu = nlu
         self.addressing = Addressing(services.settings.bot_names)
+        self.group_mask = GroupMasker.from_kb(services.kb)
 
     def addressed(self, message: IncomingMessage) -> bool:
         return self.addressing.addressed(message)
@@ -35,7 +40,7 @@ class Etiquette:
         """The command ``message`` gives and its argument: ``/status HY-…`` → ``("status", "HY-…")``, a
         command word that is the whole message ("进度", in a group after the bot's name) → ``("status",
         "")``; ``(None, "")`` when it gives none (``/kb`` is the answer buttons' own command)."""
-        text = self.addressing.without_name(message.text) if message.is_group else ""
+        text = self.addressing.without_address(message.text) if message.is_group else ""
         text = text or message.text.strip()
         rules = self.services.dialogs.rules
         if text.startswith("/"):
@@ -44,7 +49,15 @@ class Etiquette:
             if name is None and head == "/kb":
                 name = "kb"
             return name, arg.strip()
-        return rules.command_words.get(bare(text)), ""
+        word = rules.command_words.get(bare(text))
+        if word is not None:
+            return word, ""
+        for prefix, name in rules.command_prefixes:
+            # "撤回 HY-…": the prefix, then an argument with a number in it (a bare "撤回" inside a
+            # form cancels the form instead).
+            if text.startswith(prefix) and _ARGUMENT.search(text[len(prefix) :]):
+                return name, text[len(prefix) :].strip(" ：:，,")
+        return None, ""
 
     async def chatter(self, message: IncomingMessage, chat_settings: dict[str, str]) -> list[Reply]:
         """Group chatter: nothing, unless the group lets the bot listen (``chat_settings``, as cached in
@@ -60,7 +73,7 @@ class Etiquette:
             community = chat_settings.get("community") or services.settings.default_community
             answer = services.kb.lookup(u.text, community)
             if answer is not None and answer.emergency:
-                return [to_reply(message, Prompt(answer.text))]
+                return [to_reply(message, Prompt(answer.text), self.group_mask)]
         if u.intent.name is not Intent.REPORT or u.intent.confidence < LISTEN_OFFER_CONFIDENCE:
             return []
         if not await services.store.take_offer_slot(

@@ -31,24 +31,28 @@ from bot.cases.desk import CaseDesk
 from bot.db.repository import ConversationRef
 from bot.db.repository.conversation_records import NOT_UNDERSTOOD
 from bot.db.session import Database
-from bot.dialog.engine import DialogEngine, PromptContext
+from bot.dialog.engine import DialogEngine, Prompt, PromptContext
 from bot.dialog.spec import DialogBundle, Responses
 from bot.handoff import HandoffDesk, TurnHooks
 from bot.handoff.model import HELD_COMPLETE, held_marker
 from bot.message import IncomingMessage, Reply
 from bot.metrics import Metrics
 from bot.nlu.base import NLUBackend
+from bot.privacy.masking import GroupMasker
+from bot.privacy.rights import PrivacyRights
 from bot.settings import Settings
 from bot.state import DIALOGS_COMPLETE, ConversationKey, StateStore, private_key_for
 from bot.turn.context import Probes, TurnContext, TurnOutput
 from bot.turn.etiquette import Etiquette
 from bot.turn.handlers import Handler, run_handlers, turn_handlers
 from bot.turn.refs import ConversationRefs
-from bot.turn.render import to_reply
+from bot.turn.render import GroupNotice, to_reply
 from bot.turn.services import Services
 from kb import KnowledgeBase
 
 log = structlog.get_logger(__name__)
+
+RESIDENTS_CHAT = "residents"
 
 _Move = tuple[ConversationKey, dict[str, Any]]
 
@@ -88,12 +92,14 @@ class TurnPipeline:
             ),
             filing=filing,
             cases=cases,
+            privacy=PrivacyRights(settings, words),
             tz=ZoneInfo(settings.timezone),
         )
         self.settings, self.store, self.db, self.nlu = settings, store, db, nlu
         self.metrics = metrics
         self.handoff = self.services.desk
         self.etiquette = Etiquette(self.services, db, nlu)
+        self.group_mask = GroupMasker.from_kb(kb)
         self.refs = ConversationRefs(self.services)
         self.handlers: list[Handler] = turn_handlers(self.services)
         self.known_commands = frozenset(c for h in self.handlers for c in h.commands)
@@ -149,23 +155,39 @@ class TurnPipeline:
                 )
                 try:
                     replies, state, move = await self._turn(message, key, opened.state, probes)
-                except IntegrityError:
-                    recorded = await self._recorded_replies(message, key)
-                    if recorded is None:
-                        raise
-                    # Handled before, and Redis has forgotten (it lost its data, or the dedup record
-                    # expired): the transaction that would have handled it again was rolled back.
-                    log.info(
-                        "redelivered message answered from the transcript",
-                        platform=message.platform,
-                        message_id=message.message_id,
+                except IntegrityError as conflict:
+                    replies, state, move = await self._after_conflict(
+                        conflict, message, key, opened.state, probes
                     )
-                    replies, state, move = recorded, opened.state, None
                 await opened.finish(
                     state, [r.to_dict() for r in replies], self.settings.dedup_ttl_s, also=move
                 )
                 return replies
         return await self.etiquette.chatter(message, opened.idle_hash)
+
+    async def _after_conflict(
+        self,
+        conflict: IntegrityError,
+        message: IncomingMessage,
+        key: ConversationKey,
+        state: dict[str, Any] | None,
+        probes: Probes,
+    ) -> tuple[list[Reply], dict[str, Any] | None, _Move | None]:
+        """The turn's transaction failed on a constraint: the message was handled before, or the cached
+        ids of its conversation were stale (the resident's data was erased, the conversation with it)."""
+        recorded = await self._recorded_replies(message, key)
+        if recorded is not None:
+            # Handled before, and Redis has forgotten (it lost its data, or the dedup record expired):
+            # the transaction that would have handled it again was rolled back.
+            log.info(
+                "redelivered message answered from the transcript",
+                platform=message.platform,
+                message_id=message.message_id,
+            )
+            return recorded, state, None
+        if not self.refs.forget(key):
+            raise conflict
+        return await self._turn(message, key, state, probes)
 
     async def _recorded_replies(self, message: IncomingMessage, key: ConversationKey) -> list[Reply] | None:
         """The replies recorded in the transcript for ``message``, or None if it was never handled."""
@@ -219,10 +241,22 @@ class TurnPipeline:
             out = turn.out
             private_key = private_key_for(message)
             moved = out.private_state is not None and private_key != key
+            if not message.is_group and repo.conversations.is_new(key.part):
+                self._add_notice(out.prompts, private=False)
             if moved:
                 private_ref = await self.refs.resolve_private(repo, message, ref, created)
                 await repo.conversations.touch_conversation(private_ref.conversation_id, out.private_state)
-            replies = [to_reply(message, p) for p in out.prompts]
+                if repo.conversations.is_new(private_key.part):
+                    # The resident's first private contact is the form moving there: the notice too.
+                    self._add_notice(out.prompts, private=True)
+            # A residents' group hears nothing personal; staff and handler chats are people entitled to it.
+            mask = self.group_mask if ref.chat_purpose == RESIDENTS_CHAT else None
+            replies = [to_reply(message, p, mask) for p in out.prompts]
+            if out.erased:
+                # Their conversations are gone: nothing of this turn is recorded for them.
+                await uow.commit()
+                self.refs.forget(key)
+                return replies, None, None
             for i, reply in enumerate(replies):
                 payload: dict[str, Any] = {
                     "target": reply.target.value,
@@ -251,6 +285,16 @@ class TurnPipeline:
         move = (private_key, out.private_state) if moved and out.private_state is not None else None
         return replies, out.state, move
 
+    def _add_notice(self, prompts: list[Prompt], *, private: bool) -> None:
+        """The privacy notice under the last reply of a resident's first private contact (one message
+        more would be one more for an elderly resident to read, and would split the turn's answer)."""
+        for i in range(len(prompts) - 1, -1, -1):
+            prompt = prompts[i]
+            if prompt.private == private and not isinstance(prompt, GroupNotice):
+                notice = self.services.privacy.notice()
+                prompts[i] = replace(prompt, text=f"{prompt.text}\n\n{notice}")
+                return
+
     async def _run_handlers(self, turn: TurnContext) -> None:
         for handler in await run_handlers(self.handlers, turn):
             await handler.after(turn)
@@ -267,4 +311,5 @@ class TurnPipeline:
             chat_title=title or ("群聊" if message.is_group else ""),
             saved_phone=meta.get("saved_phone"),
             party=meta.get("party_name"),
+            retention_days=self.settings.retention_days,
         )

@@ -94,6 +94,10 @@ class ConversationRefs:
             for stale in [k for k in self._cache if k.startswith(prefix)]:
                 del self._cache[stale]
 
+    def forget(self, key: ConversationKey) -> bool:
+        """Drop the cached ids of ``key``'s conversation (it was deleted); True if some were cached."""
+        return self._cache.pop(key.part, None) is not None
+
     def _cached(self, key: ConversationKey) -> ConversationRef | None:
         entry = self._cache.get(key.part)
         if entry is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.dialog.engine import Prompt
@@ -16,12 +17,16 @@ class GroupNotice(Prompt):
     origin_chat: str = ""
 
 
-def to_reply(message: IncomingMessage, prompt: Prompt) -> Reply:
+def to_reply(
+    message: IncomingMessage, prompt: Prompt, group_mask: Callable[[str], str] | None = None
+) -> Reply:
     """``prompt`` as a reply to ``message``: in a group addressed to the sender by name, or privately
-    to them when the prompt is private (a status, a form moved out of the group)."""
+    to them when the prompt is private (a status, a form moved out of the group). ``group_mask``: the
+    rule every text bound for a residents' group passes (:class:`bot.privacy.masking.GroupMasker`)."""
+    mask = group_mask or _unmasked
     if isinstance(prompt, GroupNotice):
         return Reply(
-            prompt.text, chat_id=prompt.origin_chat, recipient_id=message.sender_id, target=Target.CHAT
+            mask(prompt.text), chat_id=prompt.origin_chat, recipient_id=message.sender_id, target=Target.CHAT
         )
     if prompt.private and message.is_group:
         key = private_key_for(message)
@@ -33,6 +38,12 @@ def to_reply(message: IncomingMessage, prompt: Prompt) -> Reply:
             buttons=prompt.buttons,
         )
     text = prompt.text
-    if message.is_group and message.sender_name:
-        text = f"@{message.sender_name} {text}"
+    if message.is_group:
+        text = mask(text)
+        if message.sender_name:
+            text = f"@{message.sender_name} {text}"
     return Reply(text, chat_id=message.chat_id, recipient_id=message.sender_id, buttons=prompt.buttons)
+
+
+def _unmasked(text: str) -> str:
+    return text

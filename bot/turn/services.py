@@ -12,6 +12,7 @@ from bot.dialog.engine import DialogEngine
 from bot.dialog.spec import DialogBundle, Responses
 from bot.handoff import HandoffDesk, TurnHooks
 from bot.metrics import Metrics
+from bot.privacy.rights import PrivacyRights
 from bot.settings import Settings
 from bot.state import StateStore
 from kb import KnowledgeBase
@@ -30,6 +31,7 @@ class Services:
     follow_up: FollowUp
     filing: AppealFiling
     cases: CaseDesk
+    privacy: PrivacyRights
     tz: ZoneInfo
 
     @property

@@ -83,6 +83,7 @@ async def test_only_the_offered_open_appeal_of_the_community_can_be_joined(make_
     assert "已提交" in filed[0]
 
     # Outside a dialog, a join of someone else's appeal is refused in the same words.
+    await say(rt, "你好", "d", "丁先生")  # not his first message: no privacy notice
     assert await say(rt, f"/support {unrelated}", "d", "丁先生") == refusals[0]
 
 
@@ -114,6 +115,7 @@ async def test_ids_of_others_appeals_are_answered_like_missing_ones(make_runtime
     rt = await make_runtime(forwarder=False)
     public_id = await file_appeal(rt, "8栋地下车库积水很深", who="zhao", name="赵大爷")
     await set_status(rt, public_id, AppealStatus.RESOLVED, "积水已清理")
+    await say(rt, "你好", "li", "李先生")  # not his first message: no privacy notice
     for command in ("/rate {} satisfied", "/rate {} unsatisfied", "/status {}", "{}的进度怎么样了"):
         stranger = await say(rt, command.format(public_id), "li", "李先生")
         missing = await say(rt, command.format(MISSING), "li", "李先生")

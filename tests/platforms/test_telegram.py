@@ -160,7 +160,9 @@ async def test_start_and_help_commands_in_private(
     update["message"]["entities"] = [{"offset": 0, "length": 6, "type": "bot_command"}]
     await post(client, update)
     help_text = runtime.dispatcher.words.get("help", bot_name=runtime.settings.bot_name)
-    assert sent(fake_api)[-1].data["text"] == help_text
+    # A first private contact: the help, with the privacy notice under it.
+    first = sent(fake_api)[-1].data["text"]
+    assert first.startswith(help_text) and "隐私说明" in first
 
 
 async def test_group_form_moves_private_and_a_blocked_private_chat_gets_a_deep_link_hint(

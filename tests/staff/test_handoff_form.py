@@ -330,6 +330,7 @@ async def test_filing_needs_something_to_file_and_staff_rights(world: World) -> 
         f"对话 #{conv} 里还没有可登记的内容，请写明问题：/file {conv} 问题描述"
     ]
     # A resident's /file is refused; their "登记 502 …" is their own report, not a staff command.
+    await world.say("你好", who="res-li", name="李先生")  # not his first message: no privacy notice
     assert await world.say(f"/file {conv} 假的", who="res-li", name="李先生") == [
         "抱歉，这个指令只有本社区的工作人员可以使用。"
     ]

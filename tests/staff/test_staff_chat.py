@@ -98,6 +98,7 @@ async def test_staff_commands_from_a_private_chat_work_too(world: World) -> None
 async def test_residents_cannot_use_staff_commands(world: World) -> None:
     await world.say("转人工")
     conv = await world.conversation_of("res-wang")
+    await world.say("你好", who="res-li", name="李先生")  # not his first message: no privacy notice
     for command in ("/queue", f"/take {conv}", f"/reply {conv} 骗你的", f"/release {conv}", "/take 99999"):
         replies = await world.say(command, who="res-li", name="李先生")
         # The same line whether the conversation exists or not: nothing to learn from guessing numbers.

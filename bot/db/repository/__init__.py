@@ -6,7 +6,7 @@ chats, conversations, dialog state, transcript), ``repo.people`` (people, identi
 ``repo.appeals`` (filing appeals, reading them back), and, made when first used, ``repo.appeal_records``
 (status changes, flags, supporters, duplicates), ``repo.handoffs`` and ``repo.handoff_reads`` (the staff
 desk), ``repo.roles`` (grants, accounts, invites), ``repo.outbox`` (the forwarder's rows),
-``repo.console`` and ``repo.admin`` (the console's and ``huiyin admin``'s writes). The console's read
+``repo.privacy`` (a person's data: shown, erased), ``repo.console`` and ``repo.admin`` (the console's and ``huiyin admin``'s writes). The console's read
 models are in :mod:`bot.staff.queries`.
 """
 
@@ -26,6 +26,7 @@ from bot.db.repository.conversations import ConversationRepository
 from bot.db.repository.handoffs import HandoffRepository
 from bot.db.repository.outbox import OutboxRepository
 from bot.db.repository.people import PeopleRepository
+from bot.db.repository.privacy import PrivacyRepository
 from bot.db.repository.records import (
     CONVERSATION_TABLE,
     PENDING_TOUCH,
@@ -78,6 +79,10 @@ class Repository:
     @cached_property
     def console(self) -> ConsoleRepository:
         return ConsoleRepository(self.session)
+
+    @cached_property
+    def privacy(self) -> PrivacyRepository:
+        return PrivacyRepository(self.session)
 
     @cached_property
     def admin(self) -> AdminRepository:

@@ -10,6 +10,8 @@ from bot.db.models import Chat, Community, Conversation, Person, TranscriptMessa
 from bot.db.repository.base import RepositoryBase
 from bot.db.repository.records import PENDING_TOUCH, PENDING_TRANSCRIPT
 
+NEW_CONVERSATIONS = "huiyin.new_conversations"
+
 
 class ConversationRepository(RepositoryBase):
     """Where a conversation happens and what was said in it."""
@@ -48,19 +50,28 @@ class ConversationRepository(RepositoryBase):
         )
 
     async def conversation(self, key: str, platform: str, chat: Chat, person: Person) -> Conversation:
-        conv = await self._get_or_insert(
-            Conversation,
-            select(Conversation).where(Conversation.key == key),
-            {
-                "key": key,
-                "platform": platform,
-                "chat_id": chat.id,
-                "person_id": person.id,
-                "community_id": chat.community_id,
-            },
-        )
+        lookup = select(Conversation).where(Conversation.key == key)
+        conv = await self._first(lookup)
+        if conv is None:
+            conv = await self._get_or_insert(
+                Conversation,
+                lookup,
+                {
+                    "key": key,
+                    "platform": platform,
+                    "chat_id": chat.id,
+                    "person_id": person.id,
+                    "community_id": chat.community_id,
+                },
+            )
+            self.session.info.setdefault(NEW_CONVERSATIONS, set()).add(key)
         conv.last_message_at = utcnow()
         return conv
+
+    def is_new(self, key: str) -> bool:
+        """Whether this unit of work started the conversation ``key`` (the resident's first contact in
+        that chat)."""
+        return key in self.session.info.get(NEW_CONVERSATIONS, ())
 
     async def dialog_state(self, conversation_id: int) -> dict[str, Any] | None:
         """The durable copy of the conversation's dialog state."""
@@ -134,6 +145,27 @@ class ConversationRepository(RepositoryBase):
                 | TranscriptMessage.platform_message_id.is_(None)
             )
         return (await self.session.execute(stmt)).scalars().first()
+
+    async def last_buttons(self, conversation_id: int, *, within_s: float) -> list[str]:
+        """The buttons under the bot's latest turn in this conversation (its last few messages), when at
+        most ``within_s`` seconds old: a confirmation that was asked for, and is still fresh."""
+        rows = (
+            await self.session.execute(
+                select(TranscriptMessage.payload, TranscriptMessage.created_at)
+                .where(
+                    TranscriptMessage.conversation_id == conversation_id, TranscriptMessage.direction == "out"
+                )
+                .order_by(TranscriptMessage.id.desc())
+                .limit(3)
+            )
+        ).all()
+        now = utcnow()
+        return [
+            str(b)
+            for payload, at in rows
+            if (now - at).total_seconds() <= within_s
+            for b in (payload or {}).get("buttons", [])
+        ]
 
     async def transcript(self, conversation_id: int) -> list[TranscriptMessage]:
         rows = await self.session.execute(

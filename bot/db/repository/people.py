@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from sqlalchemy import select
 
-from bot.db.models import Person, PlatformIdentity, RoleGrant
+from bot.db.models import Person, PlatformIdentity, RoleGrant, utcnow
 from bot.db.repository.base import RepositoryBase
 from bot.db.repository.records import PERSON_TABLE
 
@@ -54,14 +54,21 @@ class PeopleRepository(RepositoryBase):
         return await self.session.get(Person, person_id)
 
     async def set_phone(self, person_id: int, phone: str) -> None:
+        """Keep the number the resident gave in answer to the contact question. That question says what
+        the number is for, who sees it and how long it is kept; answering it with a number is their
+        consent, recorded the first time."""
         person = await self.session.get(Person, person_id)
         if person is not None:
             person.phone = phone
+            person.consent_at = person.consent_at or utcnow()
 
     async def saved_phone(self, person_id: int) -> str | None:
-        """The phone number the resident left before, if any (one column, without loading the person)."""
+        """The phone number the resident left before and agreed to keep, if any (one row, without loading
+        the person)."""
         connection = await self.session.connection()
-        stmt = select(PERSON_TABLE.c.phone).where(PERSON_TABLE.c.id == person_id)
+        stmt = select(PERSON_TABLE.c.phone).where(
+            PERSON_TABLE.c.id == person_id, PERSON_TABLE.c.consent_at.is_not(None)
+        )
         return cast(str | None, await connection.scalar(stmt))
 
     async def roles_of(self, person_id: int, community_id: int) -> dict[str, list[Any]]:

@@ -132,6 +132,14 @@ def add_routes(app: FastAPI, console: Console) -> None:
             hidden = queries.contact_hidden(appeal, c.user.community_ids, values["handler"])
             reporter = names.get(appeal.reporter_id)
             leader = names.get(appeal.relayed_by_id) if appeal.relayed_by_id else None
+            if appeal.contact_phone and not hidden:
+                # Who saw a resident's phone number, and when, is kept with the staff's other actions.
+                c.audit(
+                    "appeal.phone_view",
+                    target_type="appeal",
+                    target_id=appeal.public_id,
+                    community_id=appeal.community_id,
+                )
             await c.record_view("appeal", appeal.public_id, appeal.community_id)
             return console.render(
                 c,

@@ -21,6 +21,7 @@ from bot.turn.handlers.emergency import DialogEmergencyHandler, EmergencyHandler
 from bot.turn.handlers.follow_up import FollowUpHandler
 from bot.turn.handlers.listen import ListenHandler
 from bot.turn.handlers.neighbours import NeighbourTalkHandler
+from bot.turn.handlers.privacy import PrivacyHandler
 from bot.turn.handlers.report import ReportHandler
 from bot.turn.handlers.staff import (
     HeldConversationHandler,
@@ -54,7 +55,7 @@ def routing_handlers(services: Services) -> list[Handler]:
 def turn_handlers(services: Services) -> list[Handler]:
     """Every handler of a turn: the staff desk's and the case desk's (staff commands, case commands,
     relays, the staff and handler chats, conversations staff hold), then a form staff held and gave back
-    (offered to the resident again), then what follows up an appeal, then a running form (safety before
+    (offered to the resident again), a resident's rights over their data (withdraw, see, erase), then what follows up an appeal, then a running form (safety before
     the form's next step), then routing."""
     route = routing_handlers(services)
     return [
@@ -64,6 +65,7 @@ def turn_handlers(services: Services) -> list[Handler]:
         StaffChatHandler(services),
         HandlerChatHandler(services),
         HeldConversationHandler(services),
+        PrivacyHandler(services),
         PausedDraftHandler(services),
         FollowUpHandler(services),
         ExpiredDialogHandler(services),
