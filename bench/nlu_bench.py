@@ -446,13 +446,12 @@ def score_real(
                 product_sets.score_real_appeals(name, rows, [by_id[a.id] for a in rows], guess)
             )
         flagged.append(product_sets.score_false_emergencies(name, appeals, routed, review))
+    # Misses are listed for the supervision half only: the evaluation half is never read item by item.
+    product_sets.print_real("real appeals, first contact — EVALUATION half (odd ids)", halves["evaluation"])
     product_sets.print_real(
-        "real appeals, first contact — EVALUATION half (odd ids)",
-        halves["evaluation"],
-        show_misses=20 if show_misses else 0,
-    )
-    product_sets.print_real(
-        "real appeals, first contact — supervision half (even ids)", halves["supervision"]
+        "real appeals, first contact — supervision half (even ids)",
+        halves["supervision"],
+        show_misses=30 if show_misses else 0,
     )
     product_sets.print_false_emergencies(flagged, {a.id: a for a in appeals})
 

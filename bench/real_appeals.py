@@ -24,7 +24,10 @@ from that release by :func:`derive` (``python -m bench.real_appeals --from-csv P
 - the reply shows who *handled* the case, which is often the district department it was forwarded to,
   while huiyin's first contact is who a resident should go to *first* (often the 物业 or the 社区): the
   label is "a party that did act on it", so a first contact among them is defensible, one outside them
-  is not necessarily wrong. Use the figure to compare backends and versions, not as an absolute accuracy.
+  is not necessarily wrong. Use the figure to compare backends and versions, not as an absolute accuracy;
+- read by hand, 18 of 30 random (party, reply) pairs of the supervision half named a body that acted on
+  the case, 12 one named only as background (the estate's developer, the company complained about, the
+  author of a rule).
 
 **Fixed split**: rows with an even numeric id are the *supervision* half (may be used to write rules,
 examples or train), rows with an odd id the *evaluation* half (never used for rules or examples; only
