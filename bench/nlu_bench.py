@@ -433,21 +433,28 @@ def score_real(
     review = product_sets.load_review()
     supervision = [a for a in appeals if a.supervision]
     evaluation = [a for a in appeals if not a.supervision]
+    tuned = real_appeals.adapted_ids()
+    unseen = [a for a in evaluation if a.id not in tuned]
     guess = product_sets.most_named_department(supervision)  # a baseline may learn from the supervision half
-    halves: dict[str, list[product_sets.RealScore]] = {"evaluation": [], "supervision": []}
+    halves: dict[str, list[product_sets.RealScore]] = {"evaluation": [], "unseen": [], "supervision": []}
     flagged = []
     for name, understand in backends:
         started = time.perf_counter()
         routed = product_sets.route_all(understand, kb, community, [a.detail for a in appeals])
         print(f"({name}: {len(appeals)} real appeals routed in {time.perf_counter() - started:.1f} s)")
         by_id = dict(zip((a.id for a in appeals), routed, strict=True))
-        for half, rows in (("evaluation", evaluation), ("supervision", supervision)):
+        for half, rows in (("evaluation", evaluation), ("unseen", unseen), ("supervision", supervision)):
             halves[half].append(
                 product_sets.score_real_appeals(name, rows, [by_id[a.id] for a in rows], guess)
             )
         flagged.append(product_sets.score_false_emergencies(name, appeals, routed, review))
     # Misses are listed for the supervision half only: the evaluation half is never read item by item.
     product_sets.print_real("real appeals, first contact — EVALUATION half (odd ids)", halves["evaluation"])
+    product_sets.print_real(
+        f"real appeals, first contact — evaluation half without the {len(evaluation) - len(unseen)} "
+        "that bench/data/dev.yml adapts (tuned against)",
+        halves["unseen"],
+    )
     product_sets.print_real(
         "real appeals, first contact — supervision half (even ids)",
         halves["supervision"],

@@ -221,6 +221,17 @@ def evaluation_rows(path: Path = DATA) -> list[RealAppeal]:
     return [a for a in load(path) if not a.supervision]
 
 
+DEV_SET = Path(__file__).resolve().parent / "data" / "dev.yml"
+_ADAPTED = re.compile(r"source:\s*teddy2020c/a3a4#(\d+)")
+
+
+def adapted_ids(path: Path = DEV_SET) -> frozenset[int]:
+    """Ids of the real appeals a set adapts (``source: teddy2020c/a3a4#ID``). The development set is
+    tuned against, so the evaluation-half appeals it adapts have been seen, shortened, while tuning:
+    the benchmark also scores the evaluation half without them."""
+    return frozenset(int(m.group(1)) for m in _ADAPTED.finditer(path.read_text(encoding="utf-8")))
+
+
 def summary(appeals: list[RealAppeal]) -> str:
     with_reply = [a for a in appeals if a.has_reply]
     labelled = [a for a in with_reply if a.parties]
