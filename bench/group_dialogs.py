@@ -27,6 +27,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import yaml
 
+from bench.product_sets import pct
 from bot.dialog.spec import Responses, load_bundle
 from bot.message import ChatType, IncomingMessage, Platform, Reply, Target
 from bot.nlu.base import NLUBackend
@@ -291,7 +292,7 @@ def print_groups(scores: Sequence[GroupScore], show_misses: bool) -> None:
     for s in scores:
         dialogs = s.dialogs()
         print(
-            f"{s.name:<22}{_pct(s.turns_right, len(s.results)):<22}{_pct(sum(dialogs.values()), len(dialogs)):<26}"
+            f"{s.name:<22}{pct(s.turns_right, len(s.results)):<22}{pct(sum(dialogs.values()), len(dialogs)):<26}"
         )
     for s in scores:
         wrong = [r for r in s.results if r.failed]
@@ -303,10 +304,6 @@ def print_groups(scores: Sequence[GroupScore], show_misses: bool) -> None:
             if show_misses:
                 for reply in r.replies:
                     print(f"      ← {reply.text[:100].replace(chr(10), ' / ')}")
-
-
-def _pct(right: int, total: int) -> str:
-    return f"{100 * right / total:5.1f}% ({right}/{total})" if total else "   n/a"
 
 
 def main(argv: list[str] | None = None) -> int:
