@@ -380,6 +380,17 @@ class CaseDesk:
                 contact = self.words.get(
                     "case.handler_contact", name=name or "居民", phone=phone or "未留电话"
                 )
+            if phone:
+                # A resident's phone leaving for a handler's chat is recorded like a view in the console.
+                audit(
+                    session,
+                    actor_person_id=None,
+                    action="appeal.phone_sent",
+                    target_type="appeal",
+                    target_id=appeal.public_id,
+                    community_id=appeal.community_id,
+                    detail={"handler": handler.code},
+                )
         description = appeal.description if handler.sees_contact else mask_personal(appeal.description)
         place = _place(appeal) if handler.sees_contact else mask_personal(_place(appeal))
         due = appeal.resolution_due_at or appeal.first_response_due_at
