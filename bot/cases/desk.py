@@ -72,10 +72,18 @@ class CaseDesk:
     kb: KnowledgeBase
     words: Responses
     _seeded: set[tuple[int, bool]] = field(default_factory=set)  # (community id, has a city backend)
+    # Built from the knowledge base, which a process loads once: read for every appeal filed.
+    _configs: dict[str, CaseDeskConfig] = field(default_factory=dict)
 
     # --- configuration ---------------------------------------------------------------------------------
     def config(self, community_code: str) -> CaseDeskConfig:
         """The community's case desk (its profile's ``case_desk``; defaults for an unknown community)."""
+        config = self._configs.get(community_code)
+        if config is None:
+            config = self._configs[community_code] = self._build_config(community_code)
+        return config
+
+    def _build_config(self, community_code: str) -> CaseDeskConfig:
         try:
             profile = self.kb.community(community_code)
         except KeyError:
