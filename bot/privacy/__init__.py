@@ -1,0 +1,1 @@
+"""Residents' personal data: how long it is kept (:mod:`bot.privacy.retention`)."""
