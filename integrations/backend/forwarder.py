@@ -212,6 +212,7 @@ class Forwarder:
                     community_code=code,
                     community_name=name,
                     reporter_name=reporter or "",
+                    instance_id=self.db.instance_id or "",
                 )
                 for entry, appeal, code, name, reporter in rows
             ]
@@ -378,6 +379,7 @@ async def run_worker(settings: Settings, *, once: bool = False) -> int:
     try:
         if settings.auto_migrate:
             await db.migrate()
+        await db.identify(settings.instance_id)
         outbound = Outbound()
         if settings.redis_url:
             store = StateStore.from_url(settings.redis_url)

@@ -333,7 +333,12 @@ def _description(case: CaseRecord) -> str:
         text = f"【紧急】{text}"
     if case.supporters > 1:
         text = f"{text}（共{case.supporters}位居民反映）"
-    suffix = f"\n（回音编号 {case.public_id}）"
+    # The resident's id, and the deployment it is unique in (the same id may come from another one).
+    suffix = (
+        f"\n（回音编号 {case.public_id}，实例 {case.instance_id}）"
+        if case.instance_id
+        else f"\n（回音编号 {case.public_id}）"
+    )
     return text[: MAX_DESCRIPTION - len(suffix)] + suffix
 
 
