@@ -42,6 +42,7 @@ from bot.db.models import utcnow
 from bot.db.repository.outbox import OutboxRepository
 from bot.db.session import Database
 from bot.dialog.spec import Responses, load_bundle
+from bot.logs import crash_fields
 from bot.message import Platform, Reply
 from bot.metrics import Metrics
 from bot.outbound import Outbound
@@ -238,9 +239,11 @@ class Forwarder:
                 return DeliveryOutcome(job, ok=False, error=str(exc), permanent=True)
             except BackendError as exc:
                 return DeliveryOutcome(job, ok=False, error=str(exc))
-            except Exception as exc:  # a bug or an unexpected answer: retried, logged with its trace
-                log.exception("delivery crashed", key=job.key)
-                return DeliveryOutcome(job, ok=False, error=f"{exc.__class__.__name__}: {exc}")
+            except Exception as exc:  # a bug or an unexpected answer: retried, logged with where it was
+                # Not the exception's message: it may quote the payload (a reply's text, a phone).
+                crash = crash_fields(exc)
+                log.error("delivery crashed", key=job.key, **crash)
+                return DeliveryOutcome(job, ok=False, error=f"{crash['error']} at {crash['where'][:200]}")
 
     async def _notify(self, job: DeliveryJob) -> DeliveryOutcome:
         assert job.platform is not None

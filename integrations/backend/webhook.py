@@ -43,7 +43,7 @@ from integrations.backend.base import (
     Filed,
     RemoteStatus,
 )
-from integrations.backend.http import PooledClient, check_answer, guarded
+from integrations.backend.http import PooledClient, answer_excerpt, check_answer, guarded
 
 TIMESTAMP_HEADER = "X-Huiyin-Timestamp"
 SIGNATURE_HEADER = "X-Huiyin-Signature"
@@ -93,7 +93,9 @@ class WebhookBackend(PooledClient):
         try:
             return response.json()
         except ValueError as exc:
-            raise BackendUnavailable(f"{what}: the answer is not JSON: {response.text[:120]!r}") from exc
+            raise BackendUnavailable(
+                f"{what}: the answer is not JSON: {answer_excerpt(response.text, 120)!r}"
+            ) from exc
 
     async def file(self, case: CaseRecord, idempotency_key: str) -> Filed:
         event = {
@@ -108,7 +110,7 @@ class WebhookBackend(PooledClient):
         if isinstance(answer, dict):
             case_id = answer.get("case_id") or answer.get("backend_id") or answer.get("id")
         elif answer is not None and not isinstance(answer, list):
-            raise BackendRejected(f"webhook: unexpected answer {str(answer)[:200]}")
+            raise BackendRejected(f"webhook: unexpected answer {answer_excerpt(str(answer), 200)}")
         return Filed(backend_id=str(case_id) if case_id else case.reference)
 
     async def update(
