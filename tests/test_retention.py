@@ -13,7 +13,16 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from bot.appeals.status import change_status, lock_appeal
-from bot.db.models import Appeal, AppealStatus, Conversation, HandoffNote, Person, TranscriptMessage, utcnow
+from bot.db.models import (
+    Appeal,
+    AppealEvent,
+    AppealStatus,
+    Conversation,
+    HandoffNote,
+    Person,
+    TranscriptMessage,
+    utcnow,
+)
 from bot.privacy.retention import Retention
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -33,7 +42,7 @@ async def file_with_contact(rt: Runtime, who: str, text: str = "3栋2单元1201�
     return found.group(0)
 
 
-async def finish(rt: Runtime, public_id: str, status: AppealStatus) -> None:
+async def finish(rt: Runtime, public_id: str, status: AppealStatus, note: str = "已处理") -> None:
     async with rt.db.unit_of_work() as uow:
         row = await uow.appeals.appeal_by_public_id(public_id)
         assert row is not None
@@ -42,7 +51,7 @@ async def finish(rt: Runtime, public_id: str, status: AppealStatus) -> None:
         words = rt.dispatcher.dialogs.responses
         if status is AppealStatus.CLOSED:
             await change_status(uow.session, appeal, AppealStatus.RESOLVED, note="", actor="bot", words=words)
-        await change_status(uow.session, appeal, status, note="已处理", actor="bot", words=words)
+        await change_status(uow.session, appeal, status, note=note, actor="bot", words=words)
         await uow.commit()
 
 
@@ -91,7 +100,7 @@ async def test_a_closed_appeal_past_the_period_loses_its_personal_data_and_nothi
         ]
         row.location = {"latitude": 31.2, "longitude": 121.5}
         await uow.commit()
-    await finish(rt, old, AppealStatus.CLOSED)
+    await finish(rt, old, AppealStatus.CLOSED, note="已联系3栋2单元1201住户（电话13812345678）更换水管")
     # Withdrawn (by the resident, bot/privacy) two days later: at +181 days it is 179 days finished.
     async with rt.db.unit_of_work() as uow:
         await uow.session.execute(
@@ -120,6 +129,13 @@ async def test_a_closed_appeal_past_the_period_loses_its_personal_data_and_nothi
     assert purged.building == before.building and purged.category == before.category
     assert purged.created_at == before.created_at and purged.resolved_at == before.resolved_at
     assert "1201" not in purged.description
+    async with rt.db.unit_of_work() as uow:
+        notes = (
+            await uow.session.execute(select(AppealEvent.note).where(AppealEvent.appeal_id == purged.id))
+        ).scalars()
+        joined = " ".join(notes)
+    assert "更换水管" in joined, "the note stays"
+    assert "1201" not in joined and "13812345678" not in joined, joined
     assert not photo.exists() and outside.exists()
     assert await transcript_count(rt, purged) == 0
 

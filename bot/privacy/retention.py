@@ -4,8 +4,9 @@ What goes, once the period has passed:
 
 - of an appeal finished (resolved, rejected, closed, withdrawn) longer ago: the contact phone, the room
   and unit, the exact location, the photos (a photo downloaded under the data folder is deleted), phone
-  and room numbers in the description (masked); the texts of its delivered notifications; the appeal is
-  marked ``personal_data_removed_at``;
+  and room numbers in what people wrote about it (description, place, staff's notes, the resident's
+  comment: masked); the texts of its delivered notifications; the appeal is marked
+  ``personal_data_removed_at``;
 - of a conversation quiet longer, without an open appeal or handoff: its transcript, staff's notes on it,
   the summaries of its closed handoffs, a half-finished dialog's durable copy;
 - of a person with no open appeal and no message in that time: the saved phone number and the consent
@@ -109,11 +110,10 @@ class Retention:
             records = RetentionRecords(uow.session, skip_locked=not self.db.is_sqlite)
             candidates = await records.finished_appeals(cutoff, self.batch)
             photos = {appeal_id: p for appeal_id, p in candidates}
-            texts = await records.descriptions([appeal_id for appeal_id, _ in candidates])
             purged = await records.remove_appeal_data(list(photos), now)
-            await records.set_descriptions(
-                {i: masked for i in purged if (masked := mask_personal(texts.get(i, ""))) != texts.get(i)}
-            )
+            for column, row_id, text in await records.written_texts(purged):
+                if (masked := mask_personal(text)) != text:
+                    await records.rewrite(column, row_id, masked)
             report.appeals = len(purged)
             report.notifications = await records.clear_sent_payloads(purged)
             report.transcript_messages = await records.delete_rows(

@@ -94,20 +94,41 @@ class RetentionRecords(RepositoryBase):
         )
         return sorted(int(r[0]) for r in rows)
 
-    async def descriptions(self, ids: Sequence[int]) -> dict[int, str]:
-        if not ids:
-            return {}
-        rows = await self.session.execute(select(Appeal.id, Appeal.description).where(Appeal.id.in_(ids)))
-        return {int(i): str(d or "") for i, d in rows}
-
-    async def set_descriptions(self, texts: dict[int, str]) -> None:
-        for appeal_id, text in texts.items():
-            await self.session.execute(
-                update(Appeal)
-                .where(Appeal.id == appeal_id)
-                .values(description=text, updated_at=Appeal.updated_at)
-                .execution_options(synchronize_session=False)
+    async def written_texts(self, appeal_ids: Sequence[int]) -> list[tuple[Any, int, str]]:
+        """What people wrote about the appeals ``appeal_ids``, as ``(column, row id, text)``: each appeal's
+        description and place, and the notes of its events (staff's progress notes, the resident's
+        comment). The caller masks them and writes back the changed ones (:meth:`rewrite`)."""
+        if not appeal_ids:
+            return []
+        ids = list(appeal_ids)
+        found: list[tuple[Any, int, str]] = []
+        for i, description, place in await self.session.execute(
+            select(Appeal.id, Appeal.description, Appeal.place).where(Appeal.id.in_(ids))
+        ):
+            found.append((Appeal.description, int(i), str(description or "")))
+            if place:
+                found.append((Appeal.place, int(i), str(place)))
+        rows = await self.session.execute(
+            select(AppealEvent.id, AppealEvent.note).where(
+                AppealEvent.appeal_id.in_(ids), AppealEvent.note != ""
             )
+        )
+        found.extend((AppealEvent.note, int(i), str(note)) for i, note in rows)
+        return found
+
+    async def rewrite(self, column: Any, row_id: int, text: str) -> None:
+        """Set ``column`` (one of :meth:`written_texts`') of row ``row_id`` to ``text``; an appeal's times
+        stay (a purge is not a change to the case)."""
+        table = column.class_
+        values: dict[str, Any] = {column.key: text}
+        if table is Appeal:
+            values["updated_at"] = Appeal.updated_at
+        await self.session.execute(
+            update(table)
+            .where(table.id == row_id)
+            .values(values)
+            .execution_options(synchronize_session=False)
+        )
 
     async def clear_sent_payloads(self, appeal_ids: Sequence[int]) -> int:
         """Empty the payloads of the appeals' outbox rows that are done with (delivered or given up):
