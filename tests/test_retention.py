@@ -27,7 +27,7 @@ from bot.privacy.retention import Retention
 from bot.runtime import Runtime
 from bot.settings import Settings
 from integrations.backend.forwarder import Forwarder
-from tests.conftest import private_message
+from tests.conftest import group_message, private_message
 
 APPEAL_ID = re.compile(r"HY-\d{8}-\d{4}")
 
@@ -268,3 +268,36 @@ async def test_two_workers_purging_at_once_remove_each_appeal_once(runtime: Runt
     assert sum(r.appeals for r in reports) == 4
     for public_id in ids:
         assert (await load(rt, public_id)).personal_data_removed_at == now
+
+
+async def test_an_open_appeal_keeps_its_reporters_other_conversations(runtime: Runtime) -> None:
+    """A report begun in the group goes on in private: while the appeal is open the group conversation's
+    transcript (with its first words) stays too; once it is finished and the period passes, it goes."""
+    rt = runtime
+    await rt.dispatcher.handle(group_message("回音，物业的电话是多少", who="wang", mentions_bot=True))
+    public_id = await file_with_contact(rt, "wang")
+    group_conversation = await _conversation_id(rt, "rest:group-3:wang")
+
+    await retention(rt).run(utcnow() + timedelta(days=181))
+    assert await _transcript_of(rt, group_conversation) > 0
+
+    await finish(rt, public_id, AppealStatus.RESOLVED)
+    await retention(rt).run(utcnow() + timedelta(days=181))
+    assert await _transcript_of(rt, group_conversation) == 0
+
+
+async def _conversation_id(rt: Runtime, key: str) -> int:
+    async with rt.db.unit_of_work() as uow:
+        found = await uow.session.scalar(select(Conversation.id).where(Conversation.key == key))
+    assert found is not None, key
+    return int(found)
+
+
+async def _transcript_of(rt: Runtime, conversation_id: int) -> int:
+    async with rt.db.unit_of_work() as uow:
+        count = await uow.session.scalar(
+            select(func.count())
+            .select_from(TranscriptMessage)
+            .where(TranscriptMessage.conversation_id == conversation_id)
+        )
+    return int(count or 0)

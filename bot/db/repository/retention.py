@@ -148,10 +148,15 @@ class RetentionRecords(RepositoryBase):
 
     # --- conversations -----------------------------------------------------------------------------------
     def _old_conversation(self, cutoff: datetime) -> ColumnElement[bool]:
-        """A conversation quiet since before ``cutoff``, with no open appeal and no open handoff."""
+        """A conversation quiet since before ``cutoff``, with no open appeal and no open handoff. An open
+        appeal keeps its conversation and every other conversation of its reporter (a report begun in
+        a group goes on in private: the group's transcript has the first words of it)."""
         open_appeal = (
             select(Appeal.id)
-            .where(Appeal.conversation_id == Conversation.id, Appeal.status.in_(_OPEN))
+            .where(
+                or_(Appeal.conversation_id == Conversation.id, Appeal.reporter_id == Conversation.person_id),
+                Appeal.status.in_(_OPEN),
+            )
             .exists()
         )
         other = aliased(Handoff)  # the caller may be selecting handoffs itself
