@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,9 +35,22 @@ def production_logs(request: pytest.FixtureRequest) -> Iterator[io.StringIO]:
     buffer; the previous configuration is put back afterwards."""
     saved = structlog.get_config()
     buffer = io.StringIO()
+    _forget_cached_loggers()
     configure_logging("debug", json=request.param, stream=buffer, cache=False)
     yield buffer
     structlog.configure(**saved)
+    _forget_cached_loggers()
+
+
+def _forget_cached_loggers() -> None:
+    """Make the modules' loggers read the configuration again: one used after an earlier configuration
+    that caches (a CLI command run in-process by another test) keeps that one otherwise."""
+    proxy = type(structlog.get_logger())
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] in ("bot", "integrations", "kb"):
+            logger = getattr(module, "log", None)
+            if isinstance(logger, proxy) and "bind" in vars(logger):
+                del logger.bind
 
 
 def rendered(buffer: io.StringIO) -> str:
