@@ -25,7 +25,7 @@ import structlog
 # it something else (a longer id, a timestamp), and it is left alone.
 _ID_CARD = re.compile(r"(?<![0-9A-Za-z])(\d{4})\d{10}(\d{3}[\dXx])(?![0-9A-Za-z])")
 _MOBILE = re.compile(r"(?<![\d+])((?:\+|00)?86[\s-]?)?(1[3-9]\d)[\s-]?\d{4}[\s-]?(\d{4})(?!\d)")
-_LANDLINE = re.compile(r"(?<!\d)(0\d{2,3})([\s-]?)\d{3,4}(\d{4})(?!\d)")
+_LANDLINE = re.compile(r"(?<!\d)(\(?0\d{2,3}\)?)([\s-]?)\d{3,4}[\s-]?(\d{4})(?!\d)")
 
 
 def mask_numbers(text: str) -> str:
