@@ -55,6 +55,8 @@ def serve(host: str | None, port: int | None) -> None:
         host=settings.host,
         port=settings.port,
         log_level="warning",
+        # uvicorn's records (a failed request's traceback) go through ours, which mask phone numbers.
+        log_config=None,
         access_log=False,
         lifespan="on",
         # X-Forwarded-For only from HUIYIN_TRUSTED_PROXIES (uvicorn alone would believe any loopback peer).

@@ -53,6 +53,7 @@ class Runtime:
         db = Database(settings.effective_database_url)
         if settings.auto_migrate:
             await db.migrate()
+        await db.identify(settings.instance_id)
         store = StateStore.from_url(
             settings.redis_url, lock_timeout_s=settings.lock_timeout_s, lock_wait_s=settings.lock_wait_s
         )
@@ -74,6 +75,7 @@ class Runtime:
             database=db.engine.url.render_as_string(hide_password=True),
             redis=settings.redis_url or "in-process",
             nlu=nlu.name,
+            instance=db.instance_id,
         )
         return runtime
 

@@ -112,7 +112,20 @@ class Settings(BaseSettings):
         default=1800, ge=30, description="A half-finished dialog expires after this many idle seconds."
     )
     appeal_id_prefix: str = Field(
-        default="HY", description="Prefix of readable appeal ids (HY-YYYYMMDD-NNNN)."
+        default="HY",
+        description=(
+            "Prefix of readable appeal ids (HY-YYYYMMDD-NNNN). Deployments that share a city backend may "
+            "each have their own; what the backend sees is qualified by HUIYIN_INSTANCE_ID anyway."
+        ),
+    )
+    instance_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9-]{1,32}$",
+        description=(
+            "This deployment's id (1-32 of A-Z a-z 0-9 -), part of every reference and idempotency key "
+            "sent to a case backend, so that appeals of two deployments never meet as one case. Unset: a "
+            "random one is made once and kept in the database (table instance_setting)."
+        ),
     )
     timezone: str = Field(default="Asia/Shanghai", description="Time zone for appeal ids and replies.")
     public_url: str | None = Field(
@@ -120,14 +133,6 @@ class Settings(BaseSettings):
         description=(
             "The address residents and backends reach this server at (https://huiyin.example.cn), for links "
             "the bot sends (the privacy page). Unset: http://<host>:<port>."
-        ),
-    )
-    retention_days: int = Field(
-        default=180,
-        ge=1,
-        description=(
-            "Days after an appeal is finished (or a conversation last active) when its phone numbers, "
-            "photos and transcripts are deleted by the worker."
         ),
     )
     first_response_hours: int = Field(
@@ -456,6 +461,18 @@ class Settings(BaseSettings):
     )
     invite_ttl_hours: int = Field(
         default=72, ge=1, description="An invite code (staff, building leader) expires after this many hours."
+    )
+
+    # --- privacy -----------------------------------------------------------------------------------
+    retention_days: int = Field(
+        default=180,
+        gt=0,
+        description=(
+            "Days personal data is kept after it is no longer needed: a finished appeal's phone, room, "
+            "exact location and photos; the transcript and staff notes of a conversation quiet this long "
+            "(without an open appeal); the saved phone of a resident with no open appeal and no message "
+            "in this time. Statistics (category, building, status, times, ratings) stay."
+        ),
     )
 
     # --- logging -----------------------------------------------------------------------------------

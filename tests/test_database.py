@@ -198,7 +198,7 @@ async def test_an_appeal_is_filed_once_per_dialog_with_its_event_and_outbox_row(
     [entry] = outbox
     assert (entry.action, entry.idempotency_key, entry.payload, entry.attempts, entry.delivered_at) == (
         "create",
-        f"{first}:create",
+        f"{runtime.db.instance_id}:{first}:create",
         {"public_id": first},
         0,
         None,

@@ -33,6 +33,7 @@ def run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         try:
             if settings.auto_migrate:
                 await db.migrate()
+            await db.identify(settings.instance_id)  # a case sent to the city from here carries it
             async with db.unit_of_work() as uow:
                 result = await work(uow.session)
                 await uow.commit()

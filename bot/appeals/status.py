@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Appeal, AppealEvent, AppealStatus, OutboxEntry, utcnow
 from bot.db.repository.appeal_records import AppealRecords
+from bot.db.repository.instance import external_key
 from bot.dialog.spec import Responses
 
 TERMINAL = frozenset({AppealStatus.RESOLVED, AppealStatus.REJECTED, AppealStatus.CLOSED})
@@ -144,7 +145,8 @@ def queue_for_city(
     there. True when queued."""
     if appeal.destination != "city":
         return False
-    session.add(OutboxEntry(appeal_id=appeal.id, action=action, idempotency_key=key, payload=payload))
+    qualified = external_key(session, key)  # the backend sees it: unique across deployments
+    session.add(OutboxEntry(appeal_id=appeal.id, action=action, idempotency_key=qualified, payload=payload))
     return True
 
 

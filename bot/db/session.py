@@ -33,6 +33,8 @@ from bot.db.repository import (
     TRANSCRIPT_TABLE,
     Repository,
 )
+from bot.db.repository.instance import SESSION_KEY as INSTANCE_SESSION_KEY
+from bot.db.repository.instance import InstanceRecords
 
 if TYPE_CHECKING:  # Alembic is imported when a migration runs, not by every process that opens the DB
     from alembic.config import Config
@@ -243,6 +245,7 @@ class Database:
             event.listen(self.engine.sync_engine, "checkout", _refuse_closed)
             alone = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, info={_ALONE: alone})
+        self.instance_id: str | None = None  # set by identify()
 
     async def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent).
@@ -255,6 +258,20 @@ class Database:
             if not self.is_sqlite:
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
             await conn.run_sync(_upgrade, self.url)
+
+    async def identify(self, configured: str | None = None) -> str:
+        """Resolve this deployment's instance id — ``configured`` (``HUIYIN_INSTANCE_ID``), else the one
+        kept in the database, made on first use (see :mod:`bot.db.repository.instance`) — and give it to
+        every later session. Returns it."""
+        if configured:
+            value = configured
+        else:
+            async with self.unit_of_work() as uow:
+                value = await InstanceRecords(uow.session).instance_id()
+                await uow.commit()
+        self._sessions.kw["info"][INSTANCE_SESSION_KEY] = value
+        self.instance_id = value
+        return value
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

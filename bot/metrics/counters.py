@@ -118,6 +118,14 @@ class Metrics:
             ["operation", "error"],
             registry=r,
         )
+        self._purged = Counter(
+            "huiyin_personal_data_removed",
+            "Personal data removed at the end of the retention period (HUIYIN_RETENTION_DAYS), by kind: "
+            "appeals (phone, room, location, photos), photos_deleted (files), notifications, "
+            "transcript_messages, notes, summaries, dialog_states, phones (people's saved numbers).",
+            ["kind"],
+            registry=r,
+        )
         self.gauge_max_age_s = GAUGE_MAX_AGE_S
         self.gauge_wait_s = GAUGE_WAIT_S
         self.scrape_gauges = ScrapeTimeGauges()
@@ -189,6 +197,11 @@ class Metrics:
         else:
             label = backend.kind if backend is not None else "none"
         self._failed.labels(label).inc()
+
+    def personal_data_removed(self, counts: dict[str, int]) -> None:
+        for kind, count in counts.items():
+            if count:
+                self._purged.labels(kind).inc(count)
 
     def nlu_fallback(self, reason: str) -> None:
         self._nlu_fallback.labels(reason).inc()

@@ -170,7 +170,8 @@ class EmbeddedNLU:
         try:
             return self._understand(text)
         except Exception as exc:  # the contract: odd input gives OTHER, never an exception
-            log.warning("embedded nlu failed on a message", error=repr(exc), chars=len(text or ""))
+            # By class only: an exception's message may quote the resident's text (UnicodeError does).
+            log.warning("embedded nlu failed on a message", error=type(exc).__name__, chars=len(text or ""))
             return _unknown("")
 
     def _understand(self, text: str) -> Understanding:

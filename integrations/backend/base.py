@@ -58,10 +58,20 @@ class CaseRecord:
     media_urls: tuple[str, ...]
     created_at: datetime
     origin_platform: str
+    # The deployment's instance id (bot/db/repository/instance.py): the public id is only unique in one
+    # deployment, the reference everywhere.
+    instance_id: str = ""
+
+    @property
+    def reference(self) -> str:
+        """The appeal's reference at the backend, unique across deployments: ``<instance>:<public id>``."""
+        return f"{self.instance_id}:{self.public_id}" if self.instance_id else self.public_id
 
     def as_json(self) -> dict[str, Any]:
         return {
             "public_id": self.public_id,
+            "reference": self.reference,
+            "instance_id": self.instance_id or None,
             "community": {"code": self.community_code, "name": self.community_name},
             "description": self.description,
             "address": self.address,

@@ -37,6 +37,8 @@ class BackendEvent(BaseModel):
 
     event_id: Id
     public_id: Id | None = None
+    # The reference huiyin sent (``<instance id>:<public id>``): names the appeal across deployments.
+    reference: Id | None = None
     backend_id: Id | None = None
     status: Annotated[StrictStr, Field(min_length=1, max_length=32)]
     note: Annotated[StrictStr, Field(max_length=2000)] = ""
@@ -80,8 +82,16 @@ async def backend_events(request: Request) -> dict[str, Any]:
         raise HTTPException(
             422, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         ) from None
+    if event.reference is not None:
+        instance, _, public_id = event.reference.rpartition(":")
+        if instance != runtime.db.instance_id or not public_id:
+            # Another deployment's appeal: a backend serving several sent it to the wrong one.
+            raise HTTPException(404, "no such appeal in this deployment")
+        if event.public_id not in (None, public_id):
+            raise HTTPException(422, "reference and public_id name different appeals")
+        event = event.model_copy(update={"public_id": public_id})
     if not event.public_id and not event.backend_id:
-        raise HTTPException(422, "public_id or backend_id is required")
+        raise HTTPException(422, "reference, public_id or backend_id is required")
     status = status_from_text(event.status)
     if status is None:
         raise HTTPException(422, f"status: unknown status {event.status!r}")

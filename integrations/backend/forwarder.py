@@ -1,6 +1,7 @@
 """The forwarder: drains the outbox to the city's case backend and to residents, polls backends that must
 be asked for news, and keeps the case desk's deadlines: reminders, escalation of appeals whose first
-response or resolution is overdue, and the staff's daily digest (:mod:`bot.cases.deadlines`).
+response or resolution is overdue, and the staff's daily digest (:mod:`bot.cases.deadlines`); and
+removes personal data kept past the retention period (:mod:`bot.privacy.retention`).
 
 Runs inside ``huiyin serve`` (unless ``HUIYIN_FORWARDER=false``) and as ``huiyin worker``; any number of
 them may share one database.
@@ -41,9 +42,11 @@ from bot.db.models import utcnow
 from bot.db.repository.outbox import OutboxRepository
 from bot.db.session import Database
 from bot.dialog.spec import Responses, load_bundle
+from bot.logs import crash_fields
 from bot.message import Platform, Reply
 from bot.metrics import Metrics
 from bot.outbound import Outbound
+from bot.privacy.retention import Retention, RetentionReport
 from bot.settings import Settings
 from integrations.backend.base import BackendError, BackendRejected, CaseUpdate
 from integrations.backend.jobs import DeliveryJob, DeliveryOutcome, RoundStats, backoff_s, case_record
@@ -55,6 +58,7 @@ from kb import KnowledgeBase, load_knowledge_base
 __all__ = [
     "DELIVERY_FLAGS",
     "NO_BACKEND_RETRY_S",
+    "RETENTION_EVERY_S",
     "SLA_CHECK_EVERY_S",
     "TOKEN_RETRY_S",
     "Forwarder",
@@ -67,6 +71,8 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 SLA_CHECK_EVERY_S = 30.0
+RETENTION_EVERY_S = 300.0
+"""How often a worker removes personal data past the retention period (cheap when there is none)."""
 # The appeal event recorded when a backend takes no updates of a kind ("市平台不接收评价回传…").
 KEPT_NOTES = {
     "rating": "rating.backend_not_taken",
@@ -102,6 +108,8 @@ class Forwarder:
         self._deadlines: Deadlines | None = None
         self._postgres = not db.is_sqlite
         self._last_sla = 0.0
+        self._last_retention = 0.0
+        self._retention: Retention | None = None
         self._semaphore = asyncio.Semaphore(settings.forwarder_concurrency)
         token_retry_s = min(TOKEN_RETRY_S, settings.status_poll_s)
         self._recorder = OutcomeRecorder(db, settings, self.backends, self.metrics, token_retry_s)
@@ -156,6 +164,8 @@ class Forwarder:
         stats.polled = await self.poll_due()
         if time.monotonic() - self._last_sla >= SLA_CHECK_EVERY_S:
             stats.overdue = len(await self.check_sla(now))
+        if time.monotonic() - self._last_retention >= RETENTION_EVERY_S:
+            await self.purge_expired(now)
         return stats
 
     async def drain(self, timeout_s: float = 30.0) -> int:
@@ -203,6 +213,7 @@ class Forwarder:
                     community_code=code,
                     community_name=name,
                     reporter_name=reporter or "",
+                    instance_id=self.db.instance_id or "",
                 )
                 for entry, appeal, code, name, reporter in rows
             ]
@@ -228,9 +239,11 @@ class Forwarder:
                 return DeliveryOutcome(job, ok=False, error=str(exc), permanent=True)
             except BackendError as exc:
                 return DeliveryOutcome(job, ok=False, error=str(exc))
-            except Exception as exc:  # a bug or an unexpected answer: retried, logged with its trace
-                log.exception("delivery crashed", key=job.key)
-                return DeliveryOutcome(job, ok=False, error=f"{exc.__class__.__name__}: {exc}")
+            except Exception as exc:  # a bug or an unexpected answer: retried, logged with where it was
+                # Not the exception's message: it may quote the payload (a reply's text, a phone).
+                crash = crash_fields(exc)
+                log.error("delivery crashed", key=job.key, **crash)
+                return DeliveryOutcome(job, ok=False, error=f"{crash['error']} at {crash['where'][:200]}")
 
     async def _notify(self, job: DeliveryJob) -> DeliveryOutcome:
         assert job.platform is not None
@@ -328,6 +341,25 @@ class Forwarder:
             log.info("overdue digests queued", communities=report.digests)
         return report
 
+    # --- retention ---------------------------------------------------------------------------------------
+    @property
+    def retention(self) -> Retention:
+        if self._retention is None:
+            self._retention = Retention(
+                self.db, retention_days=self.settings.retention_days, data_dir=self.settings.data_dir
+            )
+        return self._retention
+
+    async def purge_expired(self, now: datetime | None = None) -> RetentionReport:
+        """Remove the personal data kept past the retention period at ``now`` (see
+        :mod:`bot.privacy.retention`); counts go to the log and the metrics, never what was removed."""
+        self._last_retention = time.monotonic()
+        report = await self.retention.run(now or utcnow())
+        if report.total or report.photos_deleted:
+            self.metrics.personal_data_removed(report.counts())
+            log.info("personal data past the retention period removed", **report.counts())
+        return report
+
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     try:
@@ -350,6 +382,7 @@ async def run_worker(settings: Settings, *, once: bool = False) -> int:
     try:
         if settings.auto_migrate:
             await db.migrate()
+        await db.identify(settings.instance_id)
         outbound = Outbound()
         if settings.redis_url:
             store = StateStore.from_url(settings.redis_url)

@@ -7,6 +7,7 @@ from typing import TypeVar
 
 import httpx
 
+from bot.dialog.slots import mask_personal
 from integrations.backend.base import BackendRejected, BackendUnavailable
 
 T = TypeVar("T")
@@ -46,12 +47,18 @@ class PooledClient:
             self._client = None
 
 
+def answer_excerpt(text: str, chars: int = 300) -> str:
+    """The start of a backend's answer, for an error (kept in the outbox row, logged): a backend that
+    quotes the case back quotes the resident's phone and room, so those are masked."""
+    return mask_personal(text[:chars].strip())
+
+
 def check_answer(response: httpx.Response, what: str) -> None:
     """Raise for a failed answer: :class:`BackendUnavailable` (retry) or :class:`BackendRejected`."""
     code = response.status_code
     if 200 <= code < 300:
         return
-    detail = response.text[:300].strip()
+    detail = answer_excerpt(response.text)
     message = f"{what}: HTTP {code}" + (f": {detail}" if detail else "")
     if code >= 500 or code in RETRYABLE_4XX:
         raise BackendUnavailable(message)

@@ -25,6 +25,7 @@ class DeliveryJob:
     community_code: str
     community_name: str
     reporter_name: str
+    instance_id: str = ""  # the deployment's (bot/db/repository/instance.py)
 
 
 @dataclass(slots=True)
@@ -87,6 +88,7 @@ def case_record(job: DeliveryJob) -> CaseRecord:
         media_urls=media,
         created_at=a.created_at,
         origin_platform=a.origin_platform,
+        instance_id=job.instance_id,
     )
 
 

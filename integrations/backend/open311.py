@@ -43,7 +43,7 @@ from integrations.backend.base import (
     RemoteStatus,
     status_from_text,
 )
-from integrations.backend.http import PooledClient, check_answer, guarded
+from integrations.backend.http import PooledClient, answer_excerpt, check_answer, guarded
 from kb.model import CATEGORY_LABELS, Category, Open311Services
 
 log = structlog.get_logger(__name__)
@@ -222,7 +222,9 @@ class Open311Backend(PooledClient):
         request_id = _text(first.get("service_request_id"))
         token = _text(first.get("token"))
         if not request_id and not token:
-            raise BackendRejected(f"{what}: the answer has neither service_request_id nor token: {first}")
+            raise BackendRejected(
+                f"{what}: the answer has neither service_request_id nor token: {answer_excerpt(str(first))}"
+            )
         return Filed(backend_id=request_id, token=token, notice=_text(first.get("service_notice")) or "")
 
     async def resolve_token(self, token: str) -> str | None:
@@ -333,7 +335,12 @@ def _description(case: CaseRecord) -> str:
         text = f"【紧急】{text}"
     if case.supporters > 1:
         text = f"{text}（共{case.supporters}位居民反映）"
-    suffix = f"\n（回音编号 {case.public_id}）"
+    # The resident's id, and the deployment it is unique in (the same id may come from another one).
+    suffix = (
+        f"\n（回音编号 {case.public_id}，实例 {case.instance_id}）"
+        if case.instance_id
+        else f"\n（回音编号 {case.public_id}）"
+    )
     return text[: MAX_DESCRIPTION - len(suffix)] + suffix
 
 
@@ -365,7 +372,9 @@ def _json(response: httpx.Response, what: str) -> Any:
         return response.json()
     except ValueError as exc:
         # A proxy's HTML error page with a 200: not the backend's answer, so worth another try.
-        raise BackendUnavailable(f"{what}: the answer is not JSON: {response.text[:120]!r}") from exc
+        raise BackendUnavailable(
+            f"{what}: the answer is not JSON: {answer_excerpt(response.text, 120)!r}"
+        ) from exc
 
 
 def _first(data: Any, what: str) -> dict[str, Any]:

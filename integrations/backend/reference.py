@@ -69,7 +69,7 @@ SERVICES: list[dict[str, Any]] = [
     },
 ]
 
-_PUBLIC_ID = re.compile(r"回音编号\s*(\S+?)）")
+_PUBLIC_ID = re.compile(r"回音编号\s*([^\s，）]+)")
 
 
 def free_port() -> int:

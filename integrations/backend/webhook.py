@@ -4,13 +4,17 @@
 Outbound: each appeal and each later update is POSTed to ``HUIYIN_BACKEND_WEBHOOK_URL`` as JSON::
 
     {"event": "appeal.created" | "appeal.supporter" | "appeal.rating" | "appeal.comment",
-     "idempotency_key": "HY-20261122-0001:create", "sent_at": "...", "backend_id": null | "...",
-     "appeal": {...}, "update": {...}}
+     "idempotency_key": "a1b2c3d4e5:HY-20261122-0001:create", "sent_at": "...",
+     "backend_id": null | "...", "appeal": {"public_id": "HY-20261122-0001",
+     "reference": "a1b2c3d4e5:HY-20261122-0001", "instance_id": "a1b2c3d4e5", ...}, "update": {...}}
 
 with ``X-Huiyin-Timestamp`` (Unix seconds), ``X-Huiyin-Signature: sha256=<hex>`` — HMAC-SHA256 with the
 shared secret over ``timestamp + "." + body`` — and ``Idempotency-Key``. The backend answers 2xx, with
-``{"case_id": "..."}`` for a new case (else the appeal's public id is its id); a repeated key must get
-the first answer again, never a second case.
+``{"case_id": "..."}`` for a new case (else the appeal's reference is its id); a repeated key must get
+the first answer again, never a second case. The public id is what the resident sees and is unique only
+within one deployment (``HUIYIN_APPEAL_ID_PREFIX``); ``reference`` and every idempotency key carry the
+deployment's instance id (``HUIYIN_INSTANCE_ID``), so that a backend serving several deployments keeps
+their appeals apart. (Keys of rows queued before instance ids existed stay as they were.)
 
 Inbound: ``POST /backend/events`` takes status updates signed the same way::
 
@@ -39,7 +43,7 @@ from integrations.backend.base import (
     Filed,
     RemoteStatus,
 )
-from integrations.backend.http import PooledClient, check_answer, guarded
+from integrations.backend.http import PooledClient, answer_excerpt, check_answer, guarded
 
 TIMESTAMP_HEADER = "X-Huiyin-Timestamp"
 SIGNATURE_HEADER = "X-Huiyin-Signature"
@@ -89,7 +93,9 @@ class WebhookBackend(PooledClient):
         try:
             return response.json()
         except ValueError as exc:
-            raise BackendUnavailable(f"{what}: the answer is not JSON: {response.text[:120]!r}") from exc
+            raise BackendUnavailable(
+                f"{what}: the answer is not JSON: {answer_excerpt(response.text, 120)!r}"
+            ) from exc
 
     async def file(self, case: CaseRecord, idempotency_key: str) -> Filed:
         event = {
@@ -104,8 +110,8 @@ class WebhookBackend(PooledClient):
         if isinstance(answer, dict):
             case_id = answer.get("case_id") or answer.get("backend_id") or answer.get("id")
         elif answer is not None and not isinstance(answer, list):
-            raise BackendRejected(f"webhook: unexpected answer {str(answer)[:200]}")
-        return Filed(backend_id=str(case_id) if case_id else case.public_id)
+            raise BackendRejected(f"webhook: unexpected answer {answer_excerpt(str(answer), 200)}")
+        return Filed(backend_id=str(case_id) if case_id else case.reference)
 
     async def update(
         self, backend_id: str, case: CaseRecord, update: CaseUpdate, idempotency_key: str

@@ -45,6 +45,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
+from bot.logs import crash_fields
 from bot.message import IncomingMessage, Platform, Reply
 from bot.outage import is_outage
 from bot.state import ConversationKey, Keys
@@ -300,11 +301,11 @@ class TelegramConnector(InputChannel):
         if error is not None and id(update) in self._outages and is_outage(error):
             self._outages[id(update)] = error  # process() raises it: the webhook answers 503
             return
+        # Where it failed, not the exception's message: it may quote the update (the resident's text).
         log.error(
             "Telegram update failed",
-            error=repr(context.error),
             update_type=type(update).__name__,
-            exc_info=context.error,
+            **(crash_fields(error) if error is not None else {"error": "unknown"}),
         )
 
     # --- the core, and the replies -------------------------------------------------------------------

@@ -34,6 +34,7 @@ from typing import Any
 import redis.asyncio as aioredis
 import structlog
 
+from bot.logs import crash_fields
 from bot.message import Reply
 from bot.outage import is_outage
 from bot.state import ConversationKey, Keys
@@ -142,4 +143,5 @@ def _log_failure(task: asyncio.Task[Any]) -> None:
     if is_outage(failure):  # the endpoint that awaits it, if still there, answers 503 and says so
         log.info("message not handled: a service is unavailable", work=task.get_name(), error=repr(failure))
     else:
-        log.error("message work failed", work=task.get_name(), exc_info=failure)
+        # Where it failed, not the exception's message: it may quote the resident's text.
+        log.error("message work failed", work=task.get_name(), **crash_fields(failure))

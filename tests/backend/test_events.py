@@ -155,3 +155,24 @@ async def test_out_of_order_news_is_recorded_but_does_not_move_the_case_back(
     r = await client.post(URL, content=body, headers=headers)
     assert r.json() == {"ok": True, "changed": True, "status": "resolved"}
     assert TIMESTAMP_HEADER in headers
+
+
+async def test_an_event_by_reference_reaches_only_its_own_deployment(
+    setup: tuple[Runtime, httpx.AsyncClient, ReferenceBackend, str],
+) -> None:
+    """The reference huiyin sent names the appeal across deployments: another deployment's reference
+    (the same public id, another instance id) changes nothing here."""
+    rt, client, _server, public_id = setup
+    before = await snapshot(rt, public_id)
+    foreign = json.dumps(
+        {"event_id": "e-other", "reference": f"someone-else:{public_id}", "status": "resolved"}
+    ).encode()
+    r = await client.post(URL, content=foreign, headers=signed_headers(SECRET.encode(), foreign))
+    assert r.status_code == 404
+    assert await snapshot(rt, public_id) == before
+    own = json.dumps(
+        {"event_id": "e-own", "reference": f"{rt.db.instance_id}:{public_id}", "status": "in_progress"}
+    ).encode()
+    r = await client.post(URL, content=own, headers=signed_headers(SECRET.encode(), own))
+    assert r.status_code == 200 and r.json()["changed"] is True
+    assert (await appeal(rt, public_id)).status == "in_progress"

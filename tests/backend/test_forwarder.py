@@ -148,7 +148,7 @@ async def test_updates_reach_the_backend_after_the_case(
     [update] = server.updates
     assert update["event"] == "appeal.supporter" and update["update"]["supporters"] == 2
     assert "+1" in update["update"]["text"] and update["backend_id"] == (await appeal(rt, first)).backend_id
-    create_at = next(c.at for c in server.calls if c.key == f"{first}:create")
+    create_at = next(c.at for c in server.calls if c.key == f"{rt.db.instance_id}:{first}:create")
     update_at = next(c.at for c in server.calls if c.key and ":support:" in c.key)
     assert create_at < update_at
 

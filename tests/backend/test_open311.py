@@ -290,7 +290,9 @@ async def test_token_answers_then_polled_status_close_the_loop(
     assert "重新打开" in replies[0].text
     await run_until(forwarder, lambda: _updated(server))
     [update] = server.updates
-    assert update["status"] == "OPEN" and update["update_id"].startswith(f"{public_id}:rating:")
+    assert update["status"] == "OPEN" and update["update_id"].startswith(
+        f"{rt.db.instance_id}:{public_id}:rating:"
+    )
     await run_until(forwarder, lambda: status_is("accepted"))  # the city reopened it
 
 
@@ -407,5 +409,7 @@ async def test_a_server_with_updates_still_gets_them(
     forwarder = Forwarder(rt.db, rt.settings, outbound=rt.outbound)
     public_id = await _resolved_and_rated(rt, server, forwarder, "zhou", "周阿姨")
     [update] = server.updates
-    assert update["status"] == "CLOSED" and update["update_id"].startswith(f"{public_id}:rating:")
+    assert update["status"] == "CLOSED" and update["update_id"].startswith(
+        f"{rt.db.instance_id}:{public_id}:rating:"
+    )
     assert await _kept_notes(rt, public_id) == []

@@ -10,6 +10,7 @@ from sqlalchemy import select, text
 
 from bot.db.models import Appeal, AppealEvent, AppealStatus, Counter, OutboxEntry, utcnow
 from bot.db.repository.base import RepositoryBase
+from bot.db.repository.instance import external_key
 from bot.db.repository.records import SKIP_PENDING, ConversationRef, FiledAppeal, NewAppeal
 
 # PostgreSQL: an appeal, its first status event and its outbox row in one statement. The day's counter
@@ -49,7 +50,8 @@ _PG_FILE_APPEAL = text(
     ), queued AS (
         INSERT INTO outbox (appeal_id, action, idempotency_key, payload, attempts, next_attempt_at,
                             created_at)
-        SELECT id, 'create', public_id || :create_suffix, json_build_object('public_id', public_id), 0,
+        SELECT id, 'create', :key_prefix || public_id || :create_suffix,
+               json_build_object('public_id', public_id), 0,
                CAST(:now AS TIMESTAMPTZ), CAST(:now AS TIMESTAMPTZ)
         FROM filed WHERE CAST(:to_city AS BOOLEAN)
     )
@@ -132,7 +134,9 @@ class AppealRepository(RepositoryBase):
                 "photos": json.dumps(new.photos, ensure_ascii=False),
                 **event,
                 "counter": f"appeal:{day}",
-                "create_suffix": ":create",  # the outbox row's idempotency key, as below
+                # The outbox row's idempotency key, as in queue_city_case.
+                "key_prefix": external_key(self.session, ""),
+                "create_suffix": ":create",
                 "prefix": f"{public_id_prefix}-{day}-",
                 "now": now,
                 "to_city": to_city,
@@ -160,13 +164,14 @@ class AppealRepository(RepositoryBase):
         return FiledAppeal(appeal.id, appeal.public_id), True
 
     def queue_city_case(self, appeal_id: int, public_id: str) -> None:
-        """The outbox row that files the appeal with the city's case backend; its key makes a second
-        one fail (or, on PostgreSQL's one-statement filing, never be written)."""
+        """The outbox row that files the appeal with the city's case backend; its key (qualified by the
+        deployment's instance id, :func:`external_key`) makes a second one fail (or, on PostgreSQL's
+        one-statement filing, never be written)."""
         self.session.add(
             OutboxEntry(
                 appeal_id=appeal_id,
                 action="create",
-                idempotency_key=f"{public_id}:create",
+                idempotency_key=external_key(self.session, f"{public_id}:create"),
                 payload={"public_id": public_id},
             )
         )
