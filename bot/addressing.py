@@ -17,6 +17,10 @@ from bot.message import IncomingMessage
 LEADING_MENTIONS = re.compile(r"^(?:@\S+[\s\u2005]*)+")
 
 
+# What may follow the bot's name without a pause and still address it.
+_RUN_ON = "你好|您好|在吗|在不在|帮我|帮忙|请问|麻烦|我要|我想|我家|我们"
+
+
 class Addressing:
     def __init__(self, bot_names: Iterable[str]) -> None:
         names = sorted({n.lower() for n in bot_names if n}, key=len, reverse=True)
@@ -25,8 +29,9 @@ class Addressing:
         self._leading = re.compile(r"^(?:" + alternatives + r")[\s,，:：、]*", re.IGNORECASE)
         # The name as a vocative: at the start, followed by a pause or nothing ("回音，…", "回音 …",
         # "回音！") — not inside ordinary words ("报了三天都没回音", "回音都没有").
+        # Run together with a greeting or a request ("回音你好", "回音帮我…") it is a vocative too.
         self._vocative = re.compile(
-            r"^(?:" + alternatives + r")(?:[\s,，:：、!！.。~～?？]|$)", re.IGNORECASE
+            r"^(?:" + alternatives + r")(?:[\s,，:：、!！.。~～?？]|$|(?=" + _RUN_ON + r"))", re.IGNORECASE
         )
         self._names = names
 

@@ -5,6 +5,7 @@ bot's answers exist to give. The full text goes only to private chats and to peo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,7 +19,12 @@ _OPEN, _CLOSE, _BASE = "\ue000", "\ue001", 0xE100
 
 class GroupMasker:
     def __init__(self, published: Iterable[str] = ()) -> None:
-        self._published = sorted({p.strip() for p in published if p and p.strip()}, key=len, reverse=True)
+        kept = sorted({p.strip() for p in published if p and p.strip()}, key=len, reverse=True)
+        # Only where it stands whole: 12345 the hotline is kept, the 12345 inside 13812345678 or 粤B12345
+        # is part of a number that must be masked.
+        self._patterns = [
+            (p, re.compile(rf"(?<![0-9A-Za-z]){re.escape(p)}(?![0-9A-Za-z])")) for p in kept
+        ]
 
     @classmethod
     def from_kb(cls, kb: KnowledgeBase) -> GroupMasker:
@@ -30,11 +36,13 @@ class GroupMasker:
 
     def __call__(self, text: str) -> str:
         kept: dict[str, str] = {}
-        for i, published in enumerate(self._published):
+        for i, (published, whole) in enumerate(self._patterns):
             if published in text:
                 token = f"{_OPEN}{chr(_BASE + i)}{_CLOSE}"
-                text = text.replace(published, token)
-                kept[token] = published
+                replaced = whole.sub(token, text)
+                if replaced != text:
+                    text = replaced
+                    kept[token] = published
         masked = mask_personal(text)
         for token, published in kept.items():
             masked = masked.replace(token, published)

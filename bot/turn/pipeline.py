@@ -132,6 +132,12 @@ class TurnPipeline:
         # with it or staff hold their conversation (the held marker, the first flag); otherwise it is
         # group chatter, and finding that out (with the group's settings) is the same single round trip.
         unaddressed = message.is_group and not self.etiquette.addressed(message)
+        if message.is_group and not unaddressed:
+            # What the resident says, without the words that addressed the bot ("回音，没有照片" answers
+            # the photo question; "@回音 3栋楼道灯坏了" describes the problem without the mention).
+            spoken = self.etiquette.addressing.without_address(message.text)
+            if spoken and spoken != message.text.strip():
+                message = replace(message, text=spoken)
         async with self.store.turn(
             key,
             message.message_id,
