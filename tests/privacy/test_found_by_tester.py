@@ -4,6 +4,9 @@ fail on main as it stands and should pass once the bug is fixed."""
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -13,8 +16,10 @@ from bot.db.models import OutboxEntry
 from bot.dialog.slots import mask_personal
 from bot.message import ChatType
 from bot.privacy.masking import GroupMasker
+from integrations.backend.forwarder import Forwarder
+from integrations.backend.reference import ReferenceBackend
 from kb import load_knowledge_base
-from tests.backend.conftest import APPEAL_ID
+from tests.backend.conftest import APPEAL_ID, appeal, run_until, webhook_settings
 from tests.privacy.test_rights import PHONE, MakeRuntime, file_with_phone, say, scan_database
 from tests.staff.conftest import World
 
@@ -102,3 +107,29 @@ async def test_admin_erasure_leaves_no_draft_that_brings_the_phone_back(
     assert done.exit_code == 0, done.output
     await say(rt, "/confirm")
     assert await scan_database(rt, PHONE) == []
+
+
+# BUG (low): erasure blanks the payload of every queued non-create outbox row of the person's appeals,
+# the "withdrawn" update for the city included, so the city gets event appeal.withdrawn with an empty
+# text (and, for Open311, ``case_open`` back at its default, true) instead of "居民已撤回该诉求".
+async def test_the_city_hears_why_an_erased_residents_appeal_is_withdrawn(
+    make_runtime: MakeRuntime, reference: Callable[..., ReferenceBackend]
+) -> None:
+    server = reference()
+    rt = await make_runtime(**webhook_settings(server.webhook_url))
+    forwarder = Forwarder(rt.db, rt.settings, outbound=rt.outbound)
+    public_id = await file_with_phone(rt)
+    await run_until(forwarder, partial(_at_the_city, rt, public_id))
+    await say(rt, "删除我的信息")
+    await say(rt, "确认删除")
+
+    async def told_city() -> bool:
+        return bool(server.updates)
+
+    await run_until(forwarder, told_city)
+    told = json.dumps(server.updates, ensure_ascii=False)
+    assert "撤回" in told, told
+
+
+async def _at_the_city(rt: Any, public_id: str) -> bool:
+    return (await appeal(rt, public_id)).backend_id is not None
