@@ -93,7 +93,9 @@ async def change_status(
         return None
     now = utcnow()
     appeal.status = new.value
-    if new is not AppealStatus.REOPENED and appeal.first_responded_at is None:
+    # Reopening and the resident's own withdrawal are no answer from the community.
+    answered = new not in (AppealStatus.REOPENED, AppealStatus.WITHDRAWN)
+    if answered and appeal.first_responded_at is None:
         appeal.first_responded_at = now
     if new is AppealStatus.RESOLVED:
         appeal.rating_requested_at = now

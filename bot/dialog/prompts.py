@@ -52,7 +52,11 @@ class DialogPrompts:
             party_line = self.words.get("appeal.summary_party", party=ctx.party) if ctx.party else ""
             text = self.words.get(key, party_line=party_line, **values)
         elif key == "appeal.ask_contact" and ctx.saved_phone:
-            text = self.words.get("appeal.ask_contact_saved", phone_masked=mask_phone(ctx.saved_phone))
+            text = self.words.get(
+                "appeal.ask_contact_saved",
+                phone_masked=mask_phone(ctx.saved_phone),
+                retention_days=ctx.retention_days,
+            )
         else:
             text = self.words.get(key, bot_name=ctx.bot_name, retention_days=ctx.retention_days)
         return Prompt(text, self.buttons(st.buttons, ctx), private=st.private and ctx.in_group)

@@ -22,9 +22,7 @@ class GroupMasker:
         kept = sorted({p.strip() for p in published if p and p.strip()}, key=len, reverse=True)
         # Only where it stands whole: 12345 the hotline is kept, the 12345 inside 13812345678 or 粤B12345
         # is part of a number that must be masked.
-        self._patterns = [
-            (p, re.compile(rf"(?<![0-9A-Za-z]){re.escape(p)}(?![0-9A-Za-z])")) for p in kept
-        ]
+        self._patterns = [(p, re.compile(rf"(?<![0-9A-Za-z]){re.escape(p)}(?![0-9A-Za-z])")) for p in kept]
 
     @classmethod
     def from_kb(cls, kb: KnowledgeBase) -> GroupMasker:

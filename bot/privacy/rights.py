@@ -102,7 +102,7 @@ class PrivacyRights:
                     public_id=a.public_id,
                     status=AppealStatus(a.status).label,
                     date=a.created_at.astimezone(self.tz).strftime("%Y-%m-%d"),
-                    summary=a.description[:30],
+                    summary=a.description if len(a.description) <= 30 else f"{a.description[:30]}…",
                 )
             )
         return w.get(
@@ -117,16 +117,19 @@ class PrivacyRights:
     async def erase(
         self, session: AsyncSession, store: StateStore | None, person_id: int, *, actor: str | None = None
     ) -> Erased:
-        """Erase ``person_id``'s personal data: their open appeals are withdrawn (their handlers told),
-        then their data is removed. ``store``: Redis, whose copies of their dialog states go too (after
+        """Erase ``person_id``'s personal data, then withdraw their open appeals (their handlers told). ``store``: Redis, whose copies of their dialog states go too (after
         the caller commits, a turn may not write them again: the caller holds the conversation lock or
         the person is not chatting)."""
         now = utcnow()
-        for appeal in await self.open_appeals(session, person_id):
-            await self._withdraw(
-                session, appeal, actor or f"resident:{person_id}", notify_except=(person_id,)
-            )
+        still_open = [a.id for a in await self.open_appeals(session, person_id)]
         erased = await PrivacyRepository(session).erase(person_id, now)
+        # Withdrawn once anonymised: the handler, the staff chat, the city and the neighbours who joined
+        # hear of it without a word of what the resident wrote.
+        for appeal_id in still_open:
+            appeal = await lock_appeal(session, appeal_id)
+            if appeal is not None:
+                who = actor or f"resident:{person_id}"
+                await self._withdraw(session, appeal, who, notify_except=(person_id,))
         if store is not None and erased.conversation_keys:
             await store.forget_dialogs(erased.conversation_keys)
         log.info(

@@ -29,6 +29,7 @@ from bot.appeals.filing import AppealFiling
 from bot.appeals.flow import FollowUp
 from bot.cases.desk import CaseDesk
 from bot.db.repository import ConversationRef
+from bot.db.repository.cases import RESIDENTS_CHAT
 from bot.db.repository.conversation_records import NOT_UNDERSTOOD
 from bot.db.session import Database
 from bot.dialog.engine import DialogEngine, Prompt, PromptContext
@@ -52,7 +53,6 @@ from kb import KnowledgeBase
 
 log = structlog.get_logger(__name__)
 
-RESIDENTS_CHAT = "residents"
 
 _Move = tuple[ConversationKey, dict[str, Any]]
 
@@ -217,6 +217,8 @@ class TurnPipeline:
         async with self.db.unit_of_work() as uow:
             repo = uow.repo
             ref = await self.refs.resolve(repo, message, key, created)
+            if state is not None and state.get("person") not in (None, ref.person_id):
+                state = None  # the form of a resident whose data was erased since (their words, phone)
             await repo.conversations.add_transcript(
                 ref.conversation_id,
                 direction="in",
@@ -247,7 +249,9 @@ class TurnPipeline:
             out = turn.out
             private_key = private_key_for(message)
             moved = out.private_state is not None and private_key != key
-            if not message.is_group and repo.conversations.is_new(key.part):
+            # Not under the safety instructions of an emergency: nothing may come between them and the
+            # resident (the contact question still says what a phone number is kept for).
+            if not message.is_group and repo.conversations.is_new(key.part) and out.handoff != "emergency":
                 self._add_notice(out.prompts, private=False)
             if moved:
                 private_ref = await self.refs.resolve_private(repo, message, ref, created)

@@ -20,8 +20,19 @@ router = APIRouter()
 
 @router.get(PRIVACY_PATH, response_class=HTMLResponse, include_in_schema=False)
 async def privacy_page(request: Request) -> HTMLResponse:
-    settings = request.app.state.runtime.settings
+    runtime = request.app.state.runtime
+    settings = runtime.settings
+    offices = [
+        {
+            "community": p.name,
+            "name": p.community.name,
+            "phone": p.community.phone,
+            "location": p.community.location,
+        }
+        for p in runtime.kb.communities()
+    ]
     html = _TEMPLATES.get_template("privacy.html").render(
+        offices=offices,
         bot_name=settings.bot_name,
         retention_days=settings.retention_days,
         example_id=f"{settings.appeal_id_prefix}-20260101-0001",

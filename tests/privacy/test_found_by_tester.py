@@ -20,6 +20,7 @@ from integrations.backend.forwarder import Forwarder
 from integrations.backend.reference import ReferenceBackend
 from kb import load_knowledge_base
 from tests.backend.conftest import APPEAL_ID, appeal, run_until, webhook_settings
+from tests.conftest import rest_message
 from tests.privacy.test_rights import PHONE, MakeRuntime, file_with_phone, say, scan_database
 from tests.staff.conftest import World
 
@@ -60,8 +61,11 @@ async def test_staff_queue_in_a_residents_group_is_not_listed_there(world: World
     await world.say("取消", who="res-he", name="何女士")
     await world.say("转人工", who="res-he", name="何女士")
     group = {"chat_type": ChatType.GROUP, "chat_id": "grp-3", "mentions_bot": True}
-    shown = await world.say("/queue", who="lina-chat", name="李娜", **group)
-    assert not any("何女士" in t or "噪音" in t for t in shown), shown
+    replies = await world.rt.dispatcher.handle(rest_message("/queue", "lina-chat", "李娜", **group))
+    in_group = [r.text for r in replies if r.chat_id == "grp-3"]
+    assert in_group and not any("何女士" in t or "噪音" in t for t in in_group), in_group
+    in_private = [r.text for r in replies if r.chat_id == "lina-chat"]
+    assert any("何女士" in t for t in in_private), "the queue goes to her private chat"
 
 
 # BUG: erasing a resident withdraws their open appeals but then deletes the undelivered notices of that

@@ -149,7 +149,7 @@ async def test_the_reporter_withdraws_an_appeal_and_its_handlers_and_the_city_ar
     await run_until(forwarder, filed)
 
     stranger = await say(rt, f"撤回 {public_id}", who="li", name="李先生")
-    assert "只有提交人可以撤回" in stranger[0]
+    assert "只有提交人或代报的楼长可以撤回" in stranger[0]
     assert (await appeal(rt, public_id)).status == AppealStatus.SUBMITTED.value
 
     done = await say(rt, f"撤回 {public_id}")

@@ -19,6 +19,7 @@ from bot.db.models import (
 from bot.db.repository.base import RepositoryBase
 
 HANDLER_CHAT = "handler"
+RESIDENTS_CHAT = "residents"  # a building's group or a resident's private chat: nothing personal of others
 STAFF_CHAT = "staff"
 
 

@@ -136,10 +136,11 @@ class PrivacyRepository(RepositoryBase):
         return await self._first(select(Appeal).where(Appeal.public_id == public_id.strip().upper()))
 
     async def appeal_of(self, person_id: int, public_id: str) -> Appeal | None:
-        """Appeal ``public_id`` when ``person_id`` filed it."""
+        """Appeal ``public_id`` when ``person_id`` filed it, or relayed it for a neighbour."""
         return await self._first(
             select(Appeal).where(
-                Appeal.public_id == public_id.strip().upper(), Appeal.reporter_id == person_id
+                Appeal.public_id == public_id.strip().upper(),
+                or_(Appeal.reporter_id == person_id, Appeal.relayed_by_id == person_id),
             )
         )
 
@@ -154,7 +155,9 @@ class PrivacyRepository(RepositoryBase):
 
     async def person_by_phone(self, phone: str) -> list[int]:
         """People whose saved phone, or an appeal's contact phone, is ``phone`` (for a request made by
-        telephone to the community)."""
+        telephone to the community), however it was typed (137-0000-3333, +86 137 0000 3333)."""
+        digits = "".join(ch for ch in phone if ch.isdigit())
+        phone = digits[2:] if len(digits) == 13 and digits.startswith("86") else digits
         saved = (await self.session.execute(select(Person.id).where(Person.phone == phone))).scalars()
         filed = (
             await self.session.execute(select(Appeal.reporter_id).where(Appeal.contact_phone == phone))
@@ -221,16 +224,21 @@ class PrivacyRepository(RepositoryBase):
             await self._run(
                 update(AppealEvent).where(AppealEvent.appeal_id.in_(appeal_ids)).values(note="", payload={})
             )
+            # What was sent about these appeals is kept as a fact, not as text; what is still to be sent
+            # and quotes the resident (their comment, a notice with their words) is not sent.
             await self._run(
                 update(OutboxEntry)
-                .where(OutboxEntry.appeal_id.in_(appeal_ids), OutboxEntry.action != "create")
+                .where(
+                    OutboxEntry.appeal_id.in_(appeal_ids),
+                    OutboxEntry.action != "create",
+                    OutboxEntry.delivered_at.is_not(None),
+                )
                 .values(payload={}, last_error=None)
             )
-            # Undelivered messages about these appeals would now say nothing: they are not sent.
             await self._run(
                 delete(OutboxEntry).where(
                     OutboxEntry.appeal_id.in_(appeal_ids),
-                    OutboxEntry.action == "notify",
+                    OutboxEntry.action.in_(["notify", "comment"]),
                     OutboxEntry.delivered_at.is_(None),
                 )
             )

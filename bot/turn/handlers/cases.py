@@ -10,6 +10,7 @@ from bot.db.repository.cases import HANDLER_CHAT
 from bot.handoff import Verdict
 from bot.turn.context import TurnContext
 from bot.turn.handlers.base import Handler, Outcome
+from bot.turn.handlers.staff import answer_privately
 
 
 class CaseCommandsHandler(Handler):
@@ -21,9 +22,11 @@ class CaseCommandsHandler(Handler):
         return self._commands.parse(turn.message.text) is not None
 
     async def handle(self, turn: TurnContext) -> Outcome:
+        start = len(turn.out.prompts)
         if not await self._commands.handle(turn.repo.session, turn.message, turn.out):
             return Outcome.CONTINUE
         turn.verdict = Verdict.HANDLED
+        answer_privately(self.services, turn, start)  # a case list is nothing for a residents' group
         return Outcome.DONE
 
 

@@ -45,7 +45,7 @@ class PrivacyHandler(Handler):
             if not open_appeals:
                 out.say(words.get("privacy.withdraw_none"))
                 return
-            listed = "".join(f"\n  {a.public_id}" for a in open_appeals[:5])
+            listed = "".join(f"\n  {a.public_id} {_short(a.description)}" for a in open_appeals[:5])
             out.say(
                 words.get("privacy.withdraw_which", example=open_appeals[0].public_id, appeals=listed),
                 tuple(Button(f"撤回 {a.public_id}", f"撤回 {a.public_id}") for a in open_appeals[:3]),
@@ -112,6 +112,10 @@ class PrivacyHandler(Handler):
         out.state = None
         out.erased = True
         out.say(words.get("privacy.erased", appeals=erased.appeals, messages=erased.messages))
+
+
+def _short(text: str, limit: int = 16) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}…"
 
 
 def _status_label(status: str) -> str:

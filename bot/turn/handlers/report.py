@@ -54,6 +54,9 @@ async def start_appeal(services: Services, turn: TurnContext, *, arg: str | None
     ctx = replace(turn.prompt_context, saved_phone=saved_phone)
     step = services.engine.start("appeal", u, message, ctx)
     state = step.state
+    if state is not None:
+        # Whose form it is: a form that outlives its resident's erasure is not theirs to finish.
+        state["person"] = turn.ref.person_id
     if state is not None and saved_phone:
         state["meta"]["saved_phone"] = saved_phone
     if state is not None and state["slots"].get("description"):

@@ -4,6 +4,8 @@ turn, the conversation is queued for staff when the turn asks for it."""
 
 from __future__ import annotations
 
+from bot.db.repository.cases import RESIDENTS_CHAT
+from bot.dialog.engine import Prompt
 from bot.handoff import Verdict
 from bot.handoff.commands import StaffCommands
 from bot.handoff.notices import STAFF_CHAT
@@ -11,6 +13,7 @@ from bot.handoff.relay import Relay
 from bot.turn.context import TurnContext
 from bot.turn.handlers.base import Handler, Outcome
 from bot.turn.handlers.emergency import answer_emergency, is_emergency
+from bot.turn.services import Services
 
 
 class _DeskPartHandler(Handler):
@@ -34,6 +37,32 @@ class StaffCommandsHandler(_DeskPartHandler):
 
     def part(self) -> StaffCommands:
         return self.services.hooks.commands
+
+    async def handle(self, turn: TurnContext) -> Outcome:
+        start = len(turn.out.prompts)
+        outcome = await super().handle(turn)
+        head = turn.message.text.strip().split(maxsplit=1)[0].lower() if turn.message.text.strip() else ""
+        if outcome is Outcome.DONE and head in _DESK_WORK:
+            answer_privately(self.services, turn, start)
+        return outcome
+
+
+# Commands whose answers are about residents (the queue, a conversation, a reply's confirmation): typed in
+# a residents' group, they are answered in the staff member's private chat.
+_DESK_WORK = frozenset({"/queue", "/take", "/reply", "/r", "/note", "/release", "/file", "/canned"})
+
+
+def answer_privately(services: Services, turn: TurnContext, start: int) -> None:
+    """In a residents' group, the answers from ``start`` on go to the sender's private chat instead, and
+    the group hears one short line."""
+    if not turn.message.is_group or turn.ref.chat_purpose != RESIDENTS_CHAT:
+        return
+    answers = turn.out.prompts[start:]
+    if not answers:
+        return
+    moved = [Prompt(p.text, p.buttons, private=True) for p in answers]
+    note = Prompt(services.words.get("staff.answered_privately", name=turn.message.sender_name or "您"))
+    turn.out.prompts[start:] = [note, *moved]
 
 
 class RelayHandler(_DeskPartHandler):
