@@ -77,13 +77,14 @@ class KnowledgeBase:
             raise KnowledgeBaseError(errors)
         return cls([m.value for m in result.matters], [p.value for p in result.profiles])
 
-    def lookup(self, normalized_text: str, community: str) -> KBAnswer | None:
-        """The best-matching matter answered for ``community``, or None if no matter fits well enough.
+    def lookup(self, normalized_text: str, community: str, *, ordinary: bool = False) -> KBAnswer | None:
+        """The best-matching matter answered for ``community``, or None if no matter fits well enough;
+        with ``ordinary``, never an emergency matter.
 
         Never raises on odd text (empty, emoji, garbage). Raises KeyError for an unknown community code.
         """
         profile = self.community(community)
-        hit = self._index.search(normalized_text)
+        hit = self._index.search(normalized_text, ordinary=ordinary)
         if hit is None:
             return None
         if profile.property is not None and _NO_PROPERTY.search(normalized_text[:MAX_QUERY_CHARS]):

@@ -542,12 +542,18 @@ class MatterIndex:
         order = np.argsort(-scores)[:k]
         return [Hit(self._ids[i], float(scores[i])) for i in order]
 
-    def search(self, text: str) -> Hit | None:
-        """The best matter for ``text`` (already normalized), or None if nothing scores above threshold."""
+    def search(self, text: str, *, ordinary: bool = False) -> Hit | None:
+        """The best matter for ``text`` (already normalized), or None if nothing scores above threshold.
+
+        ``ordinary``: no emergency matter answers (the understanding found the danger told as reported,
+        past or hypothetical: the resident needs the ordinary matter, not a safety script).
+        """
         clipped, prepared = _clip(text)
         scores = self._scores(clipped, prepared)
         if scores is None:
             return None
+        if ordinary and self._emergencies.size:
+            scores[self._emergencies] = 0.0
         i, score = self._best(scores)
         if self._party is None or float(scores.max()) < PARTY_FALLBACK_THRESHOLD:
             return None if score < self.threshold else Hit(self._ids[i], round(min(score, 1.0), 4))

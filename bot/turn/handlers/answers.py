@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from bot.message import Button
 from bot.nlu.base import Intent
+from bot.nlu.route import find_answer
+from bot.nlu.rules import told_not_live
 from bot.turn.context import TurnContext
 from bot.turn.handlers.base import Handler, Outcome
 from bot.turn.services import Services
@@ -21,7 +23,7 @@ class AskContactHandler(Handler):
         return turn.command_name is None and turn.intent is Intent.ASK_CONTACT
 
     async def handle(self, turn: TurnContext) -> Outcome:
-        answer = self.services.kb.lookup(turn.understanding.text, turn.ref.community_code)
+        answer = find_answer(turn.understanding, self.services.kb, turn.ref.community_code)
         if answer is None:
             not_understood(self.services, turn)
         else:
@@ -55,7 +57,8 @@ class FallbackHandler(Handler):
         return True
 
     async def handle(self, turn: TurnContext) -> Outcome:
-        answer = self.services.kb.lookup(turn.understanding.text, turn.ref.community_code)
+        text = turn.understanding.text
+        answer = self.services.kb.lookup(text, turn.ref.community_code, ordinary=told_not_live(text))
         if answer is not None and answer.score >= CONFIDENT_ANSWER:
             say_answer(turn, answer)
         else:
