@@ -44,7 +44,7 @@ EMERGENCY_PATTERNS: dict[str, re.Pattern[str]] = {
         r"(?:人|孩子|小孩|老人|娃|宝宝)\S{0,6}(?:掉下去|掉下来|掉进)|掉进\S{0,4}(?:河|湖|池塘|水池|水里|井里)|"
         r"溺水|触电|被电(?:了|到|击|倒|晕)|电到(?:了|人)|电击|没有呼吸|没呼吸|没了呼吸|抽搐|心脏病|一动不动|摔倒\S{0,6}起不来|摔(?:在|到)?地上|(?:摔|跌|滑倒)\S{0,6}(?:爬不起来|起不来|动不了)|砸伤|咬伤|"
         r"(?:狗|猫)[^。!?]{0,10}咬了|被(?:狗|猫)?咬了|咬到(?:人|孩子|小孩|老人)|把(?:人|孩子|小孩|老人)\S{0,2}咬|"
-        r"中毒|卡在防盗窗|锁在车里|反锁在车|倒地|倒在(?:地上|楼梯|路边|门口|楼道|家里|卫生间)|摔破|磕破|头破|"
+        r"中毒|卡在防盗窗|锁在车里|反锁在车|倒地|倒在(?:地上|楼梯|路边|门口|楼道|家里|卫生间)|摔破|磕破|(?<!带)头破|"
         r"血止不住|止不住血|叫不醒|叫了不应|叫不应|误吞|误食|误喝|噎住|喘不上气|呼吸困难|口吐白沫|休克|中风|"
         r"脑梗|心梗|摔倒了|跌倒了|摔了一跤|吐血|咯血|呕血|(?<!气得)(?<!气的)(?<!吓得)(?<!吓的)说不出话|口齿不清|嘴歪|"
         r"口眼歪斜|半(?:边|个)(?:身子|身体|脸)\S{0,4}(?:动不了|不能动|没知觉|没感觉|发麻|麻了|没力气|使不上劲)|偏瘫"
@@ -55,7 +55,7 @@ EMERGENCY_PATTERNS: dict[str, re.Pattern[str]] = {
         r"跟踪我|打起来了|有人在偷|正在偷|在偷东西|小偷还在|小偷就在"
     ),
     # A bare call for help says that something is wrong, not what: the kind is left to the other words.
-    HELP: re.compile(r"救命|救救我|快救人|快来救"),
+    HELP: re.compile(r"救命(?![的钱稻])|救救我(?!们)|快救人|快来救"),
 }
 # When is the danger? Residents tell stories ("上个月食物中毒进了医院", "老人心脏病突发，发现及时才没出大事")
 # and ask hypotheticals ("万一着火怎么办") in the same words as a cry for help. Recall comes first: a danger
@@ -63,6 +63,7 @@ EMERGENCY_PATTERNS: dict[str, re.Pattern[str]] = {
 # message says the danger is over — and an explicit word of the present or of urgency wins back.
 _HYPOTHETICAL_OR_PAST = re.compile(
     r"万一|如果|要是|假如|假设|一旦|(?:担心|生怕|以免|避免|(?<![可好害])怕)(?=[^。!?，,\s]{0,8}?(?:会|被|咬|着火|起火|烧|摔|触电|困|出事|引起|引发|发生))|上次|上回|去年|前年|曾经|发生过|差点|险些|听说|据说|"
+    r"稍有不慎|不小心就|随时(?:可能|会|都)|迟早|就会|难免|"
     r"上个月|上个星期|上月|上周|上星期|上礼拜|几个月前|年前|那次|那回|那天|当时|小时候|到时候|哪天|要真|真要|若是|倘若|"
     r"真的?(?=[^。!?！？]{1,8}?(?:怎么办|咋办|怎么弄|拿什么|怎么逃|怎么跑|谁负责|谁来救|来不及|来得及))"
 )
@@ -82,7 +83,8 @@ _PRESENT = re.compile(r"现在|正在|还在|刚刚|刚才|此刻|这会儿|今�
 """A word of the present after a past marker brings the sentence back to now ("上次着火的地方现在又冒烟了")."""
 _RISK_OR_FICTION = re.compile(
     r"隐患|防止|预防|演练|演习|培训|宣传|容易|可能会|会不会|报警器|报警按钮|报警铃|报警装置|警铃坏|"
-    r"电影|新闻|视频|游戏|笑死|吓死我了哈"
+    r"电影|新闻|视频|游戏|笑死|吓死我了哈|"
+    r"事件|现象|案件|时有发生|经常发生|多次发生|屡次发生|司空见惯|层出不穷|的信息"
 )
 """A risk, a drill or a story on a screen: the whole clause is not an event."""
 _OVER = re.compile(
@@ -145,6 +147,13 @@ def _dangers_now(sentence: str) -> set[str]:
     return kinds
 
 
+LONG_MESSAGE_CHARS = 100
+LIVE_DANGER_CHARS = 60
+"""Of a message longer than :data:`LONG_MESSAGE_CHARS`, only the start can tell a danger happening now.
+Someone in danger says so first; a long written appeal (a letter about a developer, a market, a road) mentions fires, fights and injuries deep in
+its text as background, arguments or statistics ("每年发生2-3起火灾", "业主被逼得跳楼")."""
+
+
 def emergency_kind(normalized: str) -> str | None:
     """The kind of danger (gas, fire, trapped, injury, violence, or :data:`HELP` for a bare "救命") the
     text reports as happening now.
@@ -155,6 +164,8 @@ def emergency_kind(normalized: str) -> str | None:
     over". When several kinds are present the first kind in :data:`EMERGENCY_PATTERNS` order wins: gas
     before fire (a gas leak must not be answered with "call 119 and use water"), trapped before injury.
     """
+    if len(normalized) > LONG_MESSAGE_CHARS:
+        normalized = normalized[:LIVE_DANGER_CHARS]
     if _ANY_DANGER.search(normalized) is None:  # most messages: no danger word at all
         return None
     if _OVER.search(normalized) and not _URGENT.search(normalized):

@@ -122,3 +122,22 @@ async def test_live_danger_stays_an_emergency(shared_nlu: NLUBackend, text: str)
     route = route_understanding(await shared_nlu.parse(text), load_knowledge_base(), "demo")
     assert route["intent"]["name"] == "emergency"
     assert route["answer"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Long written appeals: fires, fights and injuries as background, statistics or arguments.
+        "关于我们小区物业管理混乱的问题。自2016年交房以来，物业服务一直很差，绿化无人打理，垃圾随处可见，"
+        "业主多次反映都没有结果，开发商承诺的配套也没有兑现，希望有关部门督促整改。小区配电箱起火了好几回，"
+        "物业至今没有给出说法。",
+        "反映夜宵一条街占道经营扰民的问题。每天晚上十点以后烧烤摊摆满人行道，喝酒划拳到凌晨两三点，"
+        "周边居民根本无法休息，还经常发生打架斗殴流血事件，请求城管部门依法取缔。",
+        "请求在老社区安装监控设备。我们社区道路四通八达，没有门禁，入室盗窃案件时有发生，居民很没有安全感。",
+        "投诉开发商延期交房。合同约定去年底交房，现在一拖再拖，业主还着房贷又交着房租，苦不堪言，请领导救救我们。",
+        "小区门口的井盖缺了一个，晚上没有灯，稍有不慎就会有小孩掉进去，希望尽快补上。",
+        "小区里随意张贴小广告，带头破坏文明创建的成果，希望社区管一管。",
+    ],
+)
+def test_a_long_appeal_mentioning_dangers_is_not_an_emergency(text: str) -> None:
+    assert emergency_kind(normalize(text)) is None
