@@ -147,7 +147,11 @@ def find_answer(understanding: Understanding, kb: KnowledgeBase, community: str)
         return None
     if intent is not Intent.EMERGENCY:
         # A danger told as reported, past or hypothetical ("听说隔壁小区着火了"): never a safety script.
-        return kb.lookup(understanding.text, community, ordinary=told_not_live(understanding.text))
+        found = kb.lookup(understanding.text, community, ordinary=told_not_live(understanding.text))
+        if found is not None and kb.unsure(understanding.text, found):
+            # Too weak to name a party: the hotline, rather than a wrong office.
+            return kb.hotline_answer(community, found.score) or found
+        return found
     hit = kb.lookup(understanding.text, community)
     # The knowledge base knows more specific emergencies (sparks, carbon monoxide, a child locked in a
     # car …); trust its match when the danger words agree that something is happening, or when the match
