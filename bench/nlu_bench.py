@@ -7,6 +7,19 @@ also scored on its own (see the file's header).
 
     python -m bench.nlu_bench [--rasa-url http://127.0.0.1:5005] [--community demo] [--repeat 5]
     python -m bench.nlu_bench --heldout bench/data/dev.yml --show-misses    the development set
+    python -m bench.nlu_bench --sets real,emergencies                          only some of the sets
+
+Besides the held-out set (``heldout``), the sets that look like the product (bench/product_sets.py,
+bench/group_dialogs.py), each for the embedded NLU and Rasa in the same run:
+
+- ``real``: 3,157 real long citizen appeals (bench/real_appeals.py): the first contact on the evaluation
+  half (odd ids) against the parties the government's reply names, with trivial baselines, the intents,
+  latency on long texts; the supervision half (even ids) beside it; and the appeals answered with the
+  emergency script (false emergencies, each flagged appeal reviewed in bench/data/real_emergencies.yml);
+- ``emergencies``: recall on live emergencies and the false-alarm rate on messages that only mention a
+  danger (bench/data/emergencies.yml);
+- ``groups``: multi-turn building-group transcripts through the real turn pipeline
+  (bench/data/group_dialogs.yml): turns right and transcripts fully right.
 
 Tune against the development set (bench/data/dev.yml, same schema); the held-out set is the final check.
 
@@ -37,6 +50,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import httpx
 import yaml
 
+from bench import group_dialogs, product_sets, real_appeals
 from bench.services import percentile
 from bot.nlu.base import Intent, IntentScore, Understanding
 from bot.nlu.embedded import (
@@ -53,6 +67,10 @@ from bot.nlu.route import INTENTS_WITH_CONTACT, route_understanding
 from kb import KnowledgeBase, load_knowledge_base
 
 HELDOUT = Path(__file__).resolve().parent / "data" / "heldout.yml"
+SETS = ("heldout", "real", "emergencies", "groups")
+
+Backends = list[tuple[str, Callable[[str], Understanding]]]
+"""Each backend's name and its synchronous understand()."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,10 +318,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only cross-validate the regularization on the training data, then exit",
     )
+    parser.add_argument(
+        "--sets",
+        default=",".join(SETS),
+        help="comma-separated sets to score (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
 
     if args.cv:
         return cross_validate()
+    sets = [name.strip() for name in args.sets.split(",") if name.strip()]
+    unknown = set(sets) - set(SETS)
+    if unknown:
+        parser.error(f"unknown sets {sorted(unknown)}; known: {', '.join(SETS)}")
     cases = load_heldout(args.heldout)
     print(
         f"held-out: {args.heldout} — {len(cases)} messages ({sum(c.blind for c in cases)} blind), "
@@ -329,20 +356,46 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
 
-    rows = [run_backend("embedded", nlu.understand, kb, cases, args.community, args.repeat)]
+    backends: Backends = [("embedded", nlu.understand)]
     rasa_note = None
+    rasa_client: httpx.Client | None = None
     if args.rasa_url:
         rasa = rasa_understander(args.rasa_url, args.rasa_timeout)
         if rasa is None:
             rasa_note = f"rasa: unreachable at {args.rasa_url}"
         else:
-            understand, client = rasa
-            try:
-                rows.append(run_backend("rasa", understand, kb, cases, args.community, args.repeat))
-            finally:
-                client.close()
+            backends.append(("rasa", rasa[0]))
+            rasa_client = rasa[1]
     else:
         rasa_note = "rasa: unreachable (no --rasa-url given)"
+    try:
+        if "heldout" in sets:
+            print_heldout(args, backends, kb, cases, rasa_note)
+        if "real" in sets:
+            score_real(backends, kb, args.community, args.show_misses)
+        if "emergencies" in sets:
+            score_emergencies(backends, kb, args.community, args.show_misses)
+    finally:
+        if rasa_client is not None:
+            rasa_client.close()
+    if "groups" in sets:
+        score_groups(nlu, kb, args.rasa_url if rasa_client is not None else None, args.show_misses)
+    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\n(bench process max RSS {max_rss:.0f} MB)")
+    return 0
+
+
+def print_heldout(
+    args: argparse.Namespace,
+    backends: Backends,
+    kb: KnowledgeBase,
+    cases: list[Case],
+    rasa_note: str | None,
+) -> None:
+    """The held-out set's table, confusions and (with --show-misses) misses."""
+    rows = [
+        run_backend(name, understand, kb, cases, args.community, args.repeat) for name, understand in backends
+    ]
     print_table(rows)
     if rasa_note:
         print(rasa_note)
@@ -367,9 +420,86 @@ def main(argv: list[str] | None = None) -> int:
                 got = f"{contact['party']}/{contact['sub']}" if contact else "none"
                 want = f"{case.party}/{case.sub}" if case.sub else str(case.party)
                 print(f"  want {want:<28} got {got:<28} {case.text}")
-    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\n(bench process max RSS {max_rss:.0f} MB)")
-    return 0
+
+
+def score_real(
+    backends: Backends,
+    kb: KnowledgeBase,
+    community: str,
+    show_misses: bool,
+) -> None:
+    """Real appeals: first contact per half, intents, latency, and false emergencies over all of them."""
+    appeals = real_appeals.load()
+    review = product_sets.load_review()
+    supervision = [a for a in appeals if a.supervision]
+    evaluation = [a for a in appeals if not a.supervision]
+    tuned = real_appeals.adapted_ids()
+    unseen = [a for a in evaluation if a.id not in tuned]
+    guess = product_sets.most_named_department(supervision)  # a baseline may learn from the supervision half
+    halves: dict[str, list[product_sets.RealScore]] = {"evaluation": [], "unseen": [], "supervision": []}
+    flagged = []
+    for name, understand in backends:
+        started = time.perf_counter()
+        routed = product_sets.route_all(understand, kb, community, [a.detail for a in appeals])
+        print(f"({name}: {len(appeals)} real appeals routed in {time.perf_counter() - started:.1f} s)")
+        by_id = dict(zip((a.id for a in appeals), routed, strict=True))
+        for half, rows in (("evaluation", evaluation), ("unseen", unseen), ("supervision", supervision)):
+            halves[half].append(
+                product_sets.score_real_appeals(name, rows, [by_id[a.id] for a in rows], guess)
+            )
+        flagged.append(product_sets.score_false_emergencies(name, appeals, routed, review))
+    # Misses are listed for the supervision half only: the evaluation half is never read item by item.
+    product_sets.print_real("real appeals, first contact — EVALUATION half (odd ids)", halves["evaluation"])
+    product_sets.print_real(
+        f"real appeals, first contact — evaluation half without the {len(evaluation) - len(unseen)} "
+        "that bench/data/dev.yml adapts (tuned against)",
+        halves["unseen"],
+    )
+    product_sets.print_real(
+        "real appeals, first contact — supervision half (even ids)",
+        halves["supervision"],
+        show_misses=30 if show_misses else 0,
+    )
+    product_sets.print_false_emergencies(flagged, {a.id: a for a in appeals})
+
+
+def score_emergencies(
+    backends: Backends,
+    kb: KnowledgeBase,
+    community: str,
+    show_misses: bool,
+) -> None:
+    cases = product_sets.load_emergency_set()
+    scores = [
+        product_sets.score_emergency_set(
+            name, cases, product_sets.route_all(understand, kb, community, [c.text for c in cases])
+        )
+        for name, understand in backends
+    ]
+    product_sets.print_emergency_set(scores, show_misses)
+
+
+def score_groups(nlu: EmbeddedNLU, kb: KnowledgeBase, rasa_url: str | None, show_misses: bool) -> None:
+    """The group transcripts through the turn pipeline, with the embedded NLU and (given) Rasa's."""
+    import asyncio
+
+    from bot.logs import configure_logging
+
+    configure_logging("error")  # each transcript starts a runtime, which logs its start at info
+    dialogs = group_dialogs.load_dialogs()
+    scores = [asyncio.run(group_dialogs.score_dialogs("embedded", nlu, kb, dialogs))]
+    if rasa_url:
+        from integrations.rasa.adapter import RasaNLU
+
+        async def with_rasa() -> group_dialogs.GroupScore:
+            rasa = RasaNLU(rasa_url, timeout_s=5.0)
+            try:
+                return await group_dialogs.score_dialogs("rasa", rasa, kb, dialogs)
+            finally:
+                await rasa.aclose()
+
+        scores.append(asyncio.run(with_rasa()))
+    group_dialogs.print_groups(scores, show_misses)
 
 
 if __name__ == "__main__":

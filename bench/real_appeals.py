@@ -24,7 +24,10 @@ from that release by :func:`derive` (``python -m bench.real_appeals --from-csv P
 - the reply shows who *handled* the case, which is often the district department it was forwarded to,
   while huiyin's first contact is who a resident should go to *first* (often the 物业 or the 社区): the
   label is "a party that did act on it", so a first contact among them is defensible, one outside them
-  is not necessarily wrong. Use the figure to compare backends and versions, not as an absolute accuracy.
+  is not necessarily wrong. Use the figure to compare backends and versions, not as an absolute accuracy;
+- read by hand, 18 of 30 random (party, reply) pairs of the supervision half named a body that acted on
+  the case, 12 one named only as background (the estate's developer, the company complained about, the
+  author of a rule).
 
 **Fixed split**: rows with an even numeric id are the *supervision* half (may be used to write rules,
 examples or train), rows with an odd id the *evaluation* half (never used for rules or examples; only
@@ -216,6 +219,17 @@ def supervision_rows(path: Path = DATA) -> list[RealAppeal]:
 def evaluation_rows(path: Path = DATA) -> list[RealAppeal]:
     """The evaluation half (odd ids): only ever scored, never used to write rules or examples."""
     return [a for a in load(path) if not a.supervision]
+
+
+DEV_SET = Path(__file__).resolve().parent / "data" / "dev.yml"
+_ADAPTED = re.compile(r"source:\s*teddy2020c/a3a4#(\d+)")
+
+
+def adapted_ids(path: Path = DEV_SET) -> frozenset[int]:
+    """Ids of the real appeals a set adapts (``source: teddy2020c/a3a4#ID``). The development set is
+    tuned against, so the evaluation-half appeals it adapts have been seen, shortened, while tuning:
+    the benchmark also scores the evaluation half without them."""
+    return frozenset(int(m.group(1)) for m in _ADAPTED.finditer(path.read_text(encoding="utf-8")))
 
 
 def summary(appeals: list[RealAppeal]) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 from bench.real_appeals import (
     DATA,
     PARTY_PATTERNS,
+    adapted_ids,
     derive,
     evaluation_rows,
     load,
@@ -94,3 +95,14 @@ def test_write_then_load_round_trips(tmp_path: Path) -> None:
     assert [a.id for a in supervision_rows(path)] == [12]
     assert path.read_text(encoding="utf-8").startswith("#")
     assert DATA.is_file()
+
+
+def test_adapted_ids_reads_the_sources_of_a_set(tmp_path: Path) -> None:
+    path = tmp_path / "set.yml"
+    path.write_text(
+        "messages:\n- {intent: report, party: property, source: teddy2020c/a3a4#263217, text: 电梯坏了}\n"
+        "- {intent: report, party: property, text: 楼道灯坏了}\n",
+        encoding="utf-8",
+    )
+    assert adapted_ids(path) == {263217}
+    assert len(adapted_ids()) >= 150  # the development set adapts real appeals of both halves
