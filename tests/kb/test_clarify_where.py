@@ -20,12 +20,25 @@ def test_illegal_building_without_a_place_asks_where(text: str) -> None:
     assert parties == {"property", "department"}
 
 
+@pytest.mark.parametrize("text", ["楼下油烟味很大", "油烟味太大了找谁", "家里总有股油烟味"])
+def test_fumes_without_a_source_ask_whether_a_shop_or_a_neighbour(text: str) -> None:
+    kb = load_knowledge_base()
+    answer = kb.lookup(normalize(text), "demo")
+    assert answer is not None and answer.clarify is not None
+    options = {matter for _, matter in answer.clarify.options}
+    assert options == {"cooking_fumes_restaurant", "neighbour_smoking_smell"}
+    parties = {kb.answer(m, "demo").first_contact.party for m in options}
+    assert parties == {"property", "department"}
+
+
 @pytest.mark.parametrize(
     ("text", "matter"),
     [
         ("顶楼私自加盖了一层", "illegal_construction"),
         ("一楼住户在院子里盖房子", "illegal_construction"),
         ("小区外面马路边有人违章建房", "illegal_construction_outside_estate"),
+        ("邻居做饭油烟飘到我家", "neighbour_smoking_smell"),
+        ("烧烤店油烟太大", "cooking_fumes_restaurant"),
         ("楼上装修电钻声太吵", "noise_renovation"),
         ("楼上一大早就在电钻", "noise_renovation"),
     ],
