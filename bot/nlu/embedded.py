@@ -16,7 +16,9 @@ How it works
   "万一着火", "上个月食物中毒进了医院" are left to the model), an exact rule for short cancel words
   (取消 / 算了 / 不报了), and a rule for an outright "who handles this / what is the number" question.
   When the model alone says "emergency" (no danger word at all) but the knowledge base plainly knows the
-  message as an ordinary matter, it is a report or a question instead.
+  message as an ordinary matter, or the danger is told as reported, past, hypothetical, a nuisance or a
+  request for safety equipment (:func:`bot.nlu.rules.told_not_live`: "听说隔壁小区着火了", "楼道装监控"),
+  it is a report or a question instead. Only the start of a long message can tell a live danger.
 * **Inference** is a few dictionary look-ups and one small numpy product (~0.1 ms a message).
 * **Cache**: those arrays are saved as ``<data_dir>/cache/nlu-embedded-<hash>.npz`` (no pickle), keyed by
   the training files, :data:`bot.nlu.features.FEATURE_VERSION` and the regularization. A missing or
