@@ -19,7 +19,7 @@ from kb.answer import Clarification, Contact, KBAnswer, render
 from kb.check import validate
 from kb.loader import load
 from kb.model import CommunityProfile, Matter, Party
-from kb.search import MAX_QUERY_CHARS, Hit, MatterIndex
+from kb.search import MAX_QUERY_CHARS, Hit, MatterIndex, party_key
 
 __all__ = [
     "Clarification",
@@ -40,6 +40,11 @@ _NO_PROPERTY = re.compile(
 )
 _NO_PROPERTY_SUFFIX = "+no_property"
 _NO_PROPERTY_NOTE = "您说您所在的小区没有物业服务企业：这种情况一般由社区居委会（社区工作站）兜底或代管公共部位的管理和报修，以当地规定为准"
+
+
+UNSURE_SCORE = 0.25
+UNSURE_PARTY = 0.35
+HOTLINE_MATTER = "contact_hotline"
 
 
 class KnowledgeBaseError(Exception):
@@ -77,18 +82,42 @@ class KnowledgeBase:
             raise KnowledgeBaseError(errors)
         return cls([m.value for m in result.matters], [p.value for p in result.profiles])
 
-    def lookup(self, normalized_text: str, community: str) -> KBAnswer | None:
-        """The best-matching matter answered for ``community``, or None if no matter fits well enough.
+    def lookup(self, normalized_text: str, community: str, *, ordinary: bool = False) -> KBAnswer | None:
+        """The best-matching matter answered for ``community``, or None if no matter fits well enough;
+        with ``ordinary``, never an emergency matter.
 
         Never raises on odd text (empty, emoji, garbage). Raises KeyError for an unknown community code.
         """
         profile = self.community(community)
-        hit = self._index.search(normalized_text)
+        hit = self._index.search(normalized_text, ordinary=ordinary)
         if hit is None:
             return None
         if profile.property is not None and _NO_PROPERTY.search(normalized_text[:MAX_QUERY_CHARS]):
             profile = self._without_property(profile)
         return replace(self._render(hit.matter_id, profile), score=hit.score)
+
+    def unsure(self, normalized_text: str, answer: KBAnswer) -> bool:
+        """Whether ``answer`` (a :meth:`lookup` of ``normalized_text``) is too weak to name its party:
+        a match below :data:`UNSURE_SCORE` whose first contact the party classifier does not back
+        (below :data:`UNSURE_PARTY`). Emergencies are never unsure (their safety script comes first).
+
+        On the development set no answer is that weak; on real written appeals (the supervision half)
+        about one in ten such answers named a party that acted on the case.
+        """
+        if answer.emergency or answer.score >= UNSURE_SCORE:
+            return False
+        matter = self._matters[answer.matter_id]
+        party = party_key(matter)
+        return self._index.party_probabilities(normalized_text).get(party, 0.0) < UNSURE_PARTY
+
+    def hotline_answer(self, community: str, score: float) -> KBAnswer | None:
+        """The 12345 hotline's answer, marked :attr:`KBAnswer.unsure`, for a question the knowledge base
+        cannot place; None when the knowledge base has no hotline matter."""
+        try:
+            hotline = self.answer(HOTLINE_MATTER, community)
+        except KeyError:
+            return None
+        return replace(hotline, score=score, unsure=True)
 
     def answer(self, matter_id: str, community: str) -> KBAnswer:
         """The answer to a known matter (e.g. a clarify choice). KeyError for an unknown id or community."""

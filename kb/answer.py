@@ -68,6 +68,12 @@ class KBAnswer:
     text: str
     clarify: Clarification | None
     legal_basis: tuple[str, ...]
+    brief: str = ""
+    """The answer in at most three lines, for a group chat: the heading, who to contact first with their
+    phone, and the first thing to do (emergencies keep their full safety script; see :func:`render`)."""
+    unsure: bool = False
+    """The best match was too weak to name a party: this is the 12345 hotline's answer instead (see
+    :meth:`kb.KnowledgeBase.unsure`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +263,9 @@ def render(matter: Matter, profile: CommunityProfile) -> KBAnswer:
             question=matter.clarify.question,
             options=tuple((o.label, o.matter) for o in matter.clarify.options),
         )
+    brief = [f"【{matter.title}】", f"{label}：{_contact_line(first)}"]
+    if matter.resident_should:
+        brief.append(_fill(matter.resident_should[0], profile))
     return KBAnswer(
         matter_id=matter.id,
         title=matter.title,
@@ -269,6 +278,7 @@ def render(matter: Matter, profile: CommunityProfile) -> KBAnswer:
         text="\n".join(lines),
         clarify=clarify,
         legal_basis=legal,
+        brief="\n".join(lines) if matter.emergency else "\n".join(brief),
     )
 
 

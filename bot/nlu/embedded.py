@@ -16,7 +16,9 @@ How it works
   "万一着火", "上个月食物中毒进了医院" are left to the model), an exact rule for short cancel words
   (取消 / 算了 / 不报了), and a rule for an outright "who handles this / what is the number" question.
   When the model alone says "emergency" (no danger word at all) but the knowledge base plainly knows the
-  message as an ordinary matter, it is a report or a question instead.
+  message as an ordinary matter, or the danger is told as reported, past, hypothetical, a nuisance or a
+  request for safety equipment (:func:`bot.nlu.rules.told_not_live`: "听说隔壁小区着火了", "楼道装监控"),
+  it is a report or a question instead. Only the start of a long message can tell a live danger.
 * **Inference** is a few dictionary look-ups and one small numpy product (~0.1 ms a message).
 * **Cache**: those arrays are saved as ``<data_dir>/cache/nlu-embedded-<hash>.npz`` (no pickle), keyed by
   the training files, :data:`bot.nlu.features.FEATURE_VERSION` and the regularization. A missing or
@@ -50,6 +52,7 @@ from bot.nlu.rules import (
     asks_who_to_contact,
     emergency_kind,
     is_short_cancel,
+    told_not_live,
 )
 from bot.nlu.training_data import (
     AnnotatedEntity,
@@ -197,8 +200,9 @@ class EmbeddedNLU:
             ranking = [promoted, *(s for s in ranking if s.name is not decided)]
         elif decided is None and ranking[0].name is Intent.EMERGENCY and self._plainly_not_urgent(normalized):
             # No danger word, and the knowledge base knows the message as an ordinary matter ("有人遛狗不牵绳
-            # 把孩子吓哭了", "举报有人聚众赌博"): a report or a question, not a call for 110/119/120.
-            instead = Intent.ASK_CONTACT if asks_who_to_contact(normalized) else Intent.REPORT
+            # 把孩子吓哭了", "举报有人聚众赌博"), or the danger is told as not happening now ("听说隔壁小区着火
+            # 了", "万一着火怎么办"): a report or a question, not a call for 110/119/120.
+            instead = Intent.ASK_CONTACT if asks_who_to_contact(normalized) else _report_or_question(ranking)
             current = next(s for s in ranking if s.name is instead)
             swapped = IntentScore(instead, ranking[0].confidence)
             demoted = IntentScore(Intent.EMERGENCY, current.confidence)
@@ -209,12 +213,20 @@ class EmbeddedNLU:
         )
 
     def _plainly_not_urgent(self, normalized: str) -> bool:
-        """Whether a message the model calls an emergency is, by the knowledge base, an ordinary matter
-        and has no word that could signal danger."""
+        """Whether a message the model calls an emergency tells its danger as not happening now
+        (:func:`~bot.nlu.rules.told_not_live`), or is, by the knowledge base, an ordinary matter and has no
+        word that could signal danger."""
+        if told_not_live(normalized):
+            return True
         if self.matters is None or _DANGER_HINT.search(normalized):
             return False
         found = self.matters(normalized)
         return found is not None and found[0] >= CLEAR_MATTER_SCORE and not found[1]
+
+
+def _report_or_question(ranking: list[IntentScore]) -> Intent:
+    """Whichever of report and ask_contact the model ranks higher."""
+    return next(s.name for s in ranking if s.name in (Intent.REPORT, Intent.ASK_CONTACT))
 
 
 def _unknown(normalized: str) -> Understanding:

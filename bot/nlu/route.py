@@ -27,7 +27,7 @@ from typing import Any
 import click
 
 from bot.nlu.base import Entity, Intent, NLUBackend, Understanding
-from bot.nlu.rules import EMERGENCY_PATTERNS, emergency_kind
+from bot.nlu.rules import EMERGENCY_PATTERNS, emergency_kind, told_not_live
 from bot.settings import Settings
 from kb import Contact, KBAnswer, KnowledgeBase
 from kb.model import EmergencySub
@@ -145,9 +145,14 @@ def find_answer(understanding: Understanding, kb: KnowledgeBase, community: str)
     intent = understanding.intent.name
     if intent not in INTENTS_WITH_CONTACT:
         return None
-    hit = kb.lookup(understanding.text, community)
     if intent is not Intent.EMERGENCY:
-        return hit
+        # A danger told as reported, past or hypothetical ("听说隔壁小区着火了"): never a safety script.
+        found = kb.lookup(understanding.text, community, ordinary=told_not_live(understanding.text))
+        if found is not None and kb.unsure(understanding.text, found):
+            # Too weak to name a party: the hotline, rather than a wrong office.
+            return kb.hotline_answer(community, found.score) or found
+        return found
+    hit = kb.lookup(understanding.text, community)
     # The knowledge base knows more specific emergencies (sparks, carbon monoxide, a child locked in a
     # car …); trust its match when the danger words agree that something is happening, or when the match
     # is strong on its own. A weak match on generic words ("快来人") must not decide the safety advice.

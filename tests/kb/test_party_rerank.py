@@ -54,7 +54,7 @@ def test_reranking_picks_the_matter_of_the_likely_party(
 
 
 def test_a_weak_match_of_a_clear_party_answers(index: MatterIndex, monkeypatch: pytest.MonkeyPatch) -> None:
-    text = normalize("物业管家换了三个了还是没人管事")
+    text = normalize("物业管家换了三个了还是不管事")
     hit = index.search(text)
     assert hit is not None and hit.matter_id == "property_poor_service"
     assert search.PARTY_FALLBACK_THRESHOLD <= hit.score < search.DEFAULT_THRESHOLD

@@ -10,6 +10,7 @@ from bot.dialog.engine import Turn
 from bot.nlu.base import Intent, Understanding
 from bot.nlu.entities import extract_entities
 from bot.nlu.normalize import normalize
+from bot.nlu.rules import told_not_live
 from bot.turn.context import TurnContext
 from bot.turn.handlers.base import Handler, Outcome
 from bot.turn.services import Services
@@ -79,7 +80,8 @@ def take_step(turn: TurnContext, step: Turn) -> None:
 def classify(services: Services, state: dict[str, Any], community: str) -> None:
     """Which KB matter and party the appeal is about: shown in the summary, stored on the appeal."""
     meta = state.setdefault("meta", {})
-    answer = services.kb.lookup(normalize(str(state["slots"]["description"])), community)
+    description = normalize(str(state["slots"]["description"]))
+    answer = services.kb.lookup(description, community, ordinary=told_not_live(description))
     meta["kb"] = answer.matter_id if answer else None
     if answer is not None:
         meta.update(
