@@ -36,3 +36,28 @@ def test_flats_and_phones_are_masked(text: str, shown: str | None) -> None:
 )
 def test_ordinary_numbers_are_kept(text: str) -> None:
     assert mask_personal(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("车主是1201的业主", "车主是***的业主"),
+        ("502的王阿姨", "***的王阿姨"),
+        ("502家漏水", "***家漏水"),
+        ("楼上1201天天吵", "楼上***天天吵"),
+        ("住12楼1201", "住12楼***"),
+        ("师傅去找502", "师傅去找***"),
+        ("身份证440301199012345678", "身份证440301********8"),
+        ("车牌粤B12345天天堵门", "车牌粤B***45天天堵门"),
+        ("业主名叫王秀英，在家", "业主名叫王**，在家"),
+        ("王秀英阿姨家漏水", "王**阿姨家漏水"),
+        ("李建国先生说", "李**先生说"),
+    ],
+)
+def test_more_of_what_names_a_person_is_masked(text: str, shown: str) -> None:
+    assert mask_personal(text) == shown
+
+
+@pytest.mark.parametrize("text", ["王阿姨家漏水", "隔壁张大爷", "我叫王阿姨", "张师傅修好了", "陈先生"])
+def test_a_family_name_and_a_title_stay(text: str) -> None:
+    assert mask_personal(text) == text

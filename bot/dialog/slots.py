@@ -260,6 +260,18 @@ _LONE_ROOM = re.compile(
 )
 
 
+# A person's full name: neighbours say 王阿姨 (a family name and a title, which names nobody), but
+# 王秀英阿姨 or 名叫王秀英 names someone. The given name is masked, the family name and title stay.
+_SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任"
+    "沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+)
+_NAMED = re.compile(
+    rf"(?:(?<=叫)|(?<=名叫)|(?<=姓名)|(?<=姓名：)|(?<=姓名:))([{_SURNAMES}])([\u4e00-\u9fff]{{1,2}})(?![\u4e00-\u9fff])"
+    rf"|([{_SURNAMES}])([\u4e00-\u9fff]{{1,2}})(?=阿姨|大爷|先生|女士|奶奶|爷爷|叔叔|阿婆|大妈|大伯)"
+)
+
+
 # Identity-card numbers (18 characters, the last may be X) and mainland licence plates (粤B12345, 粤B·D12345).
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
 _PLATE = re.compile(
@@ -286,7 +298,18 @@ def mask_personal(text: str) -> str:
         out.append(shown)
         pos = e.end
     out.append(text[pos:])
-    return _LONE_ROOM.sub("***", "".join(out))
+    masked = _LONE_ROOM.sub("***", "".join(out))
+    return _NAMED.sub(_mask_given_name, masked)
+
+
+def _mask_given_name(m: re.Match[str]) -> str:
+    surname, given = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    if given in _TITLES:  # 叫王阿姨: a family name and a title
+        return m.group(0)
+    return surname + "*" * len(given)
+
+
+_TITLES = frozenset({"阿姨", "大爷", "先生", "女士", "奶奶", "爷爷", "叔叔", "阿婆", "大妈", "大伯", "师傅"})
 
 
 @slot_type("phone")
