@@ -19,6 +19,7 @@ from bot.turn.handlers.dialog import ExpiredDialogHandler, RunningDialogHandler
 from bot.turn.handlers.draft import PausedDraftHandler
 from bot.turn.handlers.emergency import DialogEmergencyHandler, EmergencyHandler
 from bot.turn.handlers.follow_up import FollowUpHandler
+from bot.turn.handlers.incidents import IncidentHandler, IncidentJoinHandler
 from bot.turn.handlers.listen import ListenHandler
 from bot.turn.handlers.neighbours import NeighbourTalkHandler
 from bot.turn.handlers.privacy import PrivacyHandler
@@ -41,6 +42,7 @@ def routing_handlers(services: Services) -> list[Handler]:
         HelpHandler(services),
         ListenHandler(services),
         EmergencyHandler(services),
+        IncidentHandler(services),
         ReportHandler(services),
         AskContactHandler(services),
         StatusHandler(services),
@@ -55,7 +57,7 @@ def routing_handlers(services: Services) -> list[Handler]:
 def turn_handlers(services: Services) -> list[Handler]:
     """Every handler of a turn: the staff desk's and the case desk's (staff commands, case commands,
     relays, the staff and handler chats, conversations staff hold), then a form staff held and gave back
-    (offered to the resident again), a resident's rights over their data (withdraw, see, erase), then what follows up an appeal, then a running form (safety before
+    (offered to the resident again), a resident's rights over their data (withdraw, see, erase), then what follows up an appeal (a rating, a duplicate offer's answer, an incident's join button), then a running form (safety before
     the form's next step), then routing."""
     route = routing_handlers(services)
     return [
@@ -68,6 +70,7 @@ def turn_handlers(services: Services) -> list[Handler]:
         PrivacyHandler(services),
         PausedDraftHandler(services),
         FollowUpHandler(services),
+        IncidentJoinHandler(services),
         ExpiredDialogHandler(services),
         DialogEmergencyHandler(services),
         NeighbourTalkHandler(services),
