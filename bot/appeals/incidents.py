@@ -306,6 +306,8 @@ class IncidentDesk:
                 payload={"incident": incident.id, "merged_into": case.public_id},
             )
         )
+        if appeal.destination == "city":
+            await IncidentRepository(session).withhold_city_filing(appeal.id, utcnow(), note)
         await duplicates.join(
             repo,
             case.public_id,

@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
 from bot.db.models import Appeal, AppealStatus, AppealSupporter, Incident, utcnow
@@ -174,16 +174,74 @@ async def test_the_alert_is_updated_when_more_reports_arrive_later(world: World)
     assert len(updates) == 1 and "6位居民" in updates[0], updates
 
 
-@pytest.mark.parametrize("reports", [0])
-async def test_a_community_may_switch_a_kind_off(world: World, reports: int) -> None:
-    from kb.model import CaseDeskProfile, IncidentRuleProfile
+def test_a_community_sets_its_thresholds_and_may_switch_a_kind_off(world: World) -> None:
+    from bot.appeals.incidents import IncidentDesk
+    from kb.model import IncidentRuleProfile
 
-    desk = world.rt.dispatcher.services.incidents
-    profile = world.rt.dispatcher.services.kb.community("demo")
+    services = world.rt.dispatcher.services
+    profile = services.kb.community("demo")
+    incidents = {
+        "water": IncidentRuleProfile(reports=0),
+        "power": IncidentRuleProfile(reports=10, buildings=4, window_minutes=60),
+        "heating": IncidentRuleProfile(label="暖气不热", matters=["heating_not_warm"], words=["暖气"]),
+    }
     changed = profile.model_copy(
-        update={"case_desk": CaseDeskProfile(incidents={"water": IncidentRuleProfile(reports=reports)})}
+        update={"case_desk": profile.case_desk.model_copy(update={"incidents": incidents})}
     )
-    desk._rules.clear()
-    world.rt.dispatcher.services.kb.community = lambda code: changed  # type: ignore[method-assign]
-    assert desk.rule_for("demo", "utilities", "water_outage") is None
-    assert desk.rule_for("demo", "utilities", "power_outage") is not None
+
+    class OneCommunity:
+        def community(self, code: str) -> object:
+            return changed
+
+    desk = IncidentDesk(services.settings, OneCommunity(), services.words)  # type: ignore[arg-type]
+    assert desk.rule_for("demo", "utilities", "water_outage") is None, "switched off"
+    power = desk.rule_for("demo", "utilities", "power_outage_building")
+    assert power is not None and (power.reports, power.buildings) == (10, 4)
+    assert power.window == timedelta(minutes=60) and "停电" in power.words
+    heating = desk.rule_for("demo", "utilities", "heating_not_warm")
+    assert heating is not None and heating.label == "暖气不热" and heating.reports == 5
+    assert [r.kind for r in desk.mentioned("demo", "怎么暖气又不热了")] == ["heating"]
+
+
+async def test_reports_confirmed_at_the_same_time_open_one_incident(world: World) -> None:
+    """Eight confirmations at once (eight conversations, so eight transactions racing: on PostgreSQL on
+    separate connections) open one incident, with one case and seven supporters."""
+    import asyncio
+
+    await _staff_in_chat(world)
+    for who, name, building, chat in RESIDENTS:
+        await _start_report(world, who, name, building, chat)
+    await asyncio.gather(*(_private(world, "/confirm", who, name) for who, name, *_ in RESIDENTS))
+    async with world.rt.db.unit_of_work() as uow:
+        incidents = list(await uow.session.scalars(select(Incident)))
+        statuses = Counter((await uow.session.execute(select(Appeal.status))).scalars())
+        supporters = await uow.session.scalar(select(func.count()).select_from(AppealSupporter))
+    [incident] = incidents
+    assert incident.reports == 8 and len(incident.buildings) == 6
+    assert statuses == {AppealStatus.SUBMITTED.value: 1, AppealStatus.CLOSED.value: 7}
+    assert supporters == 7
+    await _deliver(world)
+    assert len(_sent_to_chat(world, STAFF_GROUP, "片区预警")) == 1
+
+
+async def test_the_city_backend_gets_the_case_not_every_merged_report(make_runtime: Any) -> None:
+    from bot.db.models import OutboxEntry
+    from tests.backend.conftest import file_appeal
+
+    city = {
+        "backend": "webhook",
+        "backend_webhook_url": "http://127.0.0.1:9/x",
+        "backend_webhook_secret": "s",
+    }
+    rt = await make_runtime(forwarder=False, **city)
+    ids = [
+        await file_appeal(rt, f"{b}栋停水了，家里一点水都没有", who=f"c{b}", name=f"居民{b}")
+        for b in ("1", "2", "3", "4", "5")
+    ]
+    async with rt.db.unit_of_work() as uow:
+        rows = list(await uow.session.scalars(select(OutboxEntry).where(OutboxEntry.action == "create")))
+        public = {i: p for i, p in (await uow.session.execute(select(Appeal.id, Appeal.public_id))).all()}
+    pending = [public[r.appeal_id] for r in rows if r.delivered_at is None]
+    assert pending == [ids[0]], "only the incident's case goes to the city"
+    settled = [r for r in rows if r.delivered_at is not None]
+    assert len(settled) == 4 and all(ids[0] in (r.last_error or "") for r in settled)

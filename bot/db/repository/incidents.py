@@ -16,6 +16,7 @@ from bot.db.models import (
     Appeal,
     Chat,
     Incident,
+    OutboxEntry,
 )
 from bot.db.repository.base import RepositoryBase
 
@@ -112,6 +113,22 @@ class IncidentRepository(RepositoryBase):
             .order_by(Chat.id)
         )
         return list(rows.scalars())
+
+    async def withhold_city_filing(self, appeal_id: int, now: datetime, note: str) -> bool:
+        """The appeal's filing with the city's case backend, not yet under way, is settled unsent (the
+        appeal was merged into an incident's case, which the city hears of alone). True when one was."""
+        result = await self.session.execute(
+            update(OutboxEntry)
+            .where(
+                OutboxEntry.appeal_id == appeal_id,
+                OutboxEntry.action == "create",
+                OutboxEntry.delivered_at.is_(None),
+                or_(OutboxEntry.claimed_by.is_(None), OutboxEntry.next_attempt_at < now),
+            )
+            .values(delivered_at=now, last_error=note[:200], claimed_by=None)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
 
     async def close(self, incident_id: int, now: datetime) -> None:
         """Resolve the incident: a new one of its kind may open from now on."""
