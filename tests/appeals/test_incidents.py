@@ -245,3 +245,17 @@ async def test_the_city_backend_gets_the_case_not_every_merged_report(make_runti
     assert pending == [ids[0]], "only the incident's case goes to the city"
     settled = [r for r in rows if r.delivered_at is not None]
     assert len(settled) == 4 and all(ids[0] in (r.last_error or "") for r in settled)
+
+
+async def test_the_dashboard_shows_the_open_incident(world: World, console: Any) -> None:
+    from tests.staff.conftest import login
+
+    for who, name, building, chat in RESIDENTS[:5]:
+        await _start_report(world, who, name, building, chat)
+        await _private(world, "/confirm", who, name)
+    await login(console, "lina")
+    board = await console.get("/staff/dashboard")
+    assert board.status_code == 200
+    section = board.text.split('data-testid="incidents"', 1)[1].split("</section>", 1)[0]
+    assert "停水" in section and "5 人" in section and "1栋、2栋、3栋、4栋、5栋" in section
+    assert "HY-" in section and "尚未填写进展" in section
