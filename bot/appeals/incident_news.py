@@ -5,6 +5,7 @@ is open; resolved with it). Called by :func:`bot.appeals.status.change_status` f
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,25 +52,23 @@ async def queue_incident_news(
     for chat in await incidents.resident_groups(appeal.community_id):
         groups[(chat.platform, chat.external_id)] = chat.external_id
     people = await recipients(session, appeal)
+    broadcast = status is not AppealStatus.WITHDRAWN
+    if not broadcast:
+        # The reporter took their own report back: the incident ends (the next reports may open a new
+        # one), and only they hear of it — the neighbours' problem is not withdrawn.
+        people, groups = [p for p in people if p.role == "reporter"], {}
     reporter_name = next((p.name for p in people if p.role == "reporter"), "")
     for who in people:
         if skip and who.person_id in skip:
             continue
         if who.chat_type == ChatType.GROUP.value:
-            groups.setdefault((who.platform, who.chat_id), who.chat_id)
-            if not await records.has_private_chat(who.platform, who.external_id):
+            if broadcast:
+                groups.setdefault((who.platform, who.chat_id), who.chat_id)
+            if broadcast and not await records.has_private_chat(who.platform, who.external_id):
                 continue  # the group's one message tells them
         key = f"{appeal.public_id}:incident:{event.id}:{who.person_id}"
         if who.role == "reporter":
-            alone = type(who)(
-                who.person_id,
-                who.role,
-                who.platform,
-                who.external_id,
-                ChatType.PRIVATE.value,
-                who.external_id,
-                who.name,
-            )
+            alone = replace(who, chat_id=who.external_id, chat_type=ChatType.PRIVATE.value)
             reply = status_message(appeal, status, event.note, alone, words, reporter_name)
         else:
             text = words.get(

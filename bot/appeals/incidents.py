@@ -150,9 +150,6 @@ class IncidentDesk:
     ) -> IncidentRule | None:
         return next((r for r in self.rules(community_code) if r.covers(category, matter_id)), None)
 
-    def rule_of(self, community_code: str, kind: str) -> IncidentRule | None:
-        return next((r for r in self.rules(community_code) if r.kind == kind), None)
-
     def mentioned(self, community_code: str, text: str) -> list[IncidentRule]:
         """The rules whose words the text uses ("怎么又停水了": water). No I/O."""
         return [r for r in self.rules(community_code) if r.mentioned_in(text)]
@@ -178,6 +175,11 @@ class IncidentDesk:
         incidents = IncidentRepository(repo.session)
         incident = await incidents.open_incident(ref.community_id, rule.kind, lock=True)
         now = utcnow()
+        if incident is not None and not await self._case_open(repo, incident):
+            # Its case was closed some other way (withdrawn, turned down…): the incident is over, and
+            # this report may start a new one.
+            await incidents.close(incident.id, now)
+            incident = None
         if incident is None:
             reports = await incidents.recent_reports(
                 ref.community_id, matters=rule.matters, categories=rule.categories, since=now - rule.window
@@ -209,7 +211,7 @@ class IncidentDesk:
             incident = await incidents.open_incident(ref.community_id, rule.kind, lock=True)
             if incident is None:
                 return None
-        return await self._attach(repo, incident, rule, filed.id, building, now)
+        return await self._attach(repo, incident, filed.id, building, now)
 
     async def _open(
         self,
@@ -228,11 +230,14 @@ class IncidentDesk:
         await self._tell_groups(session, incident, case, rule)
         return case.public_id if filed_id != case.id else None
 
+    async def _case_open(self, repo: Repository, incident: Incident) -> bool:
+        status = await IncidentRepository(repo.session).case_status(incident)
+        return status in _OPEN
+
     async def _attach(
         self,
         repo: Repository,
         incident: Incident,
-        rule: IncidentRule,
         filed_id: int,
         building: str | None,
         now: datetime,

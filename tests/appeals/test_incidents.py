@@ -259,3 +259,48 @@ async def test_the_dashboard_shows_the_open_incident(world: World, console: Any)
     section = board.text.split('data-testid="incidents"', 1)[1].split("</section>", 1)[0]
     assert "停水" in section and "5 人" in section and "1栋、2栋、3栋、4栋、5栋" in section
     assert "HY-" in section and "尚未填写进展" in section
+
+
+async def test_the_case_reporter_withdrawing_ends_the_incident_without_telling_the_groups(
+    world: World,
+) -> None:
+    await _staff_in_chat(world)
+    for who, name, building, chat in RESIDENTS[:5]:
+        await _start_report(world, who, name, building, chat)
+        await _private(world, "/confirm", who, name)
+    async with world.rt.db.unit_of_work() as uow:
+        case = await uow.session.scalar(select(Appeal).where(Appeal.status == "submitted"))
+    assert case is not None
+    await _deliver(world)
+    world.sender.sent.clear()
+    said = await _private(world, f"撤回 {case.public_id}", "r1", "居民1")
+    assert any("已撤回" in r.text for r in said), [r.text for r in said]
+    await _deliver(world)
+    for chat in GROUPS:
+        assert not _sent_to_chat(world, chat, case.public_id), "the neighbours' problem is not withdrawn"
+    async with world.rt.db.unit_of_work() as uow:
+        incident = await uow.session.scalar(select(Incident))
+    assert incident is not None and incident.status == "resolved"
+    # The water is still off: the next reports may open a new incident.
+    said = await _group(world, "@回音 怎么又停水了", "r9", "居民9", "g1")
+    assert not any("已知悉" in r.text for r in said)
+
+
+async def test_an_incident_whose_case_closed_otherwise_gives_way_to_the_next_report(world: World) -> None:
+    from sqlalchemy import update
+
+    for who, name, building, chat in RESIDENTS[:5]:
+        await _start_report(world, who, name, building, chat)
+        await _private(world, "/confirm", who, name)
+    async with world.rt.db.unit_of_work() as uow:  # closed without a status change (e.g. by hand)
+        await uow.session.execute(update(Appeal).values(status="closed"))
+        await uow.commit()
+    who, name, building, chat = RESIDENTS[5]
+    await _start_report(world, who, name, building, chat)
+    said = await _private(world, "/confirm", who, name)
+    assert any("已提交" in r.text for r in said), "no stale incident swallows the report"
+    async with world.rt.db.unit_of_work() as uow:
+        incident = await uow.session.scalar(select(Incident))
+        standing = await uow.session.scalar(select(func.count()).where(Appeal.status == "submitted"))
+    assert incident is not None and incident.status == "resolved" and incident.open_key is None
+    assert standing == 1

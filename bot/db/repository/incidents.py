@@ -51,6 +51,12 @@ class IncidentRepository(RepositoryBase):
         """The incident whose case is the appeal ``appeal_id``, if it is one."""
         return await self._first(select(Incident).where(Incident.case_appeal_id == appeal_id))
 
+    async def case_status(self, incident: Incident) -> str | None:
+        """The status of the incident's case appeal (None: it has none)."""
+        if incident.case_appeal_id is None:
+            return None
+        return await self.session.scalar(select(Appeal.status).where(Appeal.id == incident.case_appeal_id))
+
     async def try_open(self, values: dict[str, Any]) -> Incident | None:
         """Insert the open incident ``values`` describe (with its ``open_key``), unless one of the kind is
         open already; None then. Two processes opening the same incident at once: one inserts, the
