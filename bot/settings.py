@@ -376,6 +376,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Open appeals this recent, at the same place with similar content, are offered to join.",
     )
+    announcement_hours: int = Field(
+        default=24,
+        ge=1,
+        description="How long a notice staff post with /announce is answered from, when it names no time.",
+    )
     incident_update_minutes: int = Field(
         default=10,
         ge=1,

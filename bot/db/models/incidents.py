@@ -47,3 +47,21 @@ class Incident(Base):
     alerted_at: Mapped[datetime | None] = mapped_column()
     resolved_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Announcement(Base):
+    """A notice staff posted to a community's residents' groups (计划停水, 电梯维保, 物业费催缴 …), answered
+    from while it is valid: ``topics`` are the words of residents' questions it answers ("停水"),
+    ``chat_ids`` the groups it went to (the external ids; residents elsewhere are not answered from it)."""
+
+    __tablename__ = "announcement"
+    __table_args__ = (Index("ix_announcement_community_valid", "community_id", "valid_until"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("community.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    topics: Mapped[list[Any]] = mapped_column(default=list)
+    chat_ids: Mapped[list[Any]] = mapped_column(default=list)
+    valid_until: Mapped[datetime] = mapped_column()
+    posted_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

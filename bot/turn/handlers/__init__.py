@@ -5,6 +5,7 @@ A new capability is a new handler placed in this list, not an edit of the pipeli
 
 from __future__ import annotations
 
+from bot.turn.handlers.announcements import AnnounceHandler, AnnouncementAnswerHandler
 from bot.turn.handlers.answers import AskContactHandler, FallbackHandler, KBChoiceHandler
 from bot.turn.handlers.base import Handler, Outcome, run_handlers
 from bot.turn.handlers.cases import CaseCommandsHandler, HandlerChatHandler
@@ -42,6 +43,7 @@ def routing_handlers(services: Services) -> list[Handler]:
         HelpHandler(services),
         ListenHandler(services),
         EmergencyHandler(services),
+        AnnouncementAnswerHandler(services),
         IncidentHandler(services),
         ReportHandler(services),
         AskContactHandler(services),
@@ -61,6 +63,7 @@ def turn_handlers(services: Services) -> list[Handler]:
     the form's next step), then routing."""
     route = routing_handlers(services)
     return [
+        AnnounceHandler(services),
         StaffCommandsHandler(services),
         CaseCommandsHandler(services),
         RelayHandler(services),

@@ -1,4 +1,4 @@
-"""incidents: area-wide incidents handled as one case
+"""incidents: area-wide incidents handled as one case, and the notices staff post to residents' groups
 
 Revision ID: 0007
 Revises: 0006
@@ -59,8 +59,37 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("incident", schema=None) as batch_op:
         batch_op.create_index("ix_incident_community_status", ["community_id", "status"], unique=False)
+    op.create_table(
+        "announcement",
+        sa.Column("id", BigId, nullable=False),
+        sa.Column("community_id", BigId, nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("topics", sa.JSON(), nullable=False),
+        sa.Column("chat_ids", sa.JSON(), nullable=False),
+        sa.Column("valid_until", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("posted_by_id", BigId, nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["community_id"],
+            ["community.id"],
+            name=op.f("fk_announcement_community_id_community"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["posted_by_id"],
+            ["person.id"],
+            name=op.f("fk_announcement_posted_by_id_person"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_announcement")),
+    )
+    with op.batch_alter_table("announcement", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_announcement_community_valid", ["community_id", "valid_until"], unique=False
+        )
 
 
 def downgrade() -> None:
     """Downgrade schema."""
+    op.drop_table("announcement")
     op.drop_table("incident")
