@@ -434,7 +434,7 @@ class IncidentDesk:
             mask_personal(incident.restore_text)
             if incident.restore_text
             else self.words.get("incident.no_news")
-        )
+        ).rstrip("。.！!；;，, ")  # the wording ends the sentence
         return self.words.get(
             "incident.known_joined" if joined else "incident.known",
             label=incident.label,

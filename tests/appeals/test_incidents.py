@@ -113,11 +113,14 @@ async def test_eight_reports_in_four_groups_make_one_incident_and_one_case(world
     assert any("已记录" in r for r in said_staff), said_staff
     said = await _private(world, "请问几点来水", "r10", "居民10")
     assert any("预计14:00恢复" in r.text and "已知悉" in r.text for r in said), [r.text for r in said]
+    said_staff = await world.say(f"进展 {case} 物业正在抢修，预计15:00恢复。", who="tg-lina", name="李娜")
+    [known] = await _private(world, "请问几点来水", "r10", "居民10")
+    assert "预计15:00恢复。编号" in known.text, known.text
 
     world.sender.sent.clear()
     await _deliver(world)
     for chat in GROUPS:
-        assert len(_sent_to_chat(world, chat, case)) == 1, f"progress once in {chat}"
+        assert len(_sent_to_chat(world, chat, case)) == 2, f"each progress note once in {chat}"
 
     world.sender.sent.clear()
     said_staff = await world.say(f"办结 {case} 已恢复供水", who="tg-lina", name="李娜")
