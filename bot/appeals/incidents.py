@@ -173,7 +173,9 @@ class IncidentDesk:
         if rule is None:
             return None
         incidents = IncidentRepository(repo.session)
-        incident = await incidents.open_incident(ref.community_id, rule.kind, lock=True)
+        # Locks are taken case appeal first, then incident, as every path does (a join, a status
+        # change): the other order deadlocks against them.
+        incident = await incidents.open_incident(ref.community_id, rule.kind)
         now = utcnow()
         if incident is not None and not await self._case_open(repo, incident):
             # Its case was closed some other way (withdrawn, turned down…): the incident is over, and
@@ -208,7 +210,7 @@ class IncidentDesk:
             if incident is not None:
                 return await self._open(repo, incident, rule, reports, filed.id)
             # Another process opened it first (and has committed): join it like any later report.
-            incident = await incidents.open_incident(ref.community_id, rule.kind, lock=True)
+            incident = await incidents.open_incident(ref.community_id, rule.kind)
             if incident is None:
                 return None
         return await self._attach(repo, incident, filed.id, building, now)
@@ -224,9 +226,11 @@ class IncidentDesk:
         session = repo.session
         case = await lock_appeal(session, reports[0].id)
         assert case is not None
+        # The alert first: the outbox delivers one case's messages in order, and staff should not wait
+        # behind the residents' notices.
+        await self._alert(session, incident, case, rule, reports)
         for report in reports[1:]:
             await self._merge(repo, incident, case, report.id, tell=report.id != filed_id)
-        await self._alert(session, incident, case, rule, reports)
         await self._tell_groups(session, incident, case, rule)
         return case.public_id if filed_id != case.id else None
 
@@ -247,6 +251,12 @@ class IncidentDesk:
         case = await lock_appeal(repo.session, incident.case_appeal_id)
         if case is None or case.status not in _OPEN:
             return None
+        locked = await IncidentRepository(repo.session).open_incident(
+            incident.community_id, incident.kind, lock=True
+        )
+        if locked is None or locked.id != incident.id:  # resolved meanwhile
+            return None
+        incident = locked
         await self._merge(repo, incident, case, filed_id, tell=False)
         await self._counted(repo.session, incident, case, building, now)
         return case.public_id
