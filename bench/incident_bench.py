@@ -25,7 +25,9 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.db.models import Appeal, AppealSupporter, Chat, Incident
+from bot.db.models import Appeal, AppealSupporter, Incident
+from bot.db.repository.admin import AdminRepository
+from bot.handoff.notices import STAFF_CHAT as STAFF_PURPOSE
 from bot.message import ChatType, IncomingMessage, Platform, Reply
 from bot.roles import ensure_community
 from bot.runtime import Runtime
@@ -84,17 +86,14 @@ async def run(args: argparse.Namespace) -> None:
     recorder = Recorder()
     rt.outbound.register(recorder)
     async with rt.db.unit_of_work() as uow:
-        demo = await ensure_community(uow.session, settings.default_community, "幸福里社区")
-        uow.session.add(
-            Chat(
-                platform="rest",
-                external_id=STAFF_CHAT,
-                chat_type="group",
-                title="工作人员群",
-                community_id=demo.id,
-                purpose="staff",
-            )
-        )
+        await ensure_community(uow.session, settings.default_community, "幸福里社区")
+        await uow.commit()
+    # The staff group as `huiyin admin bind-chat --staff` makes it: a group the bot has met.
+    await rt.dispatcher.handle(_message("@回音 你好", "bench-clerk", STAFF_CHAT, group=True))
+    async with rt.db.unit_of_work() as uow:
+        chat = await AdminRepository(uow.session).chat("rest", STAFF_CHAT)
+        assert chat is not None
+        chat.purpose = STAFF_PURPOSE
         await uow.commit()
     stop = asyncio.Event()
     forwarder = asyncio.create_task(Forwarder(rt.db, settings, outbound=rt.outbound).run(stop))
