@@ -381,6 +381,19 @@ class Settings(BaseSettings):
         ge=0,
         description="Open appeals this recent, at the same place with similar content, are offered to join.",
     )
+    announcement_hours: int = Field(
+        default=24,
+        ge=1,
+        description="How long a notice staff post with /announce is answered from, when it names no time.",
+    )
+    incident_update_minutes: int = Field(
+        default=10,
+        ge=1,
+        description=(
+            "An area-wide incident's staff alert is updated as more reports arrive, at most this often "
+            "(thresholds per kind: the community profile's case_desk.incidents)."
+        ),
+    )
 
     # --- staff: console, handoff, roles (see docs/staff.md) -----------------------------------------
     staff_secret_key: SecretStr | None = Field(

@@ -315,6 +315,22 @@ class HandlerProfile(_Strict):
         return v
 
 
+class IncidentRuleProfile(_Strict):
+    """When reports of one kind make an area-wide incident (``case_desk.incidents.<kind>``): ``reports``
+    from at least ``buildings`` buildings within ``window_minutes``. A kind huiyin knows (``water``,
+    ``power``) keeps its matters and words unless given; a new kind names its ``matters`` (KB
+    matter ids) or ``categories``, its ``label`` (停水) and the ``words`` residents use about it.
+    ``reports: 0`` switches the kind off for the community."""
+
+    reports: int | None = Field(default=None, ge=0, le=10_000)
+    buildings: int | None = Field(default=None, ge=1, le=1_000)
+    window_minutes: int | None = Field(default=None, ge=1, le=24 * 60)
+    label: str | None = Field(default=None, max_length=16)
+    matters: list[str] = Field(default_factory=list)
+    categories: list[Category] = Field(default_factory=list)
+    words: list[str] = Field(default_factory=list)
+
+
 class CaseDeskProfile(_Strict):
     """How the community handles its appeals: who, by when, and which go to the city.
 
@@ -324,7 +340,7 @@ class CaseDeskProfile(_Strict):
     (local time). ``to_city``: where a case backend is configured, which appeals go to it when filed —
     ``all``, ``none`` (staff decide each time), or a list of categories and KB matter ids. ``handlers``:
     when empty, one per contact of the profile (the property company, the community office, each
-    department).
+    department). ``incidents``: the thresholds of area-wide incidents per kind (:class:`IncidentRuleProfile`).
     """
 
     first_response_hours: int | None = Field(default=None, ge=1, le=24 * 30)
@@ -334,6 +350,7 @@ class CaseDeskProfile(_Strict):
     digest_hour: int = Field(default=9, ge=0, le=23)
     to_city: str | list[str] = "all"
     handlers: list[HandlerProfile] = Field(default_factory=list)
+    incidents: dict[str, IncidentRuleProfile] = Field(default_factory=dict)
 
     @field_validator("to_city")
     @classmethod

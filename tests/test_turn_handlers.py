@@ -92,6 +92,7 @@ async def test_asking_for_a_person_is_left_to_the_desk_after_the_turn(runtime: R
 def test_the_order_of_a_turns_handlers(runtime: Runtime) -> None:
     names = [type(h).__name__ for h in turn_handlers(runtime.dispatcher.services)]
     assert names == [
+        "AnnounceHandler",
         "StaffCommandsHandler",
         "CaseCommandsHandler",
         "RelayHandler",
@@ -101,6 +102,7 @@ def test_the_order_of_a_turns_handlers(runtime: Runtime) -> None:
         "HeldConversationHandler",
         "PausedDraftHandler",
         "FollowUpHandler",
+        "IncidentJoinHandler",
         "ExpiredDialogHandler",
         "DialogEmergencyHandler",
         "NeighbourTalkHandler",
@@ -109,6 +111,8 @@ def test_the_order_of_a_turns_handlers(runtime: Runtime) -> None:
         "HelpHandler",
         "ListenHandler",
         "EmergencyHandler",
+        "AnnouncementAnswerHandler",
+        "IncidentHandler",
         "ReportHandler",
         "AskContactHandler",
         "StatusHandler",

@@ -22,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.appeals.access import is_supporter
 from bot.appeals.status import lock_appeal, queue_for_city, record_note
 from bot.db.models import OPEN_STATUSES, Appeal, AppealSupporter
-from bot.db.repository import Repository
+from bot.db.repository import ConversationRef, Repository
 from bot.db.repository.appeal_records import AppealRecords
 from bot.dialog.spec import Responses
+from bot.message import IncomingMessage
 from bot.nlu.normalize import normalize
 
 SIMILAR = 0.5  # Dice coefficient above which two descriptions are about the same thing
@@ -166,6 +167,22 @@ class Joined:
     appeal: Appeal | None
     added: bool
     supporters: int = 0
+
+
+async def join_here(
+    repo: Repository, public_id: str, ref: ConversationRef, message: IncomingMessage, words: Responses
+) -> Joined:
+    """:func:`join` for the resident of ``ref``, who hears of the appeal where ``message`` came from."""
+    return await join(
+        repo,
+        public_id,
+        ref.person_id,
+        community_id=ref.community_id,
+        origin_platform=message.platform.value,
+        origin_chat=message.chat_id,
+        origin_chat_type=message.chat_type.value,
+        words=words,
+    )
 
 
 async def join(

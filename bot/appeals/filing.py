@@ -6,10 +6,12 @@ kind of appeal there), and its count in the metrics."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.appeals.incidents import IncidentDesk
 from bot.cases.desk import CaseDesk
 from bot.db.repository import ConversationRef, FiledAppeal, NewAppeal, Repository
 from bot.metrics import Metrics
@@ -57,6 +59,7 @@ class AppealFiling:
         self.settings = settings
         self.metrics = metrics
         self.cases = cases
+        self.incidents = IncidentDesk(settings, cases.kb, cases.words)
         self._tz = ZoneInfo(settings.timezone)
 
     async def file(
@@ -74,6 +77,10 @@ class AppealFiling:
         Idempotent on the draft key: ``(appeal, False)`` when this draft was filed already, and then
         nothing is written or counted. ``source`` labels the count (``dialog``, ``relay``); ``actor`` and
         ``note`` are the first status event's (default: the reporter, through huiyin).
+
+        A report of an area-wide incident's kind counts towards it (:mod:`bot.appeals.incidents`): when
+        it is merged into the incident's case, the result's ``incident_case`` names the case, and the
+        staff chats hear of it through the incident's alert, not as a new appeal.
         """
         now = datetime.now(self._tz)
         config = self.cases.config(ref.community_code)
@@ -92,6 +99,17 @@ class AppealFiling:
             note=note,
         )
         self.metrics.appeal_filed(repo.session, new.origin_platform, source, created=created)
-        if created:
-            await self.cases.announce(repo.session, appeal.id, ref.community_id)
+        if not created:
+            return appeal, created
+        case = await self.incidents.observe(
+            repo,
+            appeal,
+            ref,
+            category=new.category,
+            matter_id=new.kb_matter_id,
+            building=new.building,
+        )
+        if case is not None:
+            return replace(appeal, incident_case=case), created
+        await self.cases.announce(repo.session, appeal.id, ref.community_id)
         return appeal, created

@@ -98,16 +98,7 @@ class DuplicateOffers:
         meta = state.setdefault("meta", {})
         offered = str(meta.get("duplicate_of") or "")
         joined = (
-            await duplicates.join(
-                repo,
-                public_id,
-                ref.person_id,
-                community_id=ref.community_id,
-                origin_platform=message.platform.value,
-                origin_chat=message.chat_id,
-                origin_chat_type=message.chat_type.value,
-                words=self.words,
-            )
+            await duplicates.join_here(repo, public_id, ref, message, self.words)
             if public_id == offered
             else None
         )

@@ -85,6 +85,7 @@ async def change_status(
     like a change. Returns the status event, or None when the change is not allowed (nothing is written
     then).
     """
+    from bot.appeals.incident_news import queue_incident_news
     from bot.appeals.notify import queue_status_notifications
 
     current = AppealStatus(appeal.status)
@@ -112,7 +113,9 @@ async def change_status(
     )
     session.add(event)
     await session.flush()
-    await queue_status_notifications(session, appeal, event, words, skip=set(notify_except))
+    skip = set(notify_except)
+    if not await queue_incident_news(session, appeal, event, words, skip=skip):
+        await queue_status_notifications(session, appeal, event, words, skip=skip)
     return event
 
 

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from bot.appeals.filing import AppealFiling
 from bot.appeals.flow import FollowUp
+from bot.appeals.incidents import IncidentDesk
 from bot.cases.desk import CaseDesk
 from bot.dialog.engine import DialogEngine
 from bot.dialog.spec import DialogBundle, Responses
@@ -33,6 +34,10 @@ class Services:
     cases: CaseDesk
     privacy: PrivacyRights
     tz: ZoneInfo
+
+    @property
+    def incidents(self) -> IncidentDesk:
+        return self.filing.incidents
 
     @property
     def words(self) -> Responses:

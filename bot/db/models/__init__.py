@@ -12,6 +12,7 @@ from bot.db.models.base import NAMING, Base, BigId, UTCDateTime, utcnow
 from bot.db.models.cases import Handler, HandlerMember
 from bot.db.models.conversations import Chat, Conversation, TranscriptMessage
 from bot.db.models.handoffs import CannedReply, Handoff, HandoffNote
+from bot.db.models.incidents import INCIDENT_OPEN, INCIDENT_RESOLVED, Announcement, Incident
 from bot.db.models.people import (
     AuditEntry,
     Community,
@@ -25,8 +26,11 @@ from bot.db.models.people import (
 from bot.db.models.status import OPEN_STATUSES, AppealStatus, HandoffStatus, Role
 
 __all__ = [
+    "INCIDENT_OPEN",
+    "INCIDENT_RESOLVED",
     "NAMING",
     "OPEN_STATUSES",
+    "Announcement",
     "Appeal",
     "AppealEvent",
     "AppealStatus",
@@ -44,6 +48,7 @@ __all__ = [
     "Handoff",
     "HandoffNote",
     "HandoffStatus",
+    "Incident",
     "InstanceSetting",
     "InviteCode",
     "OutboxEntry",

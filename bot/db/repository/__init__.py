@@ -5,7 +5,7 @@ The core never builds SQL itself.
 chats, conversations, dialog state, transcript), ``repo.people`` (people, identities, phones, roles) and
 ``repo.appeals`` (filing appeals, reading them back), and, made when first used, ``repo.appeal_records``
 (status changes, flags, supporters, duplicates), ``repo.handoffs`` and ``repo.handoff_reads`` (the staff
-desk), ``repo.roles`` (grants, accounts, invites), ``repo.outbox`` (the forwarder's rows),
+desk), ``repo.incidents`` (area-wide incidents), ``repo.announcements`` (staff's notices to groups), ``repo.roles`` (grants, accounts, invites), ``repo.outbox`` (the forwarder's rows),
 ``repo.privacy`` (a person's data: shown, erased), ``repo.console`` and ``repo.admin`` (the console's and ``huiyin admin``'s writes). The console's read
 models are in :mod:`bot.staff.queries`.
 """
@@ -17,6 +17,7 @@ from functools import cached_property
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.repository.admin import AdminRepository
+from bot.db.repository.announcements import AnnouncementRepository
 from bot.db.repository.appeal_records import AppealRecords
 from bot.db.repository.appeals import AppealRepository
 from bot.db.repository.cases import CaseRepository
@@ -24,6 +25,7 @@ from bot.db.repository.console import ConsoleRepository
 from bot.db.repository.conversation_records import ConversationRecords
 from bot.db.repository.conversations import ConversationRepository
 from bot.db.repository.handoffs import HandoffRepository
+from bot.db.repository.incidents import IncidentRepository
 from bot.db.repository.outbox import OutboxRepository
 from bot.db.repository.people import PeopleRepository
 from bot.db.repository.privacy import PrivacyRepository
@@ -69,6 +71,14 @@ class Repository:
         return CaseRepository(self.session)
 
     @cached_property
+    def announcements(self) -> AnnouncementRepository:
+        return AnnouncementRepository(self.session)
+
+    @cached_property
+    def incidents(self) -> IncidentRepository:
+        return IncidentRepository(self.session)
+
+    @cached_property
     def roles(self) -> RoleRepository:
         return RoleRepository(self.session)
 
@@ -98,6 +108,7 @@ __all__ = [
     "SKIP_PENDING_OPTION",
     "TRANSCRIPT_TABLE",
     "AdminRepository",
+    "AnnouncementRepository",
     "AppealRecords",
     "AppealRepository",
     "ConsoleRepository",
@@ -106,6 +117,7 @@ __all__ = [
     "ConversationRepository",
     "FiledAppeal",
     "HandoffRepository",
+    "IncidentRepository",
     "NewAppeal",
     "OutboxRepository",
     "PeopleRepository",

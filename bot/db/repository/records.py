@@ -62,6 +62,8 @@ class FiledAppeal:
 
     id: int
     public_id: str
+    incident_case: str | None = None
+    """The public id of the area-wide incident's case the appeal was merged into, if it was."""
 
 
 SKIP_PENDING_OPTION = "huiyin_skip_pending"

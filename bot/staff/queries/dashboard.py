@@ -1,4 +1,4 @@
-"""The dashboard's figures: appeals per day, top categories and buildings, overdue appeals, the queue, and
+"""The dashboard's figures: open area-wide incidents, appeals per day, top categories and buildings, overdue appeals, the queue, and
 the case desk's times and rates over the last 30 days (first response, resolution, on time, satisfied)."""
 
 from __future__ import annotations
@@ -13,7 +13,15 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Appeal, AppealStatus, Handoff, HandoffStatus, utcnow
+from bot.db.models import (
+    INCIDENT_OPEN,
+    Appeal,
+    AppealStatus,
+    Handoff,
+    HandoffStatus,
+    Incident,
+    utcnow,
+)
 from bot.staff.queries.labels import category_label
 
 
@@ -29,10 +37,24 @@ class Dashboard:
     waiting: int
     active: int
     times: CaseTimes = field(default_factory=lambda: CaseTimes())
+    incidents: list[OpenIncident] = field(default_factory=list)
 
     @property
     def max_day(self) -> int:
         return max([n for _, n in self.days] + [1])
+
+
+@dataclass(frozen=True, slots=True)
+class OpenIncident:
+    """An area-wide incident still open: what it is, how many reported it from where, since when, its
+    case, and what residents are told."""
+
+    label: str
+    reports: int
+    buildings: list[str]
+    since: datetime
+    case_public_id: str | None
+    restore_text: str
 
 
 SATISFIED = ("satisfied", "basic")  # 满意, 基本满意
@@ -195,4 +217,20 @@ async def dashboard(
         waiting=int(handoffs.get(HandoffStatus.WAITING.value, 0)),
         active=int(handoffs.get(HandoffStatus.ACTIVE.value, 0)),
         times=case_times(period.all(), now),
+        incidents=await open_incidents(session, community_ids),
     )
+
+
+async def open_incidents(session: AsyncSession, community_ids: Sequence[int]) -> list[OpenIncident]:
+    """The open area-wide incidents of the communities, the newest first."""
+    rows = await session.execute(
+        select(Incident, Appeal.public_id)
+        .outerjoin(Appeal, Appeal.id == Incident.case_appeal_id)
+        .where(Incident.community_id.in_(list(community_ids)), Incident.status == INCIDENT_OPEN)
+        .order_by(Incident.id.desc())
+        .limit(20)
+    )
+    return [
+        OpenIncident(i.label, i.reports, list(i.buildings), i.first_report_at, public_id, i.restore_text)
+        for i, public_id in rows.all()
+    ]

@@ -119,6 +119,12 @@ async def file_from_form(services: Services, turn: TurnContext, state: dict[str,
         return
     if new.contact_phone:
         await turn.repo.people.set_phone(turn.ref.person_id, new.contact_phone)
+    if appeal.incident_case is not None:  # one of many reports of an area-wide incident: one case
+        rule = services.incidents.rule_for(turn.ref.community_code, new.category, new.kb_matter_id)
+        label = rule.label if rule is not None else ""
+        out.say(words.get("incident.merged_after_form", case=appeal.incident_case, label=label))
+        log.info("appeal merged into incident", public_id=appeal.public_id, case=appeal.incident_case)
+        return
     party = meta.get("party_name")
     out.say(
         words.get(
