@@ -70,7 +70,7 @@ def withdraw(public_id: str) -> None:
     """Withdraw an appeal at its reporter's request (its handler and the city backend are told)."""
 
     async def work(session: AsyncSession) -> str:
-        from bot.privacy.rights import Finished
+        from bot.privacy.rights import Finished, Shared
         from bot.roles import RoleError
 
         person_id = await _person(session, None, public_id)
@@ -78,6 +78,10 @@ def withdraw(public_id: str) -> None:
             done = await _rights().withdraw(session, person_id, public_id, actor="cli")
         except Finished as finished:
             raise RoleError(f"{public_id} is {finished.appeal.status}: nothing to withdraw") from None
+        except Shared as shared:
+            raise RoleError(
+                f"{public_id} was joined by {shared.appeal.supporters - 1} neighbours: it stays open for them"
+            ) from None
         audit_cli(
             session, "appeal.withdraw", target_type="appeal", target_id=done.public_id, community_id=None
         )

@@ -35,6 +35,14 @@ class NotYours(Exception):
     """The appeal does not exist or the person did not file it."""
 
 
+class Shared(Exception):
+    """Neighbours joined the appeal (+1, or an area-wide incident's case): it stays open for them."""
+
+    def __init__(self, appeal: Appeal) -> None:
+        super().__init__(appeal.public_id)
+        self.appeal = appeal
+
+
 class Finished(Exception):
     """The appeal is no longer being handled: nothing to withdraw."""
 
@@ -74,6 +82,8 @@ class PrivacyRights:
         assert appeal is not None
         if AppealStatus(appeal.status) not in OPEN_STATUSES:
             raise Finished(appeal)
+        if appeal.supporters > 1:
+            raise Shared(appeal)
         await self._withdraw(session, appeal, actor or f"resident:{person_id}", notify_except=(person_id,))
         return Withdrawn(appeal.public_id)
 
@@ -127,7 +137,8 @@ class PrivacyRights:
         # hear of it without a word of what the resident wrote.
         for appeal_id in still_open:
             appeal = await lock_appeal(session, appeal_id)
-            if appeal is not None:
+            # One that neighbours joined stays open for them, without the resident's data.
+            if appeal is not None and appeal.supporters <= 1:
                 who = actor or f"resident:{person_id}"
                 await self._withdraw(session, appeal, who, notify_except=(person_id,))
         if store is not None and erased.conversation_keys:

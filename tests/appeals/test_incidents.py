@@ -264,9 +264,7 @@ async def test_the_dashboard_shows_the_open_incident(world: World, console: Any)
     assert "HY-" in section and "尚未填写进展" in section
 
 
-async def test_the_case_reporter_withdrawing_ends_the_incident_without_telling_the_groups(
-    world: World,
-) -> None:
+async def test_the_case_reporter_cannot_withdraw_the_case_the_neighbours_share(world: World) -> None:
     await _staff_in_chat(world)
     for who, name, building, chat in RESIDENTS[:5]:
         await _start_report(world, who, name, building, chat)
@@ -274,19 +272,15 @@ async def test_the_case_reporter_withdrawing_ends_the_incident_without_telling_t
     async with world.rt.db.unit_of_work() as uow:
         case = await uow.session.scalar(select(Appeal).where(Appeal.status == "submitted"))
     assert case is not None
-    await _deliver(world)
-    world.sender.sent.clear()
     said = await _private(world, f"撤回 {case.public_id}", "r1", "居民1")
-    assert any("已撤回" in r.text for r in said), [r.text for r in said]
-    await _deliver(world)
-    for chat in GROUPS:
-        assert not _sent_to_chat(world, chat, case.public_id), "the neighbours' problem is not withdrawn"
+    assert any("邻居一起反映" in r.text and "不能撤回" in r.text for r in said), [r.text for r in said]
     async with world.rt.db.unit_of_work() as uow:
         incident = await uow.session.scalar(select(Incident))
-    assert incident is not None and incident.status == "resolved"
-    # The water is still off: the next reports may open a new incident.
+        still = await uow.session.get(Appeal, case.id)
+    assert incident is not None and incident.status == "open"
+    assert still is not None and still.status == "submitted", "the neighbours' problem stays open"
     said = await _group(world, "@回音 怎么又停水了", "r9", "居民9", "g1")
-    assert not any("已知悉" in r.text for r in said)
+    assert any("已知悉" in r.text for r in said), [r.text for r in said]
 
 
 async def test_an_incident_whose_case_closed_otherwise_gives_way_to_the_next_report(world: World) -> None:

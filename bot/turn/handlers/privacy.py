@@ -7,7 +7,7 @@ from __future__ import annotations
 from bot.db.models import AppealStatus
 from bot.message import Button
 from bot.nlu.base import EntityType
-from bot.privacy.rights import Finished, NotYours
+from bot.privacy.rights import Finished, NotYours, Shared
 from bot.turn.context import TurnContext
 from bot.turn.handlers.base import Handler, Outcome
 
@@ -55,6 +55,15 @@ class PrivacyHandler(Handler):
             done = await rights.withdraw(session, turn.ref.person_id, asked.value)
         except NotYours:
             out.say(words.get("privacy.withdraw_not_yours", public_id=asked.value))
+            return
+        except Shared as shared:
+            out.say(
+                words.get(
+                    "privacy.withdraw_shared",
+                    public_id=shared.appeal.public_id,
+                    others=shared.appeal.supporters - 1,
+                )
+            )
             return
         except Finished as finished:
             out.say(
