@@ -50,7 +50,8 @@ async def test_a_notice_reaches_every_group_and_answers_questions_until_it_expir
     [answer] = await _in_group(world, "@回音 明天几点停水啊", "res-1", "gb")
     assert "社区公告" in answer.text and "9:00-12:00" in answer.text, answer.text
     assert [b.payload for b in answer.buttons] == ["/report"], "something else can still be reported"
-    other = await _in_group(world, "@回音 物业电话多少", "res-1", "gb")  # the brief answer, the rest in private
+    # The brief answer in the group, the rest in private.
+    other = await _in_group(world, "@回音 物业电话多少", "res-1", "gb")
     assert other and not any("社区公告" in r.text for r in other), "only questions about its topic"
 
     async with world.rt.db.unit_of_work() as uow:
