@@ -21,6 +21,9 @@ LEADING_MENTIONS = re.compile(r"^(?:@\S+[\s\u2005]*)+")
 _RUN_ON = "你好|您好|在吗|在不在|帮我|帮忙|请问|麻烦|我要|我想|我家|我们"
 
 
+_OPENING_GREETING = re.compile(r"^(?:你好|您好|在吗|在不在)[\s,，:：、!！.。~～]*")
+
+
 class Addressing:
     def __init__(self, bot_names: Iterable[str]) -> None:
         names = sorted({n.lower() for n in bot_names if n}, key=len, reverse=True)
@@ -63,4 +66,7 @@ class Addressing:
     def without_address(self, text: str) -> str:
         """``text`` without the @-mentions and the bot's name it starts with, case kept."""
         text = LEADING_MENTIONS.sub("", text.strip())
-        return self._leading.sub("", text).strip()
+        spoken = self._leading.sub("", text).strip()
+        # "回音你好 我想问问物业电话": the greeting only opens what the resident asks.
+        asked = _OPENING_GREETING.sub("", spoken).strip()
+        return asked if asked and asked != spoken and len(asked) >= 2 else spoken

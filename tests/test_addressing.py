@@ -82,3 +82,10 @@ async def test_a_form_filler_talking_to_a_neighbour_is_left_alone_and_the_form_w
         r.text for r in answered
     ]
     assert any("手机" in r.text or "电话" in r.text for r in answered), "the form went on to its next step"
+
+
+def test_a_greeting_after_the_name_only_opens_the_question() -> None:
+    addressing = Addressing(["回音"])
+    assert addressing.without_address("回音你好 我想问问物业电话") == "我想问问物业电话"
+    assert addressing.without_address("回音 你好，3栋楼道灯坏了") == "3栋楼道灯坏了"
+    assert addressing.without_address("回音你好") == "你好", "a greeting alone is what was said"
