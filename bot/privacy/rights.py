@@ -4,8 +4,8 @@ staff through ``huiyin admin`` for a request made by telephone):
 - **withdraw** an appeal they filed: it becomes 已撤回, its handler, the community's staff chats and
   the city's case backend (for an appeal sent there) are told, supporters hear of it as of any status;
 - **see** what is held about them (:meth:`PrivacyRights.held_text`);
-- **erase** it: their open appeals are withdrawn first, then everything personal is removed
-  (:class:`bot.db.repository.privacy.PrivacyRepository`), including the dialog states Redis holds.
+- **erase** it: everything personal is removed (:class:`bot.db.repository.privacy.PrivacyRepository`),
+  including the dialog states Redis holds, then their open appeals nobody else joined are withdrawn.
 
 Every operation works in the caller's transaction; the caller commits.
 """
@@ -73,8 +73,8 @@ class PrivacyRights:
     async def withdraw(
         self, session: AsyncSession, person_id: int, public_id: str, *, actor: str | None = None
     ) -> Withdrawn:
-        """Withdraw appeal ``public_id`` filed by ``person_id``; raises :class:`NotYours` or
-        :class:`Finished`. ``actor``: who did it (default: the resident)."""
+        """Withdraw appeal ``public_id`` filed (or relayed) by ``person_id``; raises :class:`NotYours`,
+        :class:`Finished` or :class:`Shared`. ``actor``: who did it (default: the resident)."""
         found = await PrivacyRepository(session).appeal_of(person_id, public_id)
         if found is None:
             raise NotYours(public_id)
@@ -127,9 +127,10 @@ class PrivacyRights:
     async def erase(
         self, session: AsyncSession, store: StateStore | None, person_id: int, *, actor: str | None = None
     ) -> Erased:
-        """Erase ``person_id``'s personal data, then withdraw their open appeals (their handlers told). ``store``: Redis, whose copies of their dialog states go too (after
-        the caller commits, a turn may not write them again: the caller holds the conversation lock or
-        the person is not chatting)."""
+        """Erase ``person_id``'s personal data, then withdraw their open appeals nobody else joined (their
+        handlers told). ``store``: Redis, whose copies of their dialog states go too (after the caller
+        commits, a turn may not write them again: the caller holds the conversation lock or the person
+        is not chatting)."""
         now = utcnow()
         still_open = [a.id for a in await self.open_appeals(session, person_id)]
         erased = await PrivacyRepository(session).erase(person_id, now)

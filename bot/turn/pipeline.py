@@ -39,7 +39,6 @@ from bot.handoff.model import HELD_COMPLETE, held_marker
 from bot.message import IncomingMessage, Reply
 from bot.metrics import Metrics
 from bot.nlu.base import NLUBackend
-from bot.privacy.masking import GroupMasker
 from bot.privacy.rights import PrivacyRights
 from bot.settings import Settings
 from bot.state import DIALOGS_COMPLETE, ConversationKey, StateStore, private_key_for
@@ -52,7 +51,6 @@ from bot.turn.services import Services
 from kb import KnowledgeBase
 
 log = structlog.get_logger(__name__)
-
 
 _Move = tuple[ConversationKey, dict[str, Any]]
 
@@ -99,7 +97,7 @@ class TurnPipeline:
         self.metrics = metrics
         self.handoff = self.services.desk
         self.etiquette = Etiquette(self.services, db, nlu)
-        self.group_mask = GroupMasker.from_kb(kb)
+        self.group_mask = self.etiquette.group_mask  # built once from the knowledge base
         self.refs = ConversationRefs(self.services)
         self.handlers: list[Handler] = turn_handlers(self.services)
         self.known_commands = frozenset(c for h in self.handlers for c in h.commands)
