@@ -318,3 +318,20 @@ async def test_admin_erases_a_resident_who_asked_by_telephone(
     unknown = await admin("erase-person", "--phone", "13800000000", "--yes")
     assert unknown.exit_code != 0 and "nobody" in unknown.output
     _ = Appeal
+
+
+async def test_the_phrasings_residents_used_reach_their_rights_not_a_list_or_a_person(
+    make_runtime: MakeRuntime,
+) -> None:
+    """ "撤回诉求 HY-…" used to list the appeals and "删除我的个人信息" to queue the conversation for staff."""
+    rt = await make_runtime()
+    public_id = await file_with_phone(rt)
+    done = await say(rt, f"撤回诉求 {public_id}")
+    assert "已撤回" in done[0], done
+    assert (await appeal(rt, public_id)).status == AppealStatus.WITHDRAWN.value
+    asked = await rt.dispatcher.handle(private("删除我的个人信息"))
+    assert "确定要删除" in asked[0].text and "/erase confirm" in [b.payload for b in asked[0].buttons]
+    async with rt.db.unit_of_work() as uow:
+        from bot.db.models import Handoff
+
+        assert (await uow.session.scalars(select(Handoff))).first() is None, "not queued for a person"
